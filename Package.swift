@@ -1,0 +1,98 @@
+// swift-tools-version: 6.2
+// Reel: a render-queue daemon for Wan 2.6 reference-to-video batches.
+//
+// Dependency direction: ReelCore (pure) <- adapters (one per outside system) <- ReelDaemon <- executables.
+// ReelProtocol (wire types) depends on nothing, so `reelctl` never links SQLite or NIO.
+import PackageDescription
+
+let settings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+let log = Target.Dependency.product(name: "Logging", package: "swift-log")
+let args = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+    .product(name: "NIOHTTP1", package: "swift-nio"),
+]
+let lifecycle: [Target.Dependency] = [
+    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+    .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+]
+
+let package = Package(
+    name: "reel",
+    products: [
+        .executable(name: "reeld", targets: ["reeld"]),
+        .executable(name: "reelctl", targets: ["reelctl"]),
+        .executable(name: "reel-sandbox", targets: ["reel-sandbox"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+    ],
+    targets: [
+        // C libraries, each wrapped by exactly one Swift file (LibCurl.swift, LibSystemd.swift).
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+
+        // Pure core: domain types, manifest validation, job state machine, scheduler. No I/O.
+        .target(name: "ReelCore", swiftSettings: settings),
+        // Control-plane wire types shared by the daemon and reelctl.
+        .target(name: "ReelProtocol", dependencies: ["ReelCore"], swiftSettings: settings),
+
+        // Adapters, one per outside system.
+        .target(name: "ReelCurl", dependencies: ["CCurl"], swiftSettings: settings),
+        .target(name: "ReelStore", dependencies: ["ReelCore", .product(name: "GRDB", package: "GRDB.swift")],
+                swiftSettings: settings),
+        .target(name: "ReelProvider", dependencies: ["ReelCore", "ReelCurl", log], swiftSettings: settings),
+        .target(name: "ReelSystemd", dependencies: ["CSystemd", log], swiftSettings: settings),
+        .target(name: "ReelSpool", dependencies: ["ReelCore", log, crypto], swiftSettings: settings),
+        .target(name: "ReelMedia", dependencies: ["ReelCore"], swiftSettings: settings),
+        .target(name: "ReelOutput", dependencies: ["ReelCore", "ReelMedia", "ReelCurl", log, crypto],
+                swiftSettings: settings),
+        .target(name: "ReelHTTPServer", dependencies: nio + [log], swiftSettings: settings),
+        .target(name: "ReelControl", dependencies: ["ReelCore", "ReelProtocol", "ReelHTTPServer", log] + nio,
+                swiftSettings: settings),
+        .target(name: "ReelSandbox", dependencies: ["ReelCore", "ReelHTTPServer", "ReelMedia", log] + nio,
+                swiftSettings: settings),
+
+        // Composition: configuration and the Services run by one ServiceGroup.
+        .target(name: "ReelDaemon", dependencies: [
+            "ReelCore", "ReelProtocol", "ReelStore", "ReelProvider", "ReelSystemd", "ReelSpool", "ReelOutput",
+            "ReelControl", "ReelMedia", log, .product(name: "TOMLKit", package: "TOMLKit"),
+        ] + lifecycle, swiftSettings: settings),
+
+        // Thin executables.
+        .executableTarget(name: "reeld", dependencies: ["ReelDaemon", "ReelSystemd", args, log] + lifecycle,
+                          swiftSettings: settings),
+        .executableTarget(name: "reelctl", dependencies: ["ReelCore", "ReelProtocol", "ReelCurl", args],
+                          swiftSettings: settings),
+        .executableTarget(name: "reel-sandbox", dependencies: ["ReelSandbox", args, log] + lifecycle,
+                          swiftSettings: settings),
+
+        // Test support: manual clock, temp dirs, process launchers for the built binaries.
+        .target(name: "ReelTestKit", dependencies: ["ReelCore"], path: "Tests/ReelTestKit", swiftSettings: settings),
+        .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore", "ReelTestKit"], swiftSettings: settings),
+        .testTarget(name: "ReelStoreTests", dependencies: ["ReelStore", "ReelTestKit"], swiftSettings: settings),
+        .testTarget(name: "ReelProviderTests", dependencies: ["ReelProvider", "ReelCurl", "ReelTestKit"],
+                    swiftSettings: settings),
+        .testTarget(name: "ReelSpoolTests", dependencies: ["ReelSpool", "ReelTestKit"], swiftSettings: settings),
+        .testTarget(name: "ReelSystemdTests", dependencies: ["ReelSystemd", "ReelTestKit"], swiftSettings: settings),
+        .testTarget(name: "ReelOutputTests", dependencies: ["ReelOutput", "ReelMedia", "ReelTestKit"],
+                    swiftSettings: settings),
+        .testTarget(name: "ReelSandboxTests", dependencies: ["ReelSandbox", "ReelCurl", "ReelTestKit"],
+                    swiftSettings: settings),
+        .testTarget(name: "ReelControlTests", dependencies: ["ReelControl", "ReelCurl", "ReelTestKit"],
+                    swiftSettings: settings),
+        .testTarget(name: "ReelDaemonTests", dependencies: ["ReelDaemon", "ReelCurl", "ReelTestKit"],
+                    swiftSettings: settings),
+    ]
+)

@@ -1,0 +1,1 @@
+// ReelControl: see Package.swift for its role.

@@ -1,0 +1,62 @@
+/// The life of a job (spec §4). Every change is recorded with a time and a cause.
+public enum JobState: String, Sendable, Codable, CaseIterable {
+    case queued
+    case held
+    case retrying
+    case submitting
+    /// The create call's outcome is unknown (crash or timeout mid-call): never resubmitted silently.
+    case inDoubt = "in_doubt"
+    case pending
+    case running
+    case downloading
+    case verifying
+    case succeeded
+    case failed
+    case cancelled
+    /// The result's 24-hour window passed before it was downloaded: billed, but lost.
+    case expired
+
+    public var isTerminal: Bool {
+        switch self {
+        case .succeeded, .failed, .cancelled, .expired: true
+        default: false
+        }
+    }
+
+    /// The job holds one of the account's render slots (the provider counts PENDING + RUNNING).
+    public var holdsRenderSlot: Bool {
+        switch self {
+        case .submitting, .inDoubt, .pending, .running: true
+        default: false
+        }
+    }
+
+    /// A remote task exists (or may exist) for the job.
+    public var hasRemoteTask: Bool {
+        switch self {
+        case .pending, .running, .downloading, .verifying: true
+        default: false
+        }
+    }
+
+    /// The transitions the store accepts. Anything else is a bug and is refused by the compare-and-set.
+    public var successors: Set<JobState> {
+        switch self {
+        case .queued: [.submitting, .held, .cancelled, .failed]
+        case .held: [.queued, .cancelled, .failed]
+        case .retrying: [.queued, .submitting, .held, .cancelled, .failed]
+        case .submitting: [.pending, .running, .inDoubt, .retrying, .failed, .queued, .held, .cancelled]
+        case .inDoubt: [.pending, .running, .downloading, .queued, .submitting, .failed, .cancelled]
+        case .pending: [.running, .downloading, .retrying, .failed, .cancelled, .expired]
+        case .running: [.downloading, .retrying, .failed, .cancelled, .expired]
+        case .downloading: [.verifying, .downloading, .retrying, .failed, .expired, .running]
+        case .verifying: [.succeeded, .downloading, .failed, .expired]
+        case .succeeded: []
+        case .failed: [.queued]
+        case .cancelled: [.queued]
+        case .expired: [.queued]
+        }
+    }
+
+    public func canMove(to next: JobState) -> Bool { successors.contains(next) }
+}

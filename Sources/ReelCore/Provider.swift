@@ -1,0 +1,261 @@
+/// The provider's task states (reference §1.5).
+public enum TaskStatus: String, Sendable, Codable, CaseIterable {
+    case pending = "PENDING"
+    case running = "RUNNING"
+    case succeeded = "SUCCEEDED"
+    case failed = "FAILED"
+    case canceled = "CANCELED"
+    case unknown = "UNKNOWN"
+
+    public var isTerminal: Bool { self == .succeeded || self == .failed || self == .canceled || self == .unknown }
+}
+
+/// A render as sent to the provider's create call.
+public struct RenderRequest: Hashable, Sendable, Codable {
+    public var model: RenderModel
+    public var prompt: String
+    public var negativePrompt: String?
+    /// http(s) URLs, or `oss://` keys from the upload API (then the create call carries
+    /// `X-DashScope-OssResourceResolve: enable`).
+    public var referenceURLs: [String]
+    public var size: FrameSize
+    public var durationSeconds: Int
+    public var shotType: ShotType?
+    public var watermark: Bool?
+    public var seed: Int?
+    public var audio: Bool?
+
+    public init(model: RenderModel, prompt: String, negativePrompt: String? = nil, referenceURLs: [String],
+                size: FrameSize, durationSeconds: Int, shotType: ShotType? = nil, watermark: Bool? = nil,
+                seed: Int? = nil, audio: Bool? = nil) {
+        self.model = model
+        self.prompt = prompt
+        self.negativePrompt = negativePrompt
+        self.referenceURLs = referenceURLs
+        self.size = size
+        self.durationSeconds = durationSeconds
+        self.shotType = shotType
+        self.watermark = watermark
+        self.seed = seed
+        self.audio = audio
+    }
+
+    public var usesOSSReferences: Bool { referenceURLs.contains { $0.hasPrefix("oss://") } }
+}
+
+/// `usage` of a SUCCEEDED r2v task (reference §1.6). Numbers sometimes arrive as strings; the client normalises.
+public struct TaskUsage: Hashable, Sendable, Codable {
+    /// Billed seconds: input video + output.
+    public var duration: Double?
+    public var inputVideoDuration: Double?
+    public var outputVideoDuration: Double?
+    public var size: String?
+    public var sr: Int?
+    public var videoCount: Int?
+
+    public init(duration: Double? = nil, inputVideoDuration: Double? = nil, outputVideoDuration: Double? = nil,
+                size: String? = nil, sr: Int? = nil, videoCount: Int? = nil) {
+        self.duration = duration
+        self.inputVideoDuration = inputVideoDuration
+        self.outputVideoDuration = outputVideoDuration
+        self.size = size
+        self.sr = sr
+        self.videoCount = videoCount
+    }
+}
+
+/// What a query (or the list API) says about one task.
+public struct TaskSnapshot: Hashable, Sendable, Codable {
+    public var taskID: String
+    public var status: TaskStatus
+    public var videoURL: String?
+    public var code: String?
+    public var message: String?
+    /// Provider times as given (`YYYY-MM-DD HH:mm:ss.SSS`, no zone).
+    public var submitTime: String?
+    public var scheduledTime: String?
+    public var endTime: String?
+    public var usage: TaskUsage?
+    public var requestID: String?
+
+    public init(taskID: String, status: TaskStatus, videoURL: String? = nil, code: String? = nil,
+                message: String? = nil, submitTime: String? = nil, scheduledTime: String? = nil,
+                endTime: String? = nil, usage: TaskUsage? = nil, requestID: String? = nil) {
+        self.taskID = taskID
+        self.status = status
+        self.videoURL = videoURL
+        self.code = code
+        self.message = message
+        self.submitTime = submitTime
+        self.scheduledTime = scheduledTime
+        self.endTime = endTime
+        self.usage = usage
+        self.requestID = requestID
+    }
+}
+
+/// One HTTP exchange with the provider, as recorded in the attempts table.
+public struct Exchange: Hashable, Sendable, Codable {
+    public enum Kind: String, Sendable, Codable {
+        case create, query, cancel, list, upload, download
+    }
+
+    public var kind: Kind
+    /// 0 when no HTTP status was received (transport error).
+    public var httpStatus: Int
+    public var providerCode: String?
+    public var requestID: String?
+    public var durationMilliseconds: Int
+    /// libcurl's error text for transport failures.
+    public var transportError: String?
+
+    public init(kind: Kind, httpStatus: Int, providerCode: String? = nil, requestID: String? = nil,
+                durationMilliseconds: Int, transportError: String? = nil) {
+        self.kind = kind
+        self.httpStatus = httpStatus
+        self.providerCode = providerCode
+        self.requestID = requestID
+        self.durationMilliseconds = durationMilliseconds
+        self.transportError = transportError
+    }
+}
+
+/// Who is to blame for a failed exchange, which decides what the scheduler does next.
+public enum Blame: String, Sendable, Codable {
+    /// The request itself is wrong or refused (InvalidParameter, DataInspectionFailed…): fail the job, no retry.
+    case jobPermanent
+    /// The account is out of capacity (Throttling): shrink concurrency, retry later.
+    case throttled
+    /// The provider is unwell (5xx, resets): trip the breaker, retry later.
+    case provider
+    /// The account or key is unusable (InvalidApiKey, Arrearage): stop submitting everything.
+    case account
+    /// A create call whose outcome is unknown (timeout, 500, reset after sending): the job is in doubt.
+    case ambiguous
+}
+
+/// A failed provider exchange, classified.
+public struct ProviderFailure: Error, Hashable, Sendable, Codable, CustomStringConvertible {
+    public var exchange: Exchange
+    public var code: String?
+    public var message: String
+    /// Seconds, from a `Retry-After` header when present.
+    public var retryAfter: Double?
+    /// True when the request may have reached the provider (bytes were sent and no definite answer came back).
+    public var requestMayHaveArrived: Bool
+
+    public init(exchange: Exchange, code: String?, message: String, retryAfter: Double? = nil,
+                requestMayHaveArrived: Bool = false) {
+        self.exchange = exchange
+        self.code = code
+        self.message = message
+        self.retryAfter = retryAfter
+        self.requestMayHaveArrived = requestMayHaveArrived
+    }
+
+    public var description: String {
+        let status = exchange.httpStatus == 0 ? "no response" : "HTTP \(exchange.httpStatus)"
+        return "\(exchange.kind.rawValue): \(status)\(code.map { " \($0)" } ?? ""): \(message)"
+    }
+
+    /// Provider codes that no retry can fix.
+    public static func isPermanentCode(_ code: String) -> Bool {
+        let permanentPrefixes = ["InvalidParameter", "DataInspectionFailed", "IPInfringementSuspect", "InvalidURL",
+                                 "BadRequest", "ModelNotFound", "InvalidVideo", "InvalidImage"]
+        return permanentPrefixes.contains { code == $0 || code.hasPrefix($0 + ".") }
+    }
+
+    public static func isAccountCode(_ code: String) -> Bool {
+        ["InvalidApiKey", "Arrearage", "AccessDenied", "Workspace.AccessDenied", "Model.AccessDenied"].contains(code)
+    }
+
+    public var blame: Blame {
+        if let code {
+            if code.hasPrefix("Throttling") { return .throttled }
+            if Self.isAccountCode(code) { return .account }
+            if Self.isPermanentCode(code) { return .jobPermanent }
+        }
+        if exchange.httpStatus == 429 { return .throttled }
+        if exchange.kind == .create {
+            if exchange.httpStatus >= 500 || (exchange.httpStatus == 0 && requestMayHaveArrived) { return .ambiguous }
+        }
+        if exchange.httpStatus == 401 || exchange.httpStatus == 403 { return .account }
+        if exchange.httpStatus >= 400 && exchange.httpStatus < 500 { return .jobPermanent }
+        return .provider
+    }
+}
+
+/// Filter of the provider's task-list API (reference §1.9), used to reconcile in-doubt jobs.
+public struct TaskListQuery: Hashable, Sendable {
+    /// Seconds since 1970, UTC.
+    public var startTime: Double?
+    public var endTime: Double?
+    public var model: RenderModel?
+    public var status: TaskStatus?
+    public var pageNumber: Int
+    public var pageSize: Int
+
+    public init(startTime: Double? = nil, endTime: Double? = nil, model: RenderModel? = nil,
+                status: TaskStatus? = nil, pageNumber: Int = 1, pageSize: Int = 50) {
+        self.startTime = startTime
+        self.endTime = endTime
+        self.model = model
+        self.status = status
+        self.pageNumber = pageNumber
+        self.pageSize = pageSize
+    }
+}
+
+public struct TaskListPage: Hashable, Sendable {
+    public var tasks: [TaskSnapshot]
+    /// Prompt and model of each listed task where the provider gives them (used to match in-doubt jobs).
+    public var prompts: [String: String]
+    public var total: Int
+
+    public init(tasks: [TaskSnapshot], prompts: [String: String] = [:], total: Int) {
+        self.tasks = tasks
+        self.prompts = prompts
+        self.total = total
+    }
+}
+
+public struct CreatedTask: Hashable, Sendable {
+    public var taskID: String
+    public var status: TaskStatus
+    public var exchange: Exchange
+
+    public init(taskID: String, status: TaskStatus, exchange: Exchange) {
+        self.taskID = taskID
+        self.status = status
+        self.exchange = exchange
+    }
+}
+
+public struct DownloadResult: Hashable, Sendable {
+    /// Bytes now in the file (including those resumed from).
+    public var bytesOnDisk: Int64
+    /// Total size announced by the server (`Content-Length` or the `Content-Range` total), when known.
+    public var expectedBytes: Int64?
+    public var exchange: Exchange
+
+    public init(bytesOnDisk: Int64, expectedBytes: Int64?, exchange: Exchange) {
+        self.bytesOnDisk = bytesOnDisk
+        self.expectedBytes = expectedBytes
+        self.exchange = exchange
+    }
+
+    public var isComplete: Bool { expectedBytes.map { $0 == bytesOnDisk } ?? true }
+}
+
+/// The port the daemon drives; `ReelProvider.DashScopeClient` implements it over libcurl.
+/// Every method throws `ProviderFailure` on a failed exchange.
+public protocol RenderAPI: Sendable {
+    func createTask(_ request: RenderRequest) async throws -> CreatedTask
+    func queryTask(_ taskID: String) async throws -> (TaskSnapshot, Exchange)
+    func cancelTask(_ taskID: String) async throws -> Exchange
+    func listTasks(_ query: TaskListQuery) async throws -> (TaskListPage, Exchange)
+    /// Uploads a local file through getPolicy + the OSS-style form upload; returns the `oss://` URL.
+    func uploadFile(path: String, model: RenderModel) async throws -> (String, Exchange)
+    /// Downloads `url` into `path`, resuming with `Range` from the bytes already in the file.
+    func download(url: String, to path: String) async throws -> DownloadResult
+}

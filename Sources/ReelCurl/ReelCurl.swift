@@ -1,0 +1,1 @@
+// ReelCurl: see Package.swift for its role.

@@ -1,0 +1,1 @@
+// ReelDaemon: see Package.swift for its role.

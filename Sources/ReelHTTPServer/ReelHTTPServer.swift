@@ -1,0 +1,1 @@
+// ReelHTTPServer: see Package.swift for its role.

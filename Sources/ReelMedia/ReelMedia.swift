@@ -1,0 +1,1 @@
+// ReelMedia: see Package.swift for its role.

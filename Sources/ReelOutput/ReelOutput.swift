@@ -1,0 +1,1 @@
+// ReelOutput: see Package.swift for its role.

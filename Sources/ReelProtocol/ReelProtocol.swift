@@ -1,0 +1,1 @@
+// ReelProtocol: see Package.swift for its role.

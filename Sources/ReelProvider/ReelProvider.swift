@@ -1,0 +1,1 @@
+// ReelProvider: see Package.swift for its role.

@@ -1,0 +1,1 @@
+// ReelSandbox: see Package.swift for its role.

@@ -1,0 +1,1 @@
+// ReelSpool: see Package.swift for its role.

@@ -1,0 +1,1 @@
+// ReelStore: see Package.swift for its role.

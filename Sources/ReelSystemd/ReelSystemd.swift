@@ -1,0 +1,1 @@
+// ReelSystemd: see Package.swift for its role.

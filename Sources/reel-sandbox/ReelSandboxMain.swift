@@ -1,0 +1,4 @@
+@main
+struct ReelSandboxMain {
+    static func main() {}
+}

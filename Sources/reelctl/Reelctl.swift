@@ -1,0 +1,4 @@
+@main
+struct Reelctl {
+    static func main() {}
+}

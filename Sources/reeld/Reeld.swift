@@ -1,0 +1,4 @@
+@main
+struct Reeld {
+    static func main() {}
+}
