@@ -53,16 +53,19 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
     }
 }
 
-/// Drains both pipes concurrently so a chatty child never blocks on a full pipe.
+/// Drains both pipes concurrently so a chatty child never blocks on a full pipe. The blocking reads run on
+/// threads of their own: parked on libdispatch's few global threads they stall every other user of that pool.
 private final class PipeCollector: @unchecked Sendable {
-    // Safe: each buffer is written only by its own DispatchGroup task and read after group.wait().
+    // Safe: each buffer is written only by its own reader thread and read after group.wait().
     private var outBytes: [UInt8] = []
     private var errBytes: [UInt8] = []
     private let group = DispatchGroup()
 
     init(out: FileHandle, err: FileHandle) {
-        DispatchQueue.global().async(group: group) { self.outBytes = Array(out.readDataToEndOfFile()) }
-        DispatchQueue.global().async(group: group) { self.errBytes = Array(err.readDataToEndOfFile()) }
+        group.enter()
+        group.enter()
+        Thread.detachNewThread { self.outBytes = Array(out.readDataToEndOfFile()); self.group.leave() }
+        Thread.detachNewThread { self.errBytes = Array(err.readDataToEndOfFile()); self.group.leave() }
     }
 
     func finish() -> ([UInt8], [UInt8]) {
