@@ -1,1 +1,0 @@
-// ReelControl: see Package.swift for its role.

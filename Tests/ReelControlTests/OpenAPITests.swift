@@ -1,0 +1,34 @@
+import Foundation
+import ReelControl
+import ReelHTTPServer
+import Testing
+
+@Suite struct OpenAPITests {
+    /// The served document and the committed docs/openapi.json must not drift apart.
+    @Test func servedDocumentIsTheCommittedOne() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../docs/openapi.json").standardized.path
+        let committed = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(committed == OpenAPIDocument.json + "\n",
+                "docs/openapi.json and Sources/ReelControl/OpenAPIDocument.swift differ: edit one, copy to the other")
+        let parsed = try JSONSerialization.jsonObject(with: Data(committed.utf8)) as? [String: Any]
+        let paths = parsed?["paths"] as? [String: Any] ?? [:]
+        for endpoint in ["/v1/status", "/v1/jobs", "/v1/jobs/{batch}/{id}", "/v1/jobs/{batch}/{id}/cancel",
+                         "/v1/batches", "/v1/batches/{batch}", "/v1/batches/{batch}/pause", "/v1/pause",
+                         "/v1/drain", "/v1/reload", "/v1/metrics", "/v1/events"] {
+            #expect(paths[endpoint] != nil, "OpenAPI lacks \(endpoint)")
+        }
+    }
+}
+
+@Suite struct AuthorizerTests {
+    @Test func rootAndDaemonUserMayMutateOthersMayNot() {
+        let auth = Authorizer(daemonUID: 990, adminGID: 4242)
+        #expect(auth.refusalToMutate(PeerCredentials(pid: 1, uid: 0, gid: 0)) == nil)
+        #expect(auth.refusalToMutate(PeerCredentials(pid: 1, uid: 990, gid: 990)) == nil)
+        #expect(auth.refusalToMutate(PeerCredentials(pid: 1, uid: 1234, gid: 4242)) == nil, "primary group is admin")
+        let refusal = auth.refusalToMutate(PeerCredentials(pid: 1, uid: 1234, gid: 100))
+        #expect(refusal?.contains("uid 1234 may read but not change jobs") == true)
+        #expect(auth.refusalToMutate(nil) != nil, "no peer credentials (TCP) never mutates")
+    }
+}
