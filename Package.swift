@@ -64,16 +64,21 @@ let package = Package(
         .target(name: "ReelSandbox", dependencies: ["ReelCore", "ReelHTTPServer", "ReelMedia", log] + nio,
                 swiftSettings: settings),
 
-        // Composition: configuration and the Services run by one ServiceGroup.
+        // reel.toml, read by reeld and (for pricing in `estimate`) by reelctl.
+        .target(name: "ReelConfig", dependencies: ["ReelCore", .product(name: "TOMLKit", package: "TOMLKit")],
+                swiftSettings: settings),
+
+        // Composition: the Services run by one ServiceGroup.
         .target(name: "ReelDaemon", dependencies: [
             "ReelCore", "ReelProtocol", "ReelStore", "ReelProvider", "ReelSystemd", "ReelSpool", "ReelOutput",
-            "ReelControl", "ReelMedia", log, .product(name: "TOMLKit", package: "TOMLKit"),
+            "ReelControl", "ReelMedia", "ReelConfig", log, crypto,
         ] + lifecycle, swiftSettings: settings),
 
         // Thin executables.
         .executableTarget(name: "reeld", dependencies: ["ReelDaemon", "ReelSystemd", args, log] + lifecycle,
                           swiftSettings: settings),
-        .executableTarget(name: "reelctl", dependencies: ["ReelCore", "ReelProtocol", "ReelCurl", args],
+        .executableTarget(name: "reelctl", dependencies: ["ReelCore", "ReelProtocol", "ReelCurl", "ReelConfig", "ReelMedia",
+                                                          "ReelSpool", args],
                           swiftSettings: settings),
         .executableTarget(name: "reel-sandbox", dependencies: ["ReelSandbox", args, log] + lifecycle,
                           swiftSettings: settings),
@@ -92,7 +97,7 @@ let package = Package(
                     swiftSettings: settings),
         .testTarget(name: "ReelControlTests", dependencies: ["ReelControl", "ReelCurl", "ReelTestKit"],
                     swiftSettings: settings),
-        .testTarget(name: "ReelDaemonTests", dependencies: ["ReelDaemon", "ReelCurl", "ReelTestKit"],
+        .testTarget(name: "ReelDaemonTests", dependencies: ["ReelDaemon", "ReelConfig", "ReelCurl", "ReelTestKit"],
                     swiftSettings: settings),
     ]
 )

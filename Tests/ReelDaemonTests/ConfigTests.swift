@@ -1,6 +1,6 @@
 import Foundation
 import ReelCore
-import ReelDaemon
+import ReelConfig
 import Testing
 
 @Suite struct ConfigTests {

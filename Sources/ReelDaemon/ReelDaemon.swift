@@ -1,0 +1,1 @@
+// ReelDaemon: the Services composed by reeld.
