@@ -134,11 +134,15 @@ struct SandboxService: Service {
     let binding: HTTPServer.Binding
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            try await sandbox.run(on: binding) { address in
-                // Unbuffered write(2): the first stdout line must reach a pipe at once.
-                FileHandle.standardOutput.write(Data("listening on \(address)\n".utf8))
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await sandbox.run(on: binding) { address in
+                    // Unbuffered write(2): the first stdout line must reach a pipe at once.
+                    FileHandle.standardOutput.write(Data("listening on \(address)\n".utf8))
+                }
             }
+        } catch is CancellationError {
+            // SIGTERM/SIGINT: a clean stop.
         }
     }
 }
