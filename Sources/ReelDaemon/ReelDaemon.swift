@@ -1,1 +1,0 @@
-// ReelDaemon: see Package.swift for its role.

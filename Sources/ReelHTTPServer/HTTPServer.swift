@@ -1,0 +1,202 @@
+import Glibc
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A small HTTP/1.1 server on SwiftNIO: TCP, a Unix socket, or a socket handed over by systemd.
+/// Keep-alive, bodies collected up to `maxBodyBytes` (413 beyond), one handler for every request.
+public struct HTTPServer: Sendable {
+    /// Where to listen.
+    public enum Binding: Sendable, Hashable {
+        /// Port 0 picks a free port; `onBound` reports the real one.
+        case tcp(host: String, port: Int)
+        /// The path is replaced if a stale socket is there, chmod'ed to `mode` after bind, removed on close.
+        case unixSocket(path: String, mode: mode_t = 0o660)
+        /// An already bound and listening socket (systemd socket activation: fd 3).
+        case adoptedSocket(fd: Int32)
+    }
+
+    public typealias Handler = @Sendable (HTTPRequest) async -> HTTPResponse
+
+    private typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+
+    let logger: Logger
+    let maxBodyBytes: Int
+    let handler: Handler
+
+    public init(logger: Logger, maxBodyBytes: Int = 16 << 20, handler: @escaping Handler) {
+        self.logger = logger
+        self.maxBodyBytes = maxBodyBytes
+        self.handler = handler
+    }
+
+    /// Binds, calls `onBound` with the address (`http://HOST:PORT` for TCP, `unix:PATH` for a Unix socket, the
+    /// local address for an adopted socket), then serves until the calling task is cancelled; returns normally then.
+    public func run(on binding: Binding, onBound: @Sendable (String) -> Void = { _ in }) async throws {
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<(Connection, PeerCredentials?)> = { channel in
+            peerCredentials(of: channel).flatMapThrowing { peer in
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                return (try Connection(wrappingChannelSynchronously: channel), peer)
+            }
+        }
+        let server: NIOAsyncChannel<(Connection, PeerCredentials?), Never>
+        let address: String
+        switch binding {
+        case .tcp(let host, let port):
+            server = try await bootstrap.bind(host: host, port: port, childChannelInitializer: initializer)
+            let bound = server.channel.localAddress?.port ?? port
+            address = "http://\(host.contains(":") ? "[\(host)]" : host):\(bound)"
+        case .unixSocket(let path, let mode):
+            server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true,
+                                              childChannelInitializer: initializer)
+            guard chmod(path, mode) == 0 else {
+                let e = errno
+                try? await server.channel.close()
+                throw IOError(errnoCode: e, reason: "chmod \(path)")
+            }
+            address = "unix:\(path)"
+        case .adoptedSocket(let fd):
+            server = try await bootstrap.bind(fd, childChannelInitializer: initializer)
+            address = server.channel.localAddress.map { "\($0)" } ?? "fd:\(fd)"
+        }
+        logger.debug("http server listening", metadata: ["address": "\(address)"])
+        onBound(address)
+        let serverChannel = server.channel
+        do {
+            try await withTaskCancellationHandler {
+                try await withThrowingDiscardingTaskGroup { group in
+                    try await server.executeThenClose { inbound in
+                        for try await (connection, peer) in inbound {
+                            group.addTask { await serve(connection, peer: peer) }
+                        }
+                    }
+                }
+            } onCancel: {
+                serverChannel.close(promise: nil)
+            }
+        } catch where Task.isCancelled {
+            return   // cancellation is the normal way to stop
+        }
+    }
+
+    private func serve(_ connection: Connection, peer: PeerCredentials?) async {
+        let channel = connection.channel
+        do {
+            try await withTaskCancellationHandler {
+                try await connection.executeThenClose { inbound, outbound in
+                    var parts = inbound.makeAsyncIterator()
+                    while let part = try await parts.next() {
+                        guard case .head(let head) = part else { continue }
+                        if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                            try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue)))
+                        }
+                        var body = channel.allocator.buffer(capacity: 0)
+                        var tooLarge = false
+                        collect: while let next = try await parts.next() {
+                            switch next {
+                            case .body(var chunk):
+                                if body.readableBytes + chunk.readableBytes > maxBodyBytes {
+                                    tooLarge = true
+                                } else {
+                                    body.writeBuffer(&chunk)
+                                }
+                            case .end:
+                                break collect
+                            case .head:
+                                return
+                            }
+                        }
+                        if tooLarge {
+                            var r = HTTPResponse.text("request body larger than \(maxBodyBytes) bytes\n",
+                                                      status: .payloadTooLarge)
+                            r.headers.replaceOrAdd(name: "Connection", value: "close")
+                            try await write(r, for: head, keepAlive: false, to: outbound, allocator: channel.allocator)
+                            return
+                        }
+                        let request = HTTPRequest(method: head.method, uri: head.uri, headers: head.headers,
+                                                  body: body, peer: peer)
+                        let response = await handler(request)
+                        if response.resetsConnection {
+                            try? await resetConnection(channel)
+                            return
+                        }
+                        let keepAlive = head.isKeepAlive
+                            && !response.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
+                        try await write(response, for: head, keepAlive: keepAlive, to: outbound,
+                                        allocator: channel.allocator)
+                        if !keepAlive { return }
+                    }
+                }
+            } onCancel: {
+                channel.close(promise: nil)
+            }
+        } catch {
+            logger.trace("connection closed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func write(_ response: HTTPResponse, for head: HTTPRequestHead, keepAlive: Bool,
+                       to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
+                       allocator: ByteBufferAllocator) async throws {
+        var headers = response.headers
+        var streamsToClose = false
+        if case .bytes(let buffer) = response.body, !headers.contains(name: "content-length") {
+            headers.add(name: "Content-Length", value: "\(buffer.readableBytes)")
+        }
+        if case .stream = response.body, !headers.contains(name: "content-length"), head.version.minor == 0 {
+            streamsToClose = true
+        }
+        if !keepAlive || streamsToClose {
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        } else if head.version.minor == 0 {
+            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        }
+        try await outbound.write(.head(HTTPResponseHead(version: head.version, status: response.status,
+                                                        headers: headers)))
+        if head.method != .HEAD {
+            switch response.body {
+            case .bytes(let buffer):
+                if buffer.readableBytes > 0 { try await outbound.write(.body(.byteBuffer(buffer))) }
+            case .stream(let produce):
+                try await produce(HTTPBodyWriter { try await outbound.write(.body(.byteBuffer($0))) })
+            }
+        }
+        try await outbound.write(.end(nil))
+        if streamsToClose { throw HTTPAbort() }
+    }
+}
+
+/// Closes with SO_LINGER 0, so the peer gets a TCP RST instead of a FIN.
+private func resetConnection(_ channel: any Channel) async throws {
+    if let provider = channel as? any SocketOptionProvider {
+        try await provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
+    }
+    try await channel.close()
+}
+
+/// SO_PEERCRED of a Unix-socket connection; nil on TCP.
+private func peerCredentials(of channel: any Channel) -> EventLoopFuture<PeerCredentials?> {
+    guard case .unixDomainSocket = channel.localAddress, let provider = channel as? any SocketOptionProvider else {
+        return channel.eventLoop.makeSucceededFuture(nil)
+    }
+    return readPeerCred(provider).map { cred -> PeerCredentials? in
+        PeerCredentials(pid: cred.pid, uid: cred.uid, gid: cred.gid)
+    }.recover { _ in nil }
+}
+
+/// Glibc's `struct ucred` (only imported with _GNU_SOURCE): same layout, pid_t/uid_t/gid_t.
+private struct RawUcred: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+}
+
+// Kept non-public and non-inlinable as NIO asks for raw socket-option reads (SocketOptionProvider.swift).
+private func readPeerCred(_ provider: any SocketOptionProvider) -> EventLoopFuture<RawUcred> {
+    provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+}

@@ -1,1 +1,0 @@
-// ReelHTTPServer: see Package.swift for its role.

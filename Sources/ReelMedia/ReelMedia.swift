@@ -1,1 +1,0 @@
-// ReelMedia: see Package.swift for its role.

@@ -1,1 +1,0 @@
-// ReelProtocol: see Package.swift for its role.
