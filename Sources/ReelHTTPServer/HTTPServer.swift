@@ -32,7 +32,7 @@ public struct HTTPServer: Sendable {
     }
 
     /// Binds, calls `onBound` with the address (`http://HOST:PORT` for TCP, `unix:PATH` for a Unix socket, the
-    /// local address for an adopted socket), then serves until the calling task is cancelled.
+    /// local address for an adopted socket), then serves until the calling task is cancelled; returns normally then.
     public func run(on binding: Binding, onBound: @Sendable (String) -> Void = { _ in }) async throws {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
@@ -67,16 +67,20 @@ public struct HTTPServer: Sendable {
         logger.debug("http server listening", metadata: ["address": "\(address)"])
         onBound(address)
         let serverChannel = server.channel
-        try await withTaskCancellationHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                try await server.executeThenClose { inbound in
-                    for try await (connection, peer) in inbound {
-                        group.addTask { await serve(connection, peer: peer) }
+        do {
+            try await withTaskCancellationHandler {
+                try await withThrowingDiscardingTaskGroup { group in
+                    try await server.executeThenClose { inbound in
+                        for try await (connection, peer) in inbound {
+                            group.addTask { await serve(connection, peer: peer) }
+                        }
                     }
                 }
+            } onCancel: {
+                serverChannel.close(promise: nil)
             }
-        } onCancel: {
-            serverChannel.close(promise: nil)
+        } catch where Task.isCancelled {
+            return   // cancellation is the normal way to stop
         }
     }
 

@@ -1,0 +1,122 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// Set from a task-cancellation handler, read by libcurl's progress callback, which then aborts the transfer.
+final class CancelFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isCancelled: Bool { flag.load(ordering: .relaxed) }
+    func cancel() { flag.store(true, ordering: .relaxed) }
+}
+
+/// A fixed set of dedicated threads, each owning one curl easy handle. Blocking `curl_easy_perform` runs here,
+/// never on Swift's cooperative pool (2 threads on this machine) and never on an unbounded Dispatch queue.
+final class CurlThreadPool: Sendable {
+    typealias Job = @Sendable (EasyHandle) -> Void
+
+    private struct Queue {
+        var jobs: [Job] = []
+        var closed = false
+    }
+
+    private let queue = Mutex(Queue())
+    private let ready = DispatchSemaphore(value: 0)
+    private let threadCount: Int
+
+    init(threads: Int, name: String) {
+        threadCount = max(1, threads)
+        for index in 0..<threadCount {
+            let thread = Thread { [self] in work() }
+            thread.name = "\(name)-\(index)"
+            thread.start()
+        }
+    }
+
+    func submit(_ job: @escaping Job) {
+        queue.withLock { $0.jobs.append(job) }
+        ready.signal()
+    }
+
+    /// Lets every worker finish the queued jobs, then exit and free its handle.
+    func close() {
+        queue.withLock { $0.closed = true }
+        for _ in 0..<threadCount { ready.signal() }
+    }
+
+    private func work() {
+        let easy = EasyHandle()
+        while true {
+            ready.wait()
+            let next: Job? = queue.withLock { q in q.jobs.isEmpty ? nil : q.jobs.removeFirst() }
+            if let next {
+                next(easy)
+            } else if queue.withLock({ $0.closed }) {
+                return
+            }
+        }
+    }
+}
+
+/// An HTTP client over libcurl. Transfers run on `threads` dedicated threads with reused easy handles (so
+/// repeated calls to one host reuse the connection). Cancelling the calling task aborts its transfer.
+public final class CurlClient: Sendable {
+    private let pool: CurlThreadPool
+    public let userAgent: String
+
+    /// - Parameters:
+    ///   - threads: how many transfers can run at once; further calls wait in a queue.
+    ///   - userAgent: sent as `User-Agent` on every request.
+    public init(threads: Int = 4, userAgent: String = "reel/1") {
+        pool = CurlThreadPool(threads: threads, name: "reel-curl")
+        self.userAgent = userAgent
+    }
+
+    deinit { pool.close() }
+
+    /// Sends `spec` and returns the whole answer, whatever its status.
+    /// - Throws: `TransportError` when no complete answer came; `CancellationError` when the task was cancelled.
+    public func perform(_ spec: HTTPRequestSpec) async throws -> HTTPResult {
+        let userAgent = userAgent
+        return try await run { easy, cancel in Curl.perform(spec, userAgent: userAgent, on: easy, cancel: cancel) }
+    }
+
+    /// Streams the body of `spec` (usually a GET) into the file at `path`, never holding it in memory. When the
+    /// file already has bytes, asks for the rest with `Range: bytes=N-`; a server that ignores the Range (200) gets
+    /// the file truncated and rewritten. Returns whenever the server answered (check `isComplete`).
+    /// - Throws: `TransportError` when no answer came at all (or the file cannot be opened);
+    ///   `CancellationError` when the task was cancelled (the bytes received stay in the file).
+    public func download(_ spec: HTTPRequestSpec, to path: String) async throws -> DownloadOutcome {
+        let userAgent = userAgent
+        return try await run { easy, cancel in
+            Curl.download(spec, to: path, userAgent: userAgent, on: easy, cancel: cancel)
+        }
+    }
+
+    /// `download(_:to:)` of a GET with redirects followed and a stall limit (under 1 KiB/s for 30 s aborts).
+    public func download(url: String, to path: String, headers: [HTTPHeader] = [], timeout: Double = 1800,
+                         connectTimeout: Double = 10) async throws -> DownloadOutcome {
+        try await download(HTTPRequestSpec(url: url, headers: headers, timeout: timeout, connectTimeout: connectTimeout,
+                                           lowSpeed: LowSpeedLimit(bytesPerSecond: 1024, seconds: 30),
+                                           followRedirects: true),
+                           to: path)
+    }
+
+    private func run<T: Sendable>(
+        _ body: @escaping @Sendable (EasyHandle, CancelFlag) -> Result<T, any Error>
+    ) async throws -> T {
+        let cancel = CancelFlag()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                pool.submit { easy in
+                    if cancel.isCancelled {
+                        continuation.resume(throwing: CancellationError())
+                    } else {
+                        continuation.resume(with: body(easy, cancel))
+                    }
+                }
+            }
+        } onCancel: {
+            cancel.cancel()
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// ReelCurl: see Package.swift for its role.

@@ -1,1 +1,0 @@
-// ReelProvider: see Package.swift for its role.

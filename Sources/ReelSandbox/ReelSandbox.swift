@@ -1,1 +1,0 @@
-// ReelSandbox: see Package.swift for its role.

@@ -1,0 +1,76 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import ReelCore
+import ReelHTTPServer
+import Synchronization
+
+/// Test-only endpoints under `/__sandbox/`: faults, the request journal, the virtual clock, counters.
+extension Sandbox {
+    func faultsEndpoint(_ request: HTTPRequest) -> HTTPResponse {
+        switch request.method {
+        case .GET:
+            break
+        case .POST, .PUT:
+            let scenario: FaultScenario
+            do {
+                scenario = try FaultScenario.parse(Data(request.body.readableBytesView))
+            } catch {
+                return Self.invalid("\(error)")
+            }
+            state.withLock { s in
+                if request.method == .PUT { s.faults.rules = [] }
+                s.faults.rules += scenario.rules
+            }
+        case .DELETE:
+            state.withLock { $0.faults.rules = [] }
+        default:
+            return Self.error(.methodNotAllowed, "MethodNotAllowed", "use GET, POST (append), PUT (replace) or DELETE")
+        }
+        let rules = state.withLock { $0.faults.rules }
+        let data = (try? HTTPResponse.jsonEncoder().encode(FaultScenario(rules: rules))) ?? Data()
+        var object = (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+        object["faults"] = FaultName.allCases.map { ["name": $0.rawValue, "phase": $0.phase.rawValue, "summary": $0.summary] }
+        return Self.json(object)
+    }
+
+    func journalEndpoint(_ request: HTTPRequest) -> HTTPResponse {
+        let since = request.query["since"].flatMap(Int.init) ?? 0
+        let (entries, next) = state.withLock { s in (s.journal.filter { $0.seq > since }, s.nextSeq) }
+        struct Page: Encodable {
+            var requests: [JournalEntry]
+            var next: Int
+        }
+        return .json(Page(requests: entries, next: next))
+    }
+
+    func clockEndpoint(_ request: HTTPRequest) -> HTTPResponse {
+        if request.method == .POST {
+            guard let body = try? JSONSerialization.jsonObject(with: Data(request.body.readableBytesView)) as? [String: Any],
+                  let n = (body["advance_s"] as? NSNumber)?.doubleValue, n >= 0 else {
+                return Self.invalid("body must be {\"advance_s\": N} with N >= 0 (sandbox seconds)")
+            }
+            state.withLock { $0.advanced += n }
+        } else if request.method != .GET {
+            return Self.error(.methodNotAllowed, "MethodNotAllowed", "use GET or POST")
+        }
+        let (t, advanced) = state.withLock { s in (sandboxNow(s), s.advanced) }
+        return Self.json([
+            "now_s": t, "advanced_s": advanced, "time_scale": options.timeScale,
+            "wall_time": ProviderTime.format(wallTime(t)),
+        ])
+    }
+
+    func statsEndpoint() -> HTTPResponse {
+        state.withLock { s in
+            let t = sandboxNow(s)
+            s.settle(at: t, concurrency: options.concurrency)
+            var byStatus: [String: Int] = [:]
+            for task in s.tasks.values { byStatus[task.status(at: t, taskTTL: options.taskTTL).rawValue, default: 0] += 1 }
+            return Self.json([
+                "tasks": byStatus, "counters": s.counters, "active": s.active(at: t), "queued": s.queue.count,
+                "requests": s.nextSeq - 1,
+            ])
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+
+/// Everything `reel-sandbox` can be told. Durations are sandbox seconds (seconds at time scale 1) unless noted.
+public struct SandboxOptions: Sendable {
+    /// What a create does when the account already has `concurrency` tasks PENDING or RUNNING.
+    public enum Overflow: String, Sendable, CaseIterable {
+        /// 429 `Throttling` "Requests rate limit exceeded…".
+        case throttle
+        /// Accept and keep the task PENDING until a slot frees.
+        case queue
+    }
+
+    /// What a create does with a `size` outside the ten allowed strings.
+    public enum BadSize: String, Sendable, CaseIterable {
+        /// 400 InvalidParameter at create.
+        case reject
+        /// Accept, then FAILED InvalidParameter "The size is not match …" (the doc's example).
+        case fail
+    }
+
+    /// Sandbox seconds per real second: 100 makes a 60 s render take 0.6 s.
+    public var timeScale: Double = 1
+    /// Run time of each task is drawn uniformly from this range (sandbox seconds).
+    public var runTime: ClosedRange<Double> = 60...300
+    /// Time from admission to RUNNING (sandbox seconds).
+    public var queueDelay: Double = 2
+    public var concurrency: Int = 5
+    /// Creates per real second per account.
+    public var submitRPS: Int = 5
+    /// Queries per real second per account.
+    public var queryQPS: Int = 20
+    public var overflow: Overflow = .throttle
+    public var badSize: BadSize = .reject
+    /// Accepted keys; empty accepts any key that starts with `sk-`. Keys starting with `sk-arrears` get 400 Arrearage.
+    public var apiKeys: [String] = []
+    /// Lifetime of result URLs and of task ids (sandbox seconds).
+    public var urlTTL: Double = 24 * 3600
+    public var taskTTL: Double = 24 * 3600
+    /// Where generated results and uploads live; nil makes a fresh temporary directory.
+    public var dataDirectory: String?
+    /// Seeds run times and fault probabilities; nil seeds from the system generator.
+    public var seed: UInt64?
+    public var faults: FaultScenario = FaultScenario()
+    /// Largest accepted request body (uploads included).
+    public var maxBodyBytes: Int = 120 << 20
+
+    public init() {}
+
+    /// Parses `MIN..MAX` (or a single number) in seconds.
+    public static func parseRange(_ text: String) -> ClosedRange<Double>? {
+        let parts = text.components(separatedBy: "..")
+        if parts.count == 1, let v = Double(parts[0]), v >= 0 { return v...v }
+        guard parts.count == 2, let lo = Double(parts[0]), let hi = Double(parts[1]), lo >= 0, lo <= hi else {
+            return nil
+        }
+        return lo...hi
+    }
+}

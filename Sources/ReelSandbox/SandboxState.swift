@@ -1,0 +1,183 @@
+import Foundation
+import ReelCore
+
+/// How a task ends, decided when it is created (faults pick anything but `.succeed(.normal)`).
+enum TaskOutcome: Sendable, Hashable {
+    enum Media: Sendable, Hashable { case normal, wrongSize, wrongDuration }
+    case succeed(Media)
+    case fail(code: String, message: String)
+    case unknown
+}
+
+/// One task as the sandbox keeps it. Its state at any instant follows from these times (sandbox seconds).
+struct SandboxTask: Sendable {
+    let id: String
+    let model: RenderModel
+    let prompt: String
+    let size: String
+    let frame: FrameSize
+    let duration: Int
+    let audio: Bool
+    let referenceCount: Int
+    let billedInputSeconds: Double
+    let createdAt: Double
+    let queueDelay: Double
+    let runTime: Double
+    let outcome: TaskOutcome
+    /// When the task got one of the account's slots (nil while queued by `--overflow queue`).
+    var admittedAt: Double?
+    var canceledAt: Double?
+
+    var runningAt: Double? { admittedAt.map { $0 + queueDelay } }
+    var endsAt: Double? { runningAt.map { $0 + runTime } }
+    /// When the task stops holding a slot.
+    var releasesSlotAt: Double { canceledAt ?? endsAt ?? .infinity }
+
+    func status(at t: Double, taskTTL: Double) -> TaskStatus {
+        if t >= createdAt + taskTTL { return .unknown }
+        if let c = canceledAt, c <= t { return .canceled }
+        guard let running = runningAt, t >= running else { return .pending }
+        guard let end = endsAt, t >= end else { return .running }
+        switch outcome {
+        case .succeed: return .succeeded
+        case .fail: return .failed
+        case .unknown: return .unknown
+        }
+    }
+
+    var resultFrame: FrameSize {
+        if case .succeed(.wrongSize) = outcome { return FrameSize(width: 640, height: 360) }
+        return frame
+    }
+
+    var resultSeconds: Int {
+        if case .succeed(.wrongDuration) = outcome { return duration + 1 }
+        return duration
+    }
+}
+
+/// One line of `/__sandbox/requests`.
+public struct JournalEntry: Sendable, Codable, Hashable {
+    public var seq: Int = 0
+    /// Unix seconds (real wall clock).
+    public var time: Double = 0
+    public var method: String
+    public var path: String
+    /// 0 when the connection was reset without a reply.
+    public var status: Int = 0
+    public var taskID: String?
+    public var model: String?
+    public var durationMs: Double = 0
+    /// `reference_urls` or `reference_video_urls`, on creates.
+    public var referenceField: String?
+    /// Whether a create carried `X-DashScope-OssResourceResolve: enable`.
+    public var ossHeader: Bool?
+    public var fault: String?
+    public var code: String?
+
+    enum CodingKeys: String, CodingKey {
+        case seq, time, method, path, status, model, fault, code
+        case taskID = "task_id"
+        case durationMs = "duration_ms"
+        case referenceField = "reference_field"
+        case ossHeader = "oss_header"
+    }
+}
+
+/// An uploaded reference (`oss://KEY`).
+struct Upload: Sendable {
+    let path: String
+    let contentType: String
+    let videoSeconds: Double?
+}
+
+/// Mutable sandbox state, always used under the engine's lock.
+struct SandboxState {
+    var tasks: [String: SandboxTask] = [:]
+    /// Task ids in creation order (list API).
+    var order: [String] = []
+    /// Accepted tasks waiting for a slot, in arrival order.
+    var queue: [String] = []
+    var faults = FaultBook()
+    var random: SplitMix64
+    var journal: [JournalEntry] = []
+    var nextSeq = 1
+    /// Real monotonic seconds of recently accepted creates and queries (1 s windows).
+    var recentCreates: [Double] = []
+    var recentQueries: [Double] = []
+    /// Seconds added by `POST /__sandbox/clock`.
+    var advanced: Double = 0
+    var uploads: [String: Upload] = [:]
+    var uploadDirs: Set<String> = []
+    var counters: [String: Int] = [:]
+
+    init(seed: UInt64) { random = SplitMix64(state: seed) }
+
+    mutating func count(_ name: String, by n: Int = 1) { counters[name, default: 0] += n }
+
+    /// Admits queued tasks whose slot has freed by `t`, at the instant it freed.
+    mutating func settle(at t: Double, concurrency: Int) {
+        while let head = queue.first, let task = tasks[head] {
+            if task.canceledAt != nil {
+                queue.removeFirst()
+                continue
+            }
+            let holding = tasks.values.filter { $0.admittedAt != nil && $0.releasesSlotAt > task.createdAt }
+                .map(\.releasesSlotAt).sorted()
+            let freeAt = holding.count < concurrency ? task.createdAt : holding[holding.count - concurrency]
+            guard freeAt <= t, freeAt.isFinite else { return }
+            tasks[head]?.admittedAt = max(freeAt, task.createdAt)
+            queue.removeFirst()
+        }
+    }
+
+    /// Tasks holding a slot at `t`.
+    func active(at t: Double) -> Int {
+        tasks.values.reduce(0) { $0 + ($1.admittedAt != nil && $1.admittedAt! <= t && $1.releasesSlotAt > t ? 1 : 0) }
+    }
+
+    /// Keeps a 1-second window; true (and records `now`) when under `limit`.
+    static func admit(_ window: inout [Double], now: Double, limit: Int) -> Bool {
+        window.removeAll { $0 <= now - 1 }
+        guard window.count < limit else { return false }
+        window.append(now)
+        return true
+    }
+
+    mutating func record(_ entry: JournalEntry) {
+        var e = entry
+        e.seq = nextSeq
+        nextSeq += 1
+        journal.append(e)
+        if journal.count > 200_000 { journal.removeFirst(50_000) }
+    }
+}
+
+/// Provider time strings: `YYYY-MM-DD HH:mm:ss.SSS` in UTC+8 (the provider gives no zone; Beijing time).
+enum ProviderTime {
+    static let offset = 8.0 * 3600
+
+    static func format(_ unix: Double) -> String {
+        var t = time_t(floor(unix + offset))
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        let ms = Int(((unix + offset) - floor(unix + offset)) * 1000)
+        return String(format: "%04d-%02d-%02d %02d:%02d:%02d.%03d", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
+                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), ms)
+    }
+
+    /// Parses the list API's `YYYYMMDDhhmmss` (UTC+8) into unix seconds.
+    static func parseCompact(_ s: String) -> Double? {
+        let d = Array(s.utf8)
+        guard d.count == 14, d.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        func n(_ a: Int, _ b: Int) -> Int32 { Int32(String(decoding: d[a..<b], as: UTF8.self))! }
+        var tm = tm()
+        tm.tm_year = n(0, 4) - 1900
+        tm.tm_mon = n(4, 6) - 1
+        tm.tm_mday = n(6, 8)
+        tm.tm_hour = n(8, 10)
+        tm.tm_min = n(10, 12)
+        tm.tm_sec = n(12, 14)
+        return Double(timegm(&tm)) - offset
+    }
+}
