@@ -50,7 +50,7 @@ let package = Package(
 
         // Adapters, one per outside system.
         .target(name: "ReelCurl", dependencies: ["CCurl"], swiftSettings: settings),
-        .target(name: "ReelStore", dependencies: ["ReelCore", .product(name: "GRDB", package: "GRDB.swift")],
+        .target(name: "ReelStore", dependencies: ["ReelCore", .product(name: "GRDB", package: "GRDB.swift"), crypto],
                 swiftSettings: settings),
         .target(name: "ReelProvider", dependencies: ["ReelCore", "ReelCurl", log], swiftSettings: settings),
         .target(name: "ReelSystemd", dependencies: ["CSystemd", log], swiftSettings: settings),

@@ -1,0 +1,239 @@
+import Foundation
+import GRDB
+import ReelCore
+
+// MARK: - Intake
+
+extension Store {
+    /// Commits one manifest's jobs, whole or not at all, in one transaction.
+    ///
+    /// - If `manifestSHA256` (hex sha256 of the file's bytes) was ingested before → `.alreadyIngested`, nothing
+    ///   written: re-reading a file after a crash between this commit and the spool's unlink is harmless.
+    /// - A job whose key exists with a different `specDigest` is a conflict; any conflict → `.rejected`, nothing
+    ///   written. A job whose key exists with the same digest is unchanged (a no-op).
+    /// - Otherwise new jobs are inserted `queued` (transition cause `intake <fileName>`), the manifest is
+    ///   remembered, and the batch is created or updated: `settings.priority` replaces the stored one, a non-nil
+    ///   deadline or budget replaces the stored one, `paused` is ignored (operators pause batches).
+    ///
+    /// Every job's `key.batch` must equal `batch` and keys must be unique (`StoreError.invalidIngest` otherwise).
+    public func ingest(manifestSHA256: String, fileName: String, batch: String, settings: BatchSettings,
+                       jobs: [JobSpec], now: Timestamp) async throws -> IngestOutcome {
+        if let stray = jobs.first(where: { $0.key.batch != batch }) {
+            throw StoreError.invalidIngest("job \(stray.key) is not in batch \(batch)")
+        }
+        if Set(jobs.map(\.key)).count != jobs.count {
+            throw StoreError.invalidIngest("manifest \(fileName) lists a job id twice")
+        }
+        let prepared = try jobs.map { spec in (spec, try Self.specDigest(spec), try Codec.text(spec)) }
+        return try await write { db in
+            if let seen = try Row.fetchOne(db, sql: "SELECT file_name, ingested_at FROM manifests WHERE sha256 = ?",
+                                           arguments: [manifestSHA256]) {
+                return .alreadyIngested(fileName: seen[0], at: seen[1])
+            }
+            var added: [(JobSpec, String, String)] = []
+            var unchanged: [JobKey] = []
+            var conflicts: [IngestConflict] = []
+            for (spec, digest, text) in prepared {
+                guard let existing = try Row.fetchOne(db, sql: "SELECT spec_digest, state FROM jobs WHERE batch = ? AND id = ?",
+                                                      arguments: [batch, spec.key.id]) else {
+                    added.append((spec, digest, text))
+                    continue
+                }
+                if existing[0] as String == digest {
+                    unchanged.append(spec.key)
+                } else {
+                    let state = try decodeEnum(JobState.self, existing[1], "state")
+                    conflicts.append(IngestConflict(key: spec.key, existingState: state,
+                                                    message: Self.conflictMessage(spec.key, state)))
+                }
+            }
+            guard conflicts.isEmpty else { return .rejected(conflicts) }
+            try db.execute(sql: """
+                INSERT INTO batches (name, priority, deadline, budget_usd, created_at, manifest_count)
+                VALUES (?, ?, ?, ?, ?, 1)
+                ON CONFLICT (name) DO UPDATE SET priority = excluded.priority,
+                  deadline = ifnull(excluded.deadline, deadline), budget_usd = ifnull(excluded.budget_usd, budget_usd),
+                  manifest_count = manifest_count + 1
+                """, arguments: [batch, settings.priority.rawValue, settings.deadline, settings.budgetUSD, now])
+            for (spec, digest, text) in added {
+                try db.execute(sql: """
+                    INSERT INTO jobs (batch, id, spec, spec_digest, model, resolution, duration_s, est_billed_seconds,
+                      priority, deadline, state, created_at, updated_at, state_changed_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
+                    """, arguments: [batch, spec.key.id, text, digest, spec.model.rawValue, spec.resolution.rawValue,
+                                     spec.durationSeconds, spec.estimatedBilledSeconds, spec.priority.rawValue,
+                                     spec.deadline, now, now, now])
+                try db.execute(sql: """
+                    INSERT INTO transitions (job_seq, from_state, to_state, cause, at) VALUES (?, NULL, 'queued', ?, ?)
+                    """, arguments: [db.lastInsertedRowID, "intake \(fileName)", now])
+            }
+            if !added.isEmpty {
+                try db.execute(sql: "UPDATE batches SET completed_at = NULL WHERE name = ?", arguments: [batch])
+            }
+            try db.execute(sql: """
+                INSERT INTO manifests (sha256, file_name, batch, job_count, added_count, ingested_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [manifestSHA256, fileName, batch, jobs.count, added.count, now])
+            return .accepted(added: added.map(\.0.key), unchanged: unchanged)
+        }
+    }
+
+    static func conflictMessage(_ key: JobKey, _ state: JobState) -> String {
+        let base = "batch \(key.batch) job \(key.id) already exists with different content"
+        return state.isTerminal
+            ? "\(base) (it is \(state.rawValue)); job ids are never reused: submit the job under a new id"
+            : "\(base); to replace it, cancel it (`reelctl cancel \(key)`) and submit the job under a new id"
+    }
+}
+
+// MARK: - Batches
+
+extension Store {
+    /// Every batch with its counts, oldest first.
+    public func batches() async throws -> [BatchSummary] {
+        try await read { db in
+            let counts = Dictionary(grouping: try Self.fetchCounts(db, batch: nil).groups) { $0.batch }
+            return try Row.fetchAll(db, sql: "SELECT * FROM batches ORDER BY created_at, name").map { r in
+                try Self.decodeBatch(r, JobCounts(groups: counts[r["name"] as String] ?? []))
+            }
+        }
+    }
+
+    /// One batch with its counts, cost so far and times; nil when unknown.
+    public func batch(_ name: String) async throws -> BatchSummary? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM batches WHERE name = ?", arguments: [name]).map { r in
+                try Self.decodeBatch(r, try Self.fetchCounts(db, batch: name))
+            }
+        }
+    }
+
+    /// Changes a batch's priority, deadline, budget or paused flag. Returns false when the batch is unknown.
+    @discardableResult
+    public func updateBatch(_ name: String, _ body: @escaping @Sendable (inout BatchSettings) -> Void)
+        async throws -> Bool {
+        try await write { db in
+            guard let r = try Row.fetchOne(db, sql: "SELECT * FROM batches WHERE name = ?", arguments: [name]) else {
+                return false
+            }
+            var s = try Self.decodeBatch(r, JobCounts(groups: [])).settings
+            body(&s)
+            try db.execute(sql: "UPDATE batches SET priority = ?, deadline = ?, budget_usd = ?, paused = ? WHERE name = ?",
+                           arguments: [s.priority.rawValue, s.deadline, s.budgetUSD, s.paused, name])
+            return true
+        }
+    }
+
+    static func decodeBatch(_ r: Row, _ counts: JobCounts) throws -> BatchSummary {
+        BatchSummary(
+            name: r["name"],
+            settings: BatchSettings(priority: try decodeEnum(Priority.self, r["priority"], "batch priority"),
+                                    deadline: r["deadline"], budgetUSD: r["budget_usd"], paused: r["paused"]),
+            createdAt: r["created_at"], startedAt: r["started_at"], completedAt: r["completed_at"],
+            manifestCount: r["manifest_count"], counts: counts)
+    }
+}
+
+// MARK: - Uploads, settings, run times
+
+extension Store {
+    /// The `oss://` URL of a previous upload of this file content for `model`, if it is still valid at `validAt`
+    /// (pass `now` plus the time the URL must still live, e.g. until the create call is made).
+    public func cachedUpload(sha256: String, model: RenderModel, validAt: Timestamp) async throws -> String? {
+        try await read { db in
+            try String.fetchOne(db, sql: "SELECT oss_url FROM uploads WHERE sha256 = ? AND model = ? AND expires_at > ?",
+                                arguments: [sha256, model.rawValue, validAt])
+        }
+    }
+
+    /// Remembers an upload (replacing an older one of the same content and model).
+    public func saveUpload(sha256: String, model: RenderModel, ossURL: String, uploadedAt: Timestamp,
+                           expiresAt: Timestamp) async throws {
+        try await write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)",
+                           arguments: [sha256, model.rawValue, ossURL, uploadedAt, expiresAt])
+        }
+    }
+
+    /// A stored setting (e.g. a runtime override), or nil.
+    public func setting(_ key: String) async throws -> String? {
+        try await read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) }
+    }
+
+    /// Stores `value` under `key`; nil removes it.
+    public func setSetting(_ key: String, to value: String?) async throws {
+        try await write { db in
+            if let value {
+                try db.execute(sql: "INSERT OR REPLACE INTO settings VALUES (?, ?)", arguments: [key, value])
+            } else {
+                try db.execute(sql: "DELETE FROM settings WHERE key = ?", arguments: [key])
+            }
+        }
+    }
+
+    /// Records how long the provider took to render one task (e.g. `end_time - scheduled_time`).
+    public func recordRunTime(_ runClass: RunTimeClass, seconds: Double, now: Timestamp) async throws {
+        try await write { db in
+            try db.execute(sql: "INSERT INTO runtime_samples (model, resolution, duration_s, seconds, at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [runClass.model.rawValue, runClass.resolution.rawValue, runClass.durationSeconds,
+                                       seconds, now])
+        }
+    }
+
+    /// The newest `limitPerClass` run times of every class, newest first: what the scheduler learns from at start.
+    public func runTimeSamples(limitPerClass: Int = 500) async throws -> [RunTimeClass: [Double]] {
+        try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT model, resolution, duration_s, seconds FROM (
+                  SELECT *, row_number() OVER (PARTITION BY model, resolution, duration_s ORDER BY at DESC, seq DESC) AS n
+                  FROM runtime_samples) WHERE n <= ? ORDER BY n
+                """, arguments: [limitPerClass]).reduce(into: [:]) { out, r in
+                let c = RunTimeClass(model: try decodeEnum(RenderModel.self, r[0], "model"),
+                                     resolution: try decodeEnum(Resolution.self, r[1], "resolution"),
+                                     durationSeconds: r[2])
+                out[c, default: []].append(r[3])
+            }
+        }
+    }
+}
+
+// MARK: - Retention
+
+extension Store {
+    /// Run-time samples kept per class by `prune`.
+    public static let runTimeSamplesKept = 1000
+
+    /// Deletes terminal jobs that finished before `cutoff` with their transitions, attempts and task ownership;
+    /// batches left empty (and their manifest records, so the same file may be submitted again); account-wide
+    /// attempts older than `cutoff`; uploads expired before `cutoff`; run-time samples beyond the newest
+    /// `runTimeSamplesKept` per class. Then `PRAGMA incremental_vacuum` returns the freed pages to the file
+    /// system (the file is created with `auto_vacuum = INCREMENTAL`; a full `VACUUM`, which blocks writers and
+    /// needs twice the space, is never run automatically).
+    public func prune(finishedBefore cutoff: Timestamp) async throws -> PruneReport {
+        var report = try await write { db in
+            let terminal = JobState.allCases.filter(\.isTerminal).map { "'\($0.rawValue)'" }.joined(separator: ",")
+            try db.execute(sql: "DELETE FROM jobs WHERE finished_at < ? AND state IN (\(terminal))", arguments: [cutoff])
+            let jobs = db.changesCount
+            try db.execute(sql: "DELETE FROM attempts WHERE job_seq IS NULL AND at < ?", arguments: [cutoff])
+            let orphans = db.changesCount
+            try db.execute(sql: "DELETE FROM uploads WHERE expires_at < ?", arguments: [cutoff])
+            let uploads = db.changesCount
+            try db.execute(sql: "DELETE FROM job_counts WHERE jobs = 0")
+            try db.execute(sql: "DELETE FROM batches WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch = batches.name)")
+            let batches = db.changesCount
+            try db.execute(sql: "DELETE FROM manifests WHERE batch NOT IN (SELECT name FROM batches)")
+            try db.execute(sql: """
+                DELETE FROM runtime_samples WHERE seq IN (SELECT seq FROM (
+                  SELECT seq, row_number() OVER (PARTITION BY model, resolution, duration_s ORDER BY at DESC, seq DESC) AS n
+                  FROM runtime_samples) WHERE n > ?)
+                """, arguments: [Self.runTimeSamplesKept])
+            return PruneReport(jobs: jobs, batches: batches, orphanAttempts: orphans, uploads: uploads, freedPages: 0)
+        }
+        report.freedPages = try await pool.writeWithoutTransaction { db in
+            let before = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+            try db.execute(sql: "PRAGMA incremental_vacuum")
+            return before - (try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0)
+        }
+        return report
+    }
+}

@@ -1,0 +1,359 @@
+import Foundation
+import GRDB
+import ReelCore
+
+// MARK: - State changes
+
+extension Store {
+    /// Compare-and-set: moves `key` to `to` if it is currently in one of `from`, applies `update` to the row,
+    /// and records a `transitions` row with `cause` — all in one transaction.
+    ///
+    /// Returns false (writing nothing) when the job does not exist or is not in an expected state.
+    /// Throws `StoreError.illegalTransition` if any state of `from` may not move to `to` (`JobState.canMove`).
+    /// Automatic effects: `finishedAt` is set on entering a terminal state and cleared on leaving one;
+    /// `holdReason` is cleared unless the target is `held`; `reason` and `nextAttemptAt` are cleared on `queued`;
+    /// the batch's `completedAt` follows its jobs. `update` runs after these, so it can override them.
+    @discardableResult
+    public func transition(_ key: JobKey, from: Set<JobState>, to: JobState, cause: String, now: Timestamp,
+                           update: @escaping @Sendable (inout JobRow) -> Void = { _ in }) async throws -> Bool {
+        try Self.checkLegal(from: from, to: to)
+        return try await write { db in
+            try Self.move(db, key, from: from, to: to, now: now, cause: { _ in cause }, update: update) != nil
+        }
+    }
+
+    /// `transition` from a single expected state.
+    @discardableResult
+    public func transition(_ key: JobKey, from: JobState, to: JobState, cause: String, now: Timestamp,
+                           update: @escaping @Sendable (inout JobRow) -> Void = { _ in }) async throws -> Bool {
+        try await transition(key, from: [from], to: to, cause: cause, now: now, update: update)
+    }
+
+    /// Changes fields of a job without changing its state (no `transitions` row): e.g. a refreshed video URL,
+    /// recorded cost, operator priority. When `states` is given it is a compare-and-set on the current state.
+    /// Returns false when the job does not exist or is in none of `states`.
+    @discardableResult
+    public func update(_ key: JobKey, ifIn states: Set<JobState>? = nil, now: Timestamp,
+                       _ body: @escaping @Sendable (inout JobRow) -> Void) async throws -> Bool {
+        try await write { db in
+            guard var row = try Self.fetchJob(db, key), states?.contains(row.state) ?? true else { return false }
+            body(&row)
+            row.updatedAt = now
+            try Self.save(db, row, now: now)
+            return true
+        }
+    }
+
+    /// Write-ahead submission, step 1 — **opens the in-doubt window.** Durably commits the intent to create a
+    /// task: state `submitting`, `attempt + 1`, the request fingerprint, `createStartedAt = now`, the previous
+    /// task/URL cleared. Call it *before* the create call; returns the attempt number, or nil when the job was not
+    /// in `expectedFrom` (then do not call the provider).
+    public func beginSubmission(_ key: JobKey, expectedFrom: Set<JobState> = [.queued, .retrying],
+                                fingerprint: String, now: Timestamp) async throws -> Int? {
+        try Self.checkLegal(from: expectedFrom, to: .submitting)
+        return try await durableWrite { db in
+            try Self.move(db, key, from: expectedFrom, to: .submitting, now: now,
+                          cause: { "create call, attempt \($0.attempt + 1)" }) { row in
+                row.attempt += 1
+                row.requestFingerprint = fingerprint
+                row.createStartedAt = now
+                row.taskID = nil
+                row.videoURL = nil
+                row.urlExpiresAt = nil
+            }?.attempt
+        }
+    }
+
+    /// Write-ahead submission, step 2 — **closes the in-doubt window.** Durably commits the task id the create
+    /// call returned (or the one reconciliation adopted for an `in_doubt` job) and moves the job to `running` when
+    /// `status` is RUNNING, else `pending`. Sets `submittedAt` and the batch's `startedAt`. Returns false when the
+    /// job is no longer `submitting`/`in_doubt`. Throws `taskOwnedByAnotherJob` if the task is another job's.
+    @discardableResult
+    public func commitTaskID(_ key: JobKey, taskID: String, status: TaskStatus, now: Timestamp) async throws -> Bool {
+        let to: JobState = status == .running ? .running : .pending
+        return try await durableWrite { db in
+            let row = try Self.move(db, key, from: [.submitting, .inDoubt], to: to, now: now,
+                                    cause: { ($0.state == .inDoubt ? "adopted task " : "created task ") + taskID }) {
+                $0.taskID = taskID
+                $0.submittedAt = now
+            }
+            guard row != nil else { return false }
+            try db.execute(sql: "UPDATE batches SET started_at = ? WHERE name = ? AND started_at IS NULL",
+                           arguments: [now, key.batch])
+            return true
+        }
+    }
+
+    /// Moves a `submitting` job to `in_doubt`: the create call's outcome is unknown (timeout, 500, reset after
+    /// sending, or a crash). The window stays open until `commitTaskID` (adopt) or an operator's resolve.
+    @discardableResult
+    public func markInDoubt(_ key: JobKey, cause: String, now: Timestamp) async throws -> Bool {
+        try await transition(key, from: .submitting, to: .inDoubt, cause: cause, now: now)
+    }
+
+    /// At daemon start, before anything is scheduled: every job still `submitting` was interrupted mid-create by a
+    /// crash, so its outcome is unknown. Moves them all to `in_doubt` (cause `cause`) in one transaction and
+    /// returns them.
+    public func markInterruptedSubmissionsInDoubt(now: Timestamp,
+                                                  cause: String = "daemon restarted during the create call")
+        async throws -> [JobRow] {
+        try await write { db in
+            try Self.fetchJobs(db, where: "state = ?", [JobState.submitting.rawValue]).compactMap { row in
+                try Self.move(db, row.key, from: [.submitting], to: .inDoubt, now: now, cause: { _ in cause })
+            }
+        }
+    }
+
+    /// Records one provider exchange (`key` nil for account-wide calls such as list).
+    public func recordAttempt(_ key: JobKey?, _ exchange: Exchange, now: Timestamp) async throws {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO attempts (job_seq, kind, http_status, provider_code, request_id, duration_ms,
+                  transport_error, at)
+                VALUES ((SELECT seq FROM jobs WHERE batch = ? AND id = ?), ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [key?.batch, key?.id, exchange.kind.rawValue, exchange.httpStatus,
+                                 exchange.providerCode, exchange.requestID, exchange.durationMilliseconds,
+                                 exchange.transportError, now])
+        }
+    }
+
+    // MARK: internals
+
+    static func checkLegal(from: Set<JobState>, to: JobState) throws {
+        if let bad = from.first(where: { !$0.canMove(to: to) }) {
+            throw StoreError.illegalTransition(from: bad, to: to)
+        }
+    }
+
+    /// The compare-and-set itself; returns the row as written, or nil when the job is not in `from`.
+    static func move(_ db: Database, _ key: JobKey, from: Set<JobState>, to: JobState, now: Timestamp,
+                     cause: (JobRow) -> String, update: (inout JobRow) -> Void = { _ in }) throws -> JobRow? {
+        guard var row = try fetchJob(db, key), from.contains(row.state) else { return nil }
+        let prior = row.state
+        let why = cause(row)
+        row.state = to
+        row.stateChangedAt = now
+        row.updatedAt = now
+        row.finishedAt = to.isTerminal ? now : nil
+        if to != .held { row.holdReason = nil }
+        if to == .queued {
+            row.reason = nil
+            row.nextAttemptAt = nil
+        }
+        update(&row)
+        try save(db, row, now: now)
+        try db.execute(sql: "INSERT INTO transitions (job_seq, from_state, to_state, cause, at) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [row.seq, prior.rawValue, to.rawValue, why, now])
+        if to.isTerminal != prior.isTerminal { try refreshCompletion(db, batch: key.batch, now: now) }
+        return row
+    }
+
+    /// Keeps `batches.completed_at` equal to "the moment the last job became terminal".
+    static func refreshCompletion(_ db: Database, batch: String, now: Timestamp) throws {
+        let terminal = JobState.allCases.filter(\.isTerminal).map { "'\($0.rawValue)'" }.joined(separator: ",")
+        let open = try Int.fetchOne(db, sql: """
+            SELECT ifnull(sum(jobs), 0) FROM job_counts WHERE batch = ? AND state NOT IN (\(terminal))
+            """, arguments: [batch]) ?? 0
+        if open == 0 {
+            try db.execute(sql: "UPDATE batches SET completed_at = ? WHERE name = ? AND completed_at IS NULL",
+                           arguments: [now, batch])
+        } else {
+            try db.execute(sql: "UPDATE batches SET completed_at = NULL WHERE name = ?", arguments: [batch])
+        }
+    }
+
+    /// Writes every mutable column of `row`; a new `taskID` is appended to the history and claimed for the job.
+    static func save(_ db: Database, _ row: JobRow, now: Timestamp) throws {
+        var row = row
+        if let task = row.taskID, !row.taskIDs.contains(task) {
+            if let owner = try Row.fetchOne(db, sql: """
+                SELECT j.batch, j.id FROM task_owners t JOIN jobs j ON j.seq = t.job_seq
+                WHERE t.task_id = ? AND t.job_seq != ?
+                """, arguments: [task, row.seq]) {
+                throw StoreError.taskOwnedByAnotherJob(taskID: task, owner: JobKey(batch: owner[0], id: owner[1]))
+            }
+            try db.execute(sql: "INSERT OR IGNORE INTO task_owners (task_id, job_seq, at) VALUES (?, ?, ?)",
+                           arguments: [task, row.seq, now])
+            row.taskIDs.append(task)
+        }
+        try db.execute(sql: """
+            UPDATE jobs SET state = ?, priority = ?, deadline = ?, hold_reason = ?, attempt = ?,
+              request_fingerprint = ?, task_id = ?, task_ids = ?, video_url = ?, url_expires_at = ?,
+              result_bytes = ?, output_path = ?, output_sha256 = ?, usage = ?, cost_usd = ?, reason = ?,
+              next_attempt_at = ?, updated_at = ?, state_changed_at = ?, create_started_at = ?, submitted_at = ?,
+              finished_at = ?
+            WHERE seq = ?
+            """, arguments: [
+                row.state.rawValue, row.priority.rawValue, row.deadline, row.holdReason, row.attempt,
+                row.requestFingerprint, row.taskID, try Codec.text(row.taskIDs), row.videoURL, row.urlExpiresAt,
+                row.resultBytes, row.outputPath, row.outputSHA256, try row.usage.map(Codec.text), row.costUSD,
+                row.reason, row.nextAttemptAt, row.updatedAt, row.stateChangedAt, row.createStartedAt,
+                row.submittedAt, row.finishedAt, row.seq,
+            ])
+    }
+
+    static let jobColumns = """
+        seq, batch, id, spec, spec_digest, state, priority, deadline, hold_reason, attempt, request_fingerprint,
+        task_id, task_ids, video_url, url_expires_at, result_bytes, output_path, output_sha256, usage, cost_usd,
+        reason, next_attempt_at, created_at, updated_at, state_changed_at, create_started_at, submitted_at,
+        finished_at
+        """
+
+    static func fetchJob(_ db: Database, _ key: JobKey) throws -> JobRow? {
+        try fetchJobs(db, where: "batch = ? AND id = ?", [key.batch, key.id]).first
+    }
+
+    static func fetchJobs(_ db: Database, where condition: String, _ arguments: StatementArguments,
+                          suffix: String = "ORDER BY seq") throws -> [JobRow] {
+        try Row.fetchAll(db, sql: "SELECT \(jobColumns) FROM jobs WHERE \(condition) \(suffix)", arguments: arguments)
+            .map(decodeJob)
+    }
+
+    static func decodeJob(_ r: Row) throws -> JobRow {
+        let key = JobKey(batch: r["batch"], id: r["id"])
+        let usage: String? = r["usage"]
+        return JobRow(
+            seq: r["seq"], key: key, spec: try Codec.decode(JobSpec.self, r["spec"], "\(key) spec"),
+            specDigest: r["spec_digest"], state: try decodeEnum(JobState.self, r["state"], "state"),
+            priority: try decodeEnum(Priority.self, r["priority"], "priority"), deadline: r["deadline"],
+            holdReason: r["hold_reason"], attempt: r["attempt"], requestFingerprint: r["request_fingerprint"],
+            taskID: r["task_id"], taskIDs: try Codec.decode([String].self, r["task_ids"], "\(key) task_ids"),
+            videoURL: r["video_url"], urlExpiresAt: r["url_expires_at"], resultBytes: r["result_bytes"],
+            outputPath: r["output_path"], outputSHA256: r["output_sha256"],
+            usage: try usage.map { try Codec.decode(TaskUsage.self, $0, "\(key) usage") }, costUSD: r["cost_usd"],
+            reason: r["reason"], nextAttemptAt: r["next_attempt_at"], createdAt: r["created_at"],
+            updatedAt: r["updated_at"], stateChangedAt: r["state_changed_at"],
+            createStartedAt: r["create_started_at"], submittedAt: r["submitted_at"], finishedAt: r["finished_at"])
+    }
+}
+
+// MARK: - Reads
+
+extension Store {
+    /// The job at `key`, or nil.
+    public func job(_ key: JobKey) async throws -> JobRow? {
+        try await read { db in try Self.fetchJob(db, key) }
+    }
+
+    /// Every job in one of `states`, in intake order (e.g. `[.submitting]` at start, or all non-terminal jobs to
+    /// rebuild the scheduler).
+    public func jobs(in states: Set<JobState>) async throws -> [JobRow] {
+        guard !states.isEmpty else { return [] }
+        return try await read { db in
+            try Self.fetchJobs(db, where: "state IN (\(databaseQuestionMarks(count: states.count)))",
+                               StatementArguments(states.map(\.rawValue)))
+        }
+    }
+
+    /// Jobs ordered by `BATCH/ID`, optionally filtered, `limit` (1…1000) at a time. `cursor` is the previous
+    /// page's `nextCursor` (opaque and stable: keyset pagination, so jobs added or removed meanwhile never make a
+    /// page skip or repeat another job). Each page is an index range scan, fast at any depth.
+    public func listJobs(state: JobState? = nil, batch: String? = nil, limit: Int = 100,
+                         after cursor: String? = nil) async throws -> JobPage {
+        let limit = min(max(limit, 1), 1000)
+        let after = try cursor.map(Self.decodeCursor)
+        return try await read { db in
+            var conditions = ["1"]
+            var arguments: [(any DatabaseValueConvertible)?] = []
+            if let state { conditions.append("state = ?"); arguments.append(state.rawValue) }
+            if let batch { conditions.append("batch = ?"); arguments.append(batch) }
+            if let after { conditions.append("(batch, id) > (?, ?)"); arguments += [after.batch, after.id] }
+            let rows = try Self.fetchJobs(db, where: conditions.joined(separator: " AND "),
+                                          StatementArguments(arguments),
+                                          suffix: "ORDER BY batch, id LIMIT \(limit + 1)")
+            let page = Array(rows.prefix(limit))
+            return JobPage(rows: page, nextCursor: rows.count > limit ? page.last.map { Self.encodeCursor($0.key) } : nil)
+        }
+    }
+
+    static func encodeCursor(_ key: JobKey) -> String {
+        Data(key.description.utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decodeCursor(_ cursor: String) throws -> JobKey {
+        var b64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        b64 += String(repeating: "=", count: (4 - b64.count % 4) % 4)
+        guard let data = Data(base64Encoded: b64), let key = JobKey(parsing: String(decoding: data, as: UTF8.self))
+        else { throw StoreError.invalidCursor(cursor) }
+        return key
+    }
+
+    /// Job counts by (batch, model, resolution, state) with cost and estimated billed seconds; read from a table
+    /// kept by triggers, so it costs a few rows, not a scan of every job.
+    public func counts() async throws -> JobCounts {
+        try await read { db in try Self.fetchCounts(db, batch: nil) }
+    }
+
+    static func fetchCounts(_ db: Database, batch: String?) throws -> JobCounts {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT * FROM job_counts WHERE jobs > 0 \(batch == nil ? "" : "AND batch = ?")
+            """, arguments: batch.map { [$0] } ?? [])
+        return JobCounts(groups: try rows.map { r in
+            CountGroup(batch: r["batch"], model: try decodeEnum(RenderModel.self, r["model"], "model"),
+                       resolution: try decodeEnum(Resolution.self, r["resolution"], "resolution"),
+                       state: try decodeEnum(JobState.self, r["state"], "state"), jobs: r["jobs"],
+                       costUSD: Double(r["cost_micros"] as Int64) / 1e6,
+                       estimatedBilledSeconds: Double(r["est_centis"] as Int64) / 100)
+        })
+    }
+
+    /// The state changes of a job, oldest first.
+    public func transitions(of key: JobKey) async throws -> [TransitionRow] {
+        try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT t.from_state, t.to_state, t.cause, t.at FROM transitions t JOIN jobs j ON j.seq = t.job_seq
+                WHERE j.batch = ? AND j.id = ? ORDER BY t.seq
+                """, arguments: [key.batch, key.id]).map { r in
+                TransitionRow(from: try (r["from_state"] as String?).map { try decodeEnum(JobState.self, $0, "from") },
+                              to: try decodeEnum(JobState.self, r["to_state"], "to_state"), cause: r["cause"],
+                              at: r["at"])
+            }
+        }
+    }
+
+    /// The provider exchanges of a job, oldest first.
+    public func attempts(of key: JobKey) async throws -> [AttemptRow] {
+        try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT a.* FROM attempts a JOIN jobs j ON j.seq = a.job_seq
+                WHERE j.batch = ? AND j.id = ? ORDER BY a.seq
+                """, arguments: [key.batch, key.id]).map { r in
+                AttemptRow(key: key, exchange: Exchange(
+                    kind: try decodeEnum(Exchange.Kind.self, r["kind"], "kind"), httpStatus: r["http_status"],
+                    providerCode: r["provider_code"], requestID: r["request_id"],
+                    durationMilliseconds: r["duration_ms"], transportError: r["transport_error"]), at: r["at"])
+            }
+        }
+    }
+
+    /// Provider exchanges by kind: of one job when `key` is given, else of all; only those at or after `since`.
+    public func attemptCounts(of key: JobKey? = nil, since: Timestamp? = nil) async throws -> [Exchange.Kind: Int] {
+        try await read { db in
+            var sql = "SELECT kind, count(*) FROM attempts"
+            var arguments: [(any DatabaseValueConvertible)?] = []
+            var conditions: [String] = []
+            if let key {
+                conditions.append("job_seq = (SELECT seq FROM jobs WHERE batch = ? AND id = ?)")
+                arguments += [key.batch, key.id]
+            }
+            if let since { conditions.append("at >= ?"); arguments.append(since) }
+            if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+            return try Row.fetchAll(db, sql: sql + " GROUP BY kind", arguments: StatementArguments(arguments))
+                .reduce(into: [:]) { out, r in out[try decodeEnum(Exchange.Kind.self, r[0], "kind")] = r[1] }
+        }
+    }
+
+    /// Which of `taskIDs` already belong to a job (current or past task). Reconciliation must not adopt these.
+    public func jobsOwningTasks(_ taskIDs: [String]) async throws -> [String: JobKey] {
+        guard !taskIDs.isEmpty else { return [:] }
+        return try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT t.task_id, j.batch, j.id FROM task_owners t JOIN jobs j ON j.seq = t.job_seq
+                WHERE t.task_id IN (\(databaseQuestionMarks(count: taskIDs.count)))
+                """, arguments: StatementArguments(taskIDs))
+                .reduce(into: [:]) { $0[$1[0]] = JobKey(batch: $1[1], id: $1[2]) }
+        }
+    }
+}

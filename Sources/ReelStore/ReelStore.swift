@@ -1,1 +1,0 @@
-// ReelStore: see Package.swift for its role.

@@ -1,0 +1,109 @@
+import Crypto
+import Foundation
+import GRDB
+import ReelCore
+
+/// Reel's durable state: one SQLite file in WAL mode, written through GRDB's single writer queue.
+///
+/// Every method is `async`: GRDB runs the SQL on its own dispatch queues and the caller suspends, so no thread of
+/// Swift's cooperative pool ever blocks on the disk. Every state change is a compare-and-set on the expected prior
+/// state, written together with its `transitions` row in one transaction.
+public final class Store: Sendable {
+    let pool: DatabasePool
+
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    ///
+    /// Connections use WAL, `busy_timeout` 5 s, `synchronous = NORMAL` (the two submission commits of issue #5
+    /// are made with `FULL`, see `beginSubmission`) and foreign keys. A new file uses incremental auto-vacuum.
+    public init(path: String) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(5)
+        config.foreignKeysEnabled = true
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        try pool.barrierWriteWithoutTransaction { db in
+            // auto_vacuum can only be chosen before the first table exists.
+            if try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") == 0 {
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                try db.execute(sql: "VACUUM")
+            }
+        }
+        try Schema.migrator.migrate(pool)
+    }
+
+    /// Hex sha256 of the canonical encoding of `spec` (JSONEncoder, sorted keys): the job's content identity.
+    public static func specDigest(_ spec: JobSpec) throws -> String {
+        hex(SHA256.hash(data: try Codec.data(spec)))
+    }
+
+    static func hex(_ digest: SHA256.Digest) -> String {
+        digest.map { String(format: "%02x", $0) }.joined()
+    }
+
+    // MARK: access
+
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await pool.write(body)
+    }
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await pool.read(body)
+    }
+
+    /// A write whose commit is fsynced before it returns (`synchronous = FULL` for this one transaction), so that
+    /// it survives a power loss, not only a process crash.
+    func durableWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
+            var result: T?
+            try db.inTransaction(.immediate) {
+                result = try body(db)
+                return .commit
+            }
+            return result!
+        }
+    }
+
+    /// Facts about the open database (journal mode, pragmas, applied migrations, size).
+    public func storageInfo() async throws -> StorageInfo {
+        try await read { db in
+            func int(_ pragma: String) throws -> Int { try Int.fetchOne(db, sql: "PRAGMA \(pragma)") ?? -1 }
+            return StorageInfo(
+                journalMode: try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "",
+                synchronous: try int("synchronous"), autoVacuum: try int("auto_vacuum"),
+                foreignKeys: try int("foreign_keys") == 1, busyTimeoutMilliseconds: try int("busy_timeout"),
+                migrations: try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations"),
+                pageCount: try int("page_count"), freePages: try int("freelist_count"),
+                pageSize: try int("page_size"))
+        }
+    }
+}
+
+/// JSON as stored: sorted keys, so equal values always encode to equal bytes.
+enum Codec {
+    static func data<T: Encodable>(_ value: T) throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = .sortedKeys
+        return try e.encode(value)
+    }
+
+    static func text<T: Encodable>(_ value: T) throws -> String { String(decoding: try data(value), as: UTF8.self) }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String, _ what: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(text.utf8))
+        } catch {
+            throw StoreError.corrupt("\(what): \(error)")
+        }
+    }
+}
+
+/// Decoding a stored enum, naming the column when the value is unknown (a newer schema, or damage).
+func decodeEnum<E: RawRepresentable>(_ type: E.Type, _ raw: String, _ column: String) throws -> E
+where E.RawValue == String {
+    guard let v = E(rawValue: raw) else { throw StoreError.corrupt("\(column) = \"\(raw)\"") }
+    return v
+}
