@@ -85,7 +85,7 @@ let package = Package(
 
         // Test support: manual clock, temp dirs, process launchers for the built binaries.
         .target(name: "ReelTestKit", dependencies: ["ReelCore"], path: "Tests/ReelTestKit", swiftSettings: settings),
-        .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore", "ReelTestKit"], swiftSettings: settings),
+        .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore", "ReelMedia", "ReelTestKit"], swiftSettings: settings),
         .testTarget(name: "ReelStoreTests", dependencies: ["ReelStore", "ReelTestKit"], swiftSettings: settings),
         .testTarget(name: "ReelProviderTests", dependencies: ["ReelProvider", "ReelCurl", "ReelTestKit"],
                     swiftSettings: settings),
