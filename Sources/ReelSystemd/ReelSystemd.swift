@@ -1,1 +1,0 @@
-// ReelSystemd: see Package.swift for its role.
