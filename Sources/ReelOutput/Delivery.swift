@@ -142,7 +142,7 @@ public struct Delivery: Sendable {
             probe = try await FFprobe.probe(partial)
         } catch {
             try await discard(key: key, partialName: partialName)
-            throw DeliveryError.qcFailed(probeSummary: "not readable as media: \(error)",
+            throw DeliveryError.qcFailed(probeSummary: "\(error)",
                                          problems: structure.isEmpty ? ["ffprobe cannot read the file"] : structure)
         }
         let problems = structure + QC.check(probe, spec: spec)

@@ -81,10 +81,14 @@ public struct OutputTree: Sendable, Hashable {
         let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw DeliveryError.posix(errno, "cannot open output root \(root)") }
         defer { close(rootFD) }
-        if create, mkdirat(rootFD, batch, 0o755) != 0, errno != EEXIST {
-            throw DeliveryError.posix(errno, "cannot create batch directory \(dir)")
+        let flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+        var fd = openat(rootFD, batch, flags)
+        if fd < 0, errno == ENOENT, create {
+            if mkdirat(rootFD, batch, 0o755) != 0, errno != EEXIST {
+                throw DeliveryError.posix(errno, "cannot create batch directory \(dir)")
+            }
+            fd = openat(rootFD, batch, flags)
         }
-        let fd = openat(rootFD, batch, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
             let e = errno
             if e == ELOOP || e == ENOTDIR {
