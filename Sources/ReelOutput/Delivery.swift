@@ -174,6 +174,41 @@ public struct Delivery: Sendable {
         return DeliveredFile(path: finalPath, sha256: sha, bytes: bytes, probe: probe)
     }
 
+    /// Re-verifies an already published `<id>.mp4` (structure, QC, sha256) without moving it: for a restart
+    /// that finds the job in `verifying` with the partial gone because the rename had happened before the crash.
+    /// - Throws: `.qcFailed` (the file is left in place for the operator), `.partialMissing` when there is no
+    ///   video either, `.storage`/`.io`.
+    public func adopt(key: JobKey, spec: JobSpec) async throws -> DeliveredFile {
+        let tree = self.tree
+        let name = try OutputTree.videoName(key.id)
+        let path = try tree.videoPath(key)
+        let (bytes, structure, sha) = try await blocking { () throws -> (Int64, [String], String) in
+            try tree.withBatchDirectory(key.batch) { dir in
+                let fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                guard fd >= 0 else {
+                    if errno == ENOENT { throw DeliveryError.partialMissing(path) }
+                    throw DeliveryError.posix(errno, "cannot open \(path)")
+                }
+                defer { close(fd) }
+                var st = stat()
+                guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                    throw DeliveryError.unsafePath("\(path) is not a regular file")
+                }
+                let size = Int64(st.st_size)
+                return (size, MP4Structure.problems(fd: fd, size: size), try Self.sha256(fd: fd, path: path))
+            }
+        }
+        let probe: MediaProbe
+        do {
+            probe = try await FFprobe.probe(path)
+        } catch {
+            throw DeliveryError.qcFailed(probeSummary: "\(error)", problems: structure)
+        }
+        let problems = structure + QC.check(probe, spec: spec)
+        guard problems.isEmpty else { throw DeliveryError.qcFailed(probeSummary: QC.summary(probe), problems: problems) }
+        return DeliveredFile(path: path, sha256: sha, bytes: bytes, probe: probe)
+    }
+
     /// Removes the partial download of `key` (after a QC failure, or to start a download over).
     public func discardPartial(_ key: JobKey) async throws {
         try await discard(key: key, partialName: try OutputTree.partialName(key.id))

@@ -42,6 +42,14 @@ import Testing
         let out = try await runProcess(which("sha256sum")!, [file.path])
         #expect(String(decoding: out.stdout, as: UTF8.self).hasPrefix(file.sha256 + "  "))
         #expect(try await Delivery.sha256(ofFile: clip) == file.sha256)
+
+        // After a crash between the rename and the state change, the published file is re-verified in place.
+        let adopted = try await Delivery(tree: tree).adopt(key: spec.key, spec: spec)
+        #expect(adopted == file)
+        await #expect(throws: DeliveryError.self) {
+            try await Delivery(tree: tree).adopt(key: spec.key, spec: Fixture.spec(seconds: 5))
+        }
+        #expect(FileManager.default.fileExists(atPath: file.path))
     }
 
     @Test func wrongFrameSizeFails() async throws {
