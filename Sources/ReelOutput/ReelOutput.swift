@@ -1,1 +1,5 @@
-// ReelOutput: see Package.swift for its role.
+// ReelOutput: delivery into the output tree (spec §5, issue #7).
+//
+// OutputTree (paths from validated ids only) · QC (probe vs request) · Delivery (publish a download, sidecars,
+// batch.json + SHA256SUMS, all atomic and fsynced) · Sidecar / BatchManifest (the JSON records) · Cost
+// (estimate and actual) · BatchHook / Webhook (batch-end notifications).

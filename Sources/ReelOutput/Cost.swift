@@ -1,0 +1,27 @@
+import ReelCore
+
+/// Money: what a job will cost (intake, `reelctl estimate`) and what it did cost (sidecar, batch manifest).
+public enum Cost {
+    /// Estimated USD of `spec`: its `estimatedBilledSeconds` (output plus capped input-video seconds, reference
+    /// §1.6) at the table's rate for its model and resolution; nil when the table has no such rate.
+    public static func estimate(spec: JobSpec, pricing: PricingTable) -> Double? {
+        pricing.cost(spec.model, spec.resolution, billedSeconds: spec.estimatedBilledSeconds).map(rounded)
+    }
+
+    /// Actual USD from the provider's `usage`: `usage.duration` (billed seconds) when given, else
+    /// `output_video_duration + input_video_duration`; nil when usage has neither or the table has no rate.
+    public static func actual(usage: TaskUsage, spec: JobSpec, pricing: PricingTable) -> Double? {
+        guard let seconds = billedSeconds(usage) else { return nil }
+        return pricing.cost(spec.model, spec.resolution, billedSeconds: seconds).map(rounded)
+    }
+
+    /// Billed seconds according to `usage`, nil when it says nothing usable.
+    public static func billedSeconds(_ usage: TaskUsage) -> Double? {
+        if let d = usage.duration { return d }
+        guard let output = usage.outputVideoDuration else { return nil }
+        return output + (usage.inputVideoDuration ?? 0)
+    }
+
+    /// Rounded to millionths of a dollar, so JSON shows `0.3` and not `0.30000000000000004`.
+    public static func rounded(_ usd: Double) -> Double { (usd * 1_000_000).rounded() / 1_000_000 }
+}
