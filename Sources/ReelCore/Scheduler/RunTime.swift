@@ -1,0 +1,137 @@
+/// What a render's run time depends on: model, resolution tier and output seconds.
+public struct RunTimeKey: Hashable, Sendable {
+    public var model: RenderModel
+    public var resolution: Resolution
+    public var durationSeconds: Int
+
+    public init(model: RenderModel, resolution: Resolution, durationSeconds: Int) {
+        self.model = model
+        self.resolution = resolution
+        self.durationSeconds = durationSeconds
+    }
+}
+
+/// A run-time distribution (seconds from the create's answer to the task's end): the last samples, sorted, or the prior.
+struct RunTimeDistribution: Sendable, Equatable {
+    /// Sorted ascending; empty means the prior.
+    var sorted: [Double]
+
+    /// With no history: uniform over 60–300 s, the provider's "1–5 minutes" (reference §1.10).
+    static let priorRange = 60.0...300.0
+    static let prior = RunTimeDistribution(sorted: [])
+
+    /// Inverse CDF, linear between order statistics; p in [0, 1].
+    func quantile(_ p: Double) -> Double {
+        let p = min(max(p, 0), 1)
+        guard sorted.count > 1 else {
+            if let only = sorted.first { return only }
+            return Self.priorRange.lowerBound + p * (Self.priorRange.upperBound - Self.priorRange.lowerBound)
+        }
+        let x = p * Double(sorted.count - 1)
+        let i = Int(x)
+        if i >= sorted.count - 1 { return sorted[sorted.count - 1] }
+        return sorted[i] + (x - Double(i)) * (sorted[i + 1] - sorted[i])
+    }
+
+    /// P(run time ≤ t), the inverse of `quantile`.
+    func cdf(_ t: Double) -> Double {
+        guard sorted.count > 1 else {
+            if let only = sorted.first { return t >= only ? 1 : 0 }
+            let r = Self.priorRange
+            return min(max((t - r.lowerBound) / (r.upperBound - r.lowerBound), 0), 1)
+        }
+        if t <= sorted[0] { return 0 }
+        if t >= sorted[sorted.count - 1] { return 1 }
+        var lo = 0, hi = sorted.count - 1   // sorted[lo] < t ≤ sorted[hi]
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2
+            if sorted[mid] < t { lo = mid } else { hi = mid }
+        }
+        let frac = sorted[hi] > sorted[lo] ? (t - sorted[lo]) / (sorted[hi] - sorted[lo]) : 1
+        return (Double(lo) + frac) / Double(sorted.count - 1)
+    }
+
+    /// Quantile p of the run time given it has already lasted `elapsed` seconds.
+    func conditionalQuantile(_ p: Double, elapsed: Double) -> Double {
+        let f = cdf(elapsed)
+        return max(elapsed, quantile(f + p * (1 - f)))
+    }
+}
+
+/// A bounded sample (the last `capacity` observations) kept sorted for quantiles.
+struct RunTimeSamples: Sendable, Equatable {
+    static let capacity = 200
+    private var ring: [Double] = []
+    private var next = 0
+    private(set) var distribution = RunTimeDistribution(sorted: [])
+
+    var count: Int { ring.count }
+
+    mutating func add(_ seconds: Double) {
+        if ring.count == Self.capacity {
+            let old = ring[next]
+            if let i = distribution.sorted.firstIndex(of: old) { distribution.sorted.remove(at: i) }
+            ring[next] = seconds
+            next = (next + 1) % Self.capacity
+        } else {
+            ring.append(seconds)
+        }
+        let at = distribution.sorted.firstIndex { $0 > seconds } ?? distribution.sorted.count
+        distribution.sorted.insert(seconds, at: at)
+    }
+}
+
+/// Learned run times with fallback: the exact key, then (model, resolution), then model, then everything, then the
+/// prior. A level is used once it holds `minimumSamples`.
+struct RunTimeModel: Sendable, Equatable {
+    static let minimumSamples = 5
+    private var exact: [RunTimeKey: RunTimeSamples] = [:]
+    private var byTier: [String: RunTimeSamples] = [:]
+    private var byModel: [RenderModel: RunTimeSamples] = [:]
+    private var all = RunTimeSamples()
+
+    mutating func observe(_ key: RunTimeKey, seconds: Double) {
+        guard seconds.isFinite, seconds >= 0 else { return }
+        exact[key, default: RunTimeSamples()].add(seconds)
+        byTier[Self.tierKey(key), default: RunTimeSamples()].add(seconds)
+        byModel[key.model, default: RunTimeSamples()].add(seconds)
+        all.add(seconds)
+    }
+
+    func distribution(_ key: RunTimeKey) -> RunTimeDistribution {
+        for level in [exact[key], byTier[Self.tierKey(key)], byModel[key.model], all] {
+            if let s = level, s.count >= Self.minimumSamples { return s.distribution }
+        }
+        return .prior
+    }
+
+    private static func tierKey(_ k: RunTimeKey) -> String { "\(k.model.rawValue)/\(k.resolution.rawValue)" }
+}
+
+/// When to poll a task, from its run-time distribution: rarely early, densely around the likely finish.
+public struct PollPolicy: Sendable, Equatable {
+    /// The first poll comes when this fraction of tasks like it have finished (and no later than `maxInterval`).
+    public var firstPollQuantile = 0.05
+    /// Between polls, this much probability mass of the remaining finish times passes: intervals shrink where
+    /// finishes are dense (around p50–p90) and widen in the tails.
+    public var massStep = 0.08
+    /// No two polls of one task closer than this…
+    public var minInterval = 2.0
+    /// …nor further apart than this (catches early failures and PENDING → RUNNING).
+    public var maxInterval = 60.0
+    /// Past this quantile the task is overdue and is polled every `overdueInterval` seconds.
+    public var overdueQuantile = 0.99
+    public var overdueInterval = 4.0
+
+    public init() {}
+
+    /// Seconds after submission of the next poll, given `elapsed` seconds since submission.
+    func nextPoll(elapsed: Double, _ d: RunTimeDistribution) -> Double {
+        let first = d.quantile(firstPollQuantile)
+        if elapsed + minInterval <= first { return min(first, elapsed + maxInterval) }
+        let f = d.cdf(elapsed)
+        if f >= overdueQuantile || elapsed >= d.quantile(overdueQuantile) { return elapsed + overdueInterval }
+        let target = d.quantile(min(f + massStep, overdueQuantile))
+        return elapsed + min(max(target - elapsed, minInterval), maxInterval)
+    }
+}

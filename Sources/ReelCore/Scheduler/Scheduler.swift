@@ -1,0 +1,548 @@
+/// Constants of the scheduler's feedback loops (documented in docs/scheduler.md).
+enum SchedulerTuning {
+    /// After a `Throttling` answer no create goes out for 1 s, doubling per consecutive throttle up to 60 s
+    /// (or `Retry-After`, if longer).
+    static let throttleHoldBase = 1.0
+    static let throttleHoldMax = 60.0
+    /// After the cap shrank, it stays down this long (throttling "usually clears within about a minute")…
+    static let adaptiveCoolDown = 60.0
+    /// …then grows by one per window without a throttling answer.
+    static let adaptiveWindow = 30.0
+    /// A provider-blamed create failure opens the breaker for 5 s, doubling per failed probe up to 5 min.
+    static let breakerBase = 5.0
+    static let breakerMax = 300.0
+    /// A failed query is retried after 2 s, doubling up to 60 s (or `Retry-After`, if longer).
+    static let pollRetryBase = 2.0
+    static let pollRetryMax = 60.0
+    /// Deadlines are checked against the forecast at most this often.
+    static let deadlineCheckInterval = 60.0
+    /// p90 = p50 + z·σ for a normal approximation.
+    static let z90 = 1.2816
+}
+
+/// The render scheduler: a value type driven by one actor in the daemon, `handle(event, now) -> [action]`, no I/O.
+///
+/// Rules (docs/scheduler.md): fill at most min(concurrency, adaptive cap) render slots; creates and queries each
+/// stay inside a sliding one-second window; tiers rush > normal > bulk, then earliest deadline, then fair share
+/// between batches, then age; due retries alternate with fresh work; backoff with full jitter; a breaker for
+/// provider-blamed failures; polls placed by the learned run-time distribution.
+public struct Scheduler: Sendable {
+    enum Phase: Equatable, Sendable {
+        case queued(retry: Bool)
+        /// Waiting for `at`; `fresh` re-enters the fresh lane (throttled or blocked, not a failed attempt).
+        case waiting(at: Timestamp, fresh: Bool)
+        case submitting
+        case inDoubt
+        case remote(taskID: String, status: TaskStatus)
+        case downloading
+
+        var holdsSlot: Bool {
+            switch self {
+            case .submitting, .inDoubt, .remote: true
+            default: false
+            }
+        }
+    }
+
+    struct Record: Sendable {
+        var job: SchedulerJob
+        var phase: Phase
+        var generation: UInt64 = 0
+        var submittedAt: Timestamp = 0
+        var pollOutstanding = false
+        var pollFailures = 0
+        var refusedPolls = 0
+        var cancelRequested = false
+    }
+
+    struct Timer: Comparable, Sendable {
+        var at: Timestamp
+        var key: JobKey
+        var generation: UInt64
+
+        static func < (a: Timer, b: Timer) -> Bool { a.at != b.at ? a.at < b.at : a.key < b.key }
+    }
+
+    /// A due poll; the most likely finished goes first when the query budget is short.
+    struct DuePoll: Comparable, Sendable {
+        var likelihood: Double
+        var key: JobKey
+        var generation: UInt64
+
+        static func < (a: DuePoll, b: DuePoll) -> Bool {
+            a.likelihood != b.likelihood ? a.likelihood > b.likelihood : a.key < b.key
+        }
+    }
+
+    public private(set) var limits: SchedulerLimits
+    var records: [JobKey: Record] = [:]
+    var queue = ReadyQueue()
+    var retryTimers = Heap<Timer>()
+    var pollTimers = Heap<Timer>()
+    var duePolls = Heap<DuePoll>()
+    var creates: RateWindow
+    var queries: RateWindow
+    var rng: SplitMix64
+    var runTimes = RunTimeModel()
+    var generationCounter: UInt64 = 0
+
+    var holderKeys: Set<JobKey> = []
+    var holdersByModel: [RenderModel: Int] = [:]
+    var runningByBatch: [String: Int] = [:]
+    var queuedCount = 0
+    var waitingCount = 0
+    var downloadingCount = 0
+
+    var paused = false
+    var pausedBatches: Set<String> = []
+    var draining = false
+    var accountBlock: String?
+    var adaptiveCap: Int
+    var growAt: Timestamp?
+    var throttleHoldUntil = -Double.infinity
+    var consecutiveThrottles = 0
+    var throttleCount = 0
+    var breaker = BreakerState.closed
+    var breakerTrips = 0
+    var probe: JobKey?
+    var pollsIssued = 0
+    var submitsIssued = 0
+    var unwarnedDeadlines: Set<JobKey> = []
+    var nextDeadlineCheck = -Double.infinity
+    var submitBlockedByRate = false
+    var pollBlockedByRate = false
+
+    /// `seed` drives the full-jitter backoff, so a test replays the same delays.
+    public init(limits: SchedulerLimits, seed: UInt64) {
+        self.limits = limits
+        creates = RateWindow(perSecond: limits.submitPerSecond)
+        queries = RateWindow(perSecond: limits.queryPerSecond)
+        rng = SplitMix64(seed: seed)
+        adaptiveCap = max(1, limits.concurrency)
+    }
+
+    var concurrencyCap: Int { max(0, min(limits.concurrency, adaptiveCap)) }
+
+    /// Applies one event at `now` and returns what the daemon must do, in order.
+    public mutating func handle(_ event: SchedulerEvent, now: Timestamp) -> [SchedulerAction] {
+        var out: [SchedulerAction] = []
+        apply(event, now: now, &out)
+        process(now: now, &out)
+        return out
+    }
+
+    /// When the daemon must send `.tick` (nil: only events can make progress).
+    public func nextWakeup(after now: Timestamp) -> Timestamp? {
+        var t = Double.infinity
+        if let r = retryTimers.top { t = min(t, r.at) }
+        if let p = pollTimers.top { t = min(t, p.at) }
+        if pollBlockedByRate { t = min(t, queries.nextAllowed(now)) }
+        if submitBlockedByRate { t = min(t, creates.nextAllowed(now)) }
+        if queuedCount > 0 {
+            if case .open(let until) = breaker { t = min(t, until) }
+            if throttleHoldUntil > now { t = min(t, throttleHoldUntil) }
+            if let g = growAt { t = min(t, g) }
+        }
+        if !unwarnedDeadlines.isEmpty { t = min(t, nextDeadlineCheck) }
+        return t.isFinite ? max(t, now) : nil
+    }
+
+    // MARK: - Events
+
+    private mutating func apply(_ event: SchedulerEvent, now: Timestamp, _ out: inout [SchedulerAction]) {
+        switch event {
+        case .enqueued(let job):
+            forget(job.key)
+            records[job.key] = Record(job: job, phase: .waiting(at: now, fresh: true))
+            waitingCount += 1
+            if job.deadline != nil { unwarnedDeadlines.insert(job.key) }
+            enqueue(job.key, retry: false)
+
+        case .restoredRemote(let job, let taskID, let submittedAt):
+            forget(job.key)
+            records[job.key] = Record(job: job, phase: .waiting(at: now, fresh: true), submittedAt: submittedAt)
+            waitingCount += 1
+            if job.deadline != nil { unwarnedDeadlines.insert(job.key) }
+            setPhase(job.key, .remote(taskID: taskID, status: .pending))
+            schedulePoll(job.key, at: now)
+
+        case .restoredInDoubt(let job):
+            forget(job.key)
+            records[job.key] = Record(job: job, phase: .waiting(at: now, fresh: true))
+            waitingCount += 1
+            setPhase(job.key, .inDoubt)
+
+        case .submitted(let key, let taskID):
+            guard let rec = records[key], rec.phase == .submitting || rec.phase == .inDoubt else { return }
+            createAnswered(key)
+            consecutiveThrottles = 0
+            setPhase(key, .remote(taskID: taskID, status: .pending))
+            records[key]!.submittedAt = now
+            if rec.cancelRequested {
+                out.append(.cancelRemote(key, taskID: taskID))
+            }
+            schedulePoll(key, at: now + limits.polling.nextPoll(elapsed: 0, distribution(key)))
+
+        case .submitFailed(let key, let blame, let retryAfter, let message):
+            guard let rec = records[key], rec.phase == .submitting || rec.phase == .inDoubt else { return }
+            if blame == .ambiguous {
+                if probe == key { probe = nil }
+                tripBreaker(now: now)
+                setPhase(key, .inDoubt)
+                return
+            }
+            if blame == .provider { tripBreaker(now: now) } else { createAnswered(key) }
+            if rec.cancelRequested {
+                forget(key)
+                return
+            }
+            switch blame {
+            case .jobPermanent:
+                forget(key)
+                out.append(.fail(key, reason: message))
+            case .throttled:
+                throttled(now: now, retryAfter: retryAfter, holding: true)
+                wait(key, until: throttleHoldUntil, fresh: true, reason: "throttled: \(message)", &out)
+            case .account:
+                accountBlock = message
+                wait(key, until: now, fresh: true, reason: "account refused: \(message)", &out)
+            case .provider, .ambiguous:
+                retry(key, now: now, retryAfter: retryAfter, message: message, &out)
+            }
+
+        case .polled(let key, let status):
+            guard let rec = records[key], case .remote(let taskID, let last) = rec.phase else { return }
+            records[key]!.pollOutstanding = false
+            records[key]!.pollFailures = 0
+            records[key]!.refusedPolls = 0
+            switch status {
+            case .pending, .running:
+                if status == .running, last != .running, rec.cancelRequested {
+                    out.append(.discardWhenDone(key))
+                }
+                setPhase(key, .remote(taskID: taskID, status: status))
+                let elapsed = now - rec.submittedAt
+                schedulePoll(key, at: rec.submittedAt + limits.polling.nextPoll(elapsed: elapsed, distribution(key)))
+            case .succeeded:
+                if rec.cancelRequested {
+                    forget(key)
+                } else {
+                    setPhase(key, .downloading)
+                    out.append(.download(key))
+                }
+            case .failed:
+                forget(key)
+                out.append(.fail(key, reason: "the provider reported the task FAILED"))
+            case .canceled:
+                forget(key)
+                if !rec.cancelRequested { out.append(.fail(key, reason: "the task was cancelled at the provider")) }
+            case .unknown:
+                forget(key)
+                out.append(.fail(key, reason: "the provider no longer knows the task (UNKNOWN: expired or never created)"))
+            }
+
+        case .pollFailed(let key, let blame, let retryAfter):
+            guard var rec = records[key], case .remote = rec.phase else { return }
+            rec.pollOutstanding = false
+            rec.pollFailures += 1
+            switch blame {
+            case .throttled:
+                throttleCount += 1
+                queries.exhaust(now)
+            case .account:
+                accountBlock = accountBlock ?? "status queries refused by the account (InvalidApiKey or Arrearage)"
+            case .jobPermanent:
+                rec.refusedPolls += 1
+            case .provider, .ambiguous:
+                break
+            }
+            records[key] = rec
+            if rec.refusedPolls >= max(1, limits.maxAttempts) {
+                forget(key)
+                out.append(.fail(key, reason: "gave up after \(rec.refusedPolls) refused status queries"))
+                return
+            }
+            let backoff = min(SchedulerTuning.pollRetryMax,
+                              SchedulerTuning.pollRetryBase * pow2(rec.pollFailures - 1))
+            schedulePoll(key, at: now + max(backoff, retryAfter ?? 0))
+
+        case .released(let key), .removed(let key):
+            forget(key)
+
+        case .setLimits(let l):
+            limits = l
+            creates.resize(perSecond: l.submitPerSecond)
+            queries.resize(perSecond: l.queryPerSecond)
+            adaptiveCap = max(1, l.concurrency)
+            growAt = nil
+            accountBlock = nil
+
+        case .pause(let batch):
+            if let batch { pausedBatches.insert(batch) } else { paused = true }
+
+        case .resume(let batch):
+            if let batch {
+                pausedBatches.remove(batch)
+            } else {
+                paused = false
+                draining = false
+                accountBlock = nil
+            }
+
+        case .drain:
+            draining = true
+
+        case .setPriority(let key, let priority):
+            guard let rec = records[key] else { return }
+            records[key]!.job.priority = priority
+            if case .queued(let retry) = rec.phase { enqueue(key, retry: retry) }
+
+        case .cancel(let key):
+            guard let rec = records[key] else { return }
+            switch rec.phase {
+            case .queued, .waiting, .downloading:
+                forget(key)
+            case .submitting, .inDoubt:
+                records[key]!.cancelRequested = true
+            case .remote(let taskID, let status):
+                guard !rec.cancelRequested else { return }
+                records[key]!.cancelRequested = true
+                out.append(status == .running ? .discardWhenDone(key) : .cancelRemote(key, taskID: taskID))
+            }
+
+        case .observedRunTime(let model, let resolution, let duration, let seconds):
+            runTimes.observe(RunTimeKey(model: model, resolution: resolution, durationSeconds: duration),
+                             seconds: seconds)
+
+        case .tick:
+            break
+        }
+    }
+
+    // MARK: - Time-driven work
+
+    private mutating func process(now: Timestamp, _ out: inout [SchedulerAction]) {
+        if let g = growAt, now >= g {
+            var next = g
+            while now >= next && adaptiveCap < limits.concurrency {
+                adaptiveCap += 1
+                next += SchedulerTuning.adaptiveWindow
+            }
+            growAt = adaptiveCap < limits.concurrency ? next : nil
+        }
+        if case .open(let until) = breaker, now >= until { breaker = .halfOpen }
+
+        while let t = retryTimers.top, t.at <= now {
+            retryTimers.pop()
+            guard let rec = records[t.key], rec.generation == t.generation, case .waiting(_, let fresh) = rec.phase
+            else { continue }
+            enqueue(t.key, retry: !fresh)
+        }
+        while let t = pollTimers.top, t.at <= now {
+            pollTimers.pop()
+            guard let rec = records[t.key], rec.generation == t.generation, !rec.pollOutstanding else { continue }
+            let likelihood = distribution(t.key).cdf(now - rec.submittedAt)
+            duePolls.push(DuePoll(likelihood: likelihood, key: t.key, generation: t.generation))
+        }
+
+        pollBlockedByRate = false
+        while let p = duePolls.top {
+            guard let rec = records[p.key], rec.generation == p.generation, !rec.pollOutstanding,
+                  case .remote(let taskID, _) = rec.phase else {
+                duePolls.pop()
+                continue
+            }
+            guard queries.allows(now) else {
+                pollBlockedByRate = true
+                break
+            }
+            duePolls.pop()
+            queries.record(now)
+            records[p.key]!.pollOutstanding = true
+            pollsIssued += 1
+            out.append(.poll(p.key, taskID: taskID))
+        }
+
+        submitBlockedByRate = false
+        if submissionBlocked(now: now) == nil {
+            while holderKeys.count < concurrencyCap, breaker != .halfOpen || probe == nil {
+                guard creates.allows(now) else {
+                    submitBlockedByRate = queuedCount > 0
+                    break
+                }
+                let picked: (key: JobKey, retry: Bool)?
+                do {   // the copies must be gone before `records` is mutated again, or it is copied whole
+                    let (records, caps, byModel) = (self.records, limits.perModelConcurrency, holdersByModel)
+                    picked = queue.pick(running: runningByBatch, paused: pausedBatches, isValid: { e in
+                        guard let r = records[e.key], r.generation == e.generation, case .queued = r.phase else {
+                            return false
+                        }
+                        return true
+                    }, modelHasRoom: { m in caps[m].map { byModel[m, default: 0] < $0 } ?? true })
+                }
+                guard let (key, _) = picked else { break }
+                setPhase(key, .submitting)
+                creates.record(now)
+                submitsIssued += 1
+                if breaker == .halfOpen { probe = key }
+                out.append(.submit(key))
+            }
+        }
+
+        if !unwarnedDeadlines.isEmpty && now >= nextDeadlineCheck {
+            nextDeadlineCheck = now + SchedulerTuning.deadlineCheckInterval
+            checkDeadlines(now: now, &out)
+        }
+
+        let records = self.records
+        retryTimers.dropStale { t in records[t.key].map { $0.generation != t.generation } ?? true }
+        pollTimers.dropStale { t in records[t.key].map { $0.generation != t.generation || $0.pollOutstanding } ?? true }
+    }
+
+    /// Why no create may go out (at `now`, when given), or nil.
+    func submissionBlocked(now: Timestamp?) -> String? {
+        if let accountBlock { return "account refused: \(accountBlock); fix the key or billing, then resume or reload" }
+        if paused { return "paused by the operator" }
+        if draining { return "draining: running jobs finish, nothing new starts" }
+        if case .open(let until) = breaker { return "provider breaker open until \(until)" }
+        if let now, now < throttleHoldUntil { return "throttled: no creates until \(throttleHoldUntil)" }
+        return nil
+    }
+
+    // MARK: - Bookkeeping
+
+    func distribution(_ key: JobKey) -> RunTimeDistribution {
+        guard let rec = records[key] else { return .prior }
+        return runTimes.distribution(rec.job.runTimeKey)
+    }
+
+    private mutating func bumpGeneration(_ key: JobKey) -> UInt64 {
+        generationCounter += 1
+        records[key]!.generation = generationCounter
+        return generationCounter
+    }
+
+    /// Moves a job to `phase`, keeping every counter in step.
+    mutating func setPhase(_ key: JobKey, _ phase: Phase) {
+        guard let rec = records[key] else { return }
+        count(rec, -1)
+        records[key]!.phase = phase
+        count(records[key]!, +1)
+        _ = bumpGeneration(key)
+    }
+
+    private mutating func count(_ rec: Record, _ d: Int) {
+        switch rec.phase {
+        case .queued: queuedCount += d
+        case .waiting: waitingCount += d
+        case .downloading: downloadingCount += d
+        case .submitting, .inDoubt, .remote: break
+        }
+        if rec.phase.holdsSlot {
+            if d > 0 { holderKeys.insert(rec.job.key) } else { holderKeys.remove(rec.job.key) }
+            holdersByModel[rec.job.model, default: 0] += d
+            runningByBatch[rec.job.key.batch, default: 0] += d
+            if runningByBatch[rec.job.key.batch] == 0 { runningByBatch[rec.job.key.batch] = nil }
+        }
+    }
+
+    private mutating func enqueue(_ key: JobKey, retry: Bool) {
+        setPhase(key, .queued(retry: retry))
+        let rec = records[key]!
+        queue.insert(rec.job, generation: rec.generation, retry: retry)
+    }
+
+    /// Drops everything the scheduler knows of `key` (its heap entries go stale).
+    mutating func forget(_ key: JobKey) {
+        guard let rec = records.removeValue(forKey: key) else { return }
+        count(rec, -1)
+        unwarnedDeadlines.remove(key)
+        if probe == key { probe = nil }
+    }
+
+    private mutating func schedulePoll(_ key: JobKey, at: Timestamp) {
+        let gen = bumpGeneration(key)
+        pollTimers.push(Timer(at: at, key: key, generation: gen))
+    }
+
+    private mutating func wait(_ key: JobKey, until at: Timestamp, fresh: Bool, reason: String,
+                               _ out: inout [SchedulerAction]) {
+        setPhase(key, .waiting(at: at, fresh: fresh))
+        retryTimers.push(Timer(at: at, key: key, generation: records[key]!.generation))
+        out.append(.retryLater(key, at: at, reason: reason))
+    }
+
+    /// A failed attempt: backoff with full jitter (floored by `Retry-After`), or give up at the attempt cap.
+    private mutating func retry(_ key: JobKey, now: Timestamp, retryAfter: Double?, message: String,
+                                _ out: inout [SchedulerAction]) {
+        records[key]!.job.attempts += 1
+        let attempts = records[key]!.job.attempts
+        if attempts >= limits.maxAttempts {
+            forget(key)
+            out.append(.fail(key, reason: "gave up after \(attempts) attempts: \(message)"))
+            return
+        }
+        let cap = min(limits.maxDelay, limits.baseDelay * pow2(attempts - 1))
+        let delay = max(rng.unit() * cap, retryAfter ?? 0)
+        wait(key, until: now + delay, fresh: false, reason: message, &out)
+    }
+
+    /// A create got a definite answer from the provider: a half-open breaker closes.
+    private mutating func createAnswered(_ key: JobKey) {
+        if probe == key || breaker == .halfOpen {
+            probe = nil
+            breaker = .closed
+            breakerTrips = 0
+        }
+    }
+
+    private mutating func tripBreaker(now: Timestamp) {
+        if case .open = breaker { return }   // failures of creates sent before it opened
+        breakerTrips += 1
+        breaker = .open(until: now + min(SchedulerTuning.breakerMax, SchedulerTuning.breakerBase * pow2(breakerTrips - 1)))
+        probe = nil
+    }
+
+    /// Throttling while below our own cap means the account is busy elsewhere: shrink to what we hold, cool down.
+    private mutating func throttled(now: Timestamp, retryAfter: Double?, holding: Bool) {
+        throttleCount += 1
+        consecutiveThrottles += 1
+        let others = holderKeys.count - (holding ? 1 : 0)
+        if others < concurrencyCap {
+            adaptiveCap = max(1, others)
+            growAt = now + SchedulerTuning.adaptiveCoolDown
+        }
+        let hold = min(SchedulerTuning.throttleHoldMax, SchedulerTuning.throttleHoldBase * pow2(consecutiveThrottles - 1))
+        throttleHoldUntil = max(throttleHoldUntil, now + max(hold, retryAfter ?? 0))
+    }
+
+    // MARK: - Snapshot
+
+    /// Counts, caps and gates for status and metrics.
+    public var snapshot: SchedulerSnapshot {
+        var submitting = 0, inDoubt = 0, pending = 0, running = 0
+        for key in holderKeys {
+            switch records[key]?.phase {
+            case .submitting: submitting += 1
+            case .inDoubt: inDoubt += 1
+            case .remote(_, let s): if s == .running { running += 1 } else { pending += 1 }
+            default: break
+            }
+        }
+        let blocked = submissionBlocked(now: nil)
+        return SchedulerSnapshot(
+            queued: queuedCount, retrying: waitingCount, submitting: submitting, inDoubt: inDoubt, pending: pending,
+            running: running, downloading: downloadingCount, slotsHeld: holderKeys.count,
+            concurrencyCap: concurrencyCap, adaptiveCap: adaptiveCap, breaker: breaker, accountBlock: accountBlock,
+            throttleCount: throttleCount, pollsIssued: pollsIssued, submitsIssued: submitsIssued, paused: paused,
+            pausedBatches: pausedBatches.sorted(), draining: draining, runningByBatch: runningByBatch,
+            submissionBlocked: blocked)
+    }
+}
+
+/// 2^n for small n ≥ 0, as a Double (no Foundation in the core).
+func pow2(_ n: Int) -> Double {
+    var r = 1.0
+    for _ in 0..<max(0, min(n, 60)) { r *= 2 }
+    return r
+}

@@ -1,0 +1,167 @@
+/// The provider account's limits as the scheduler applies them (`[limits]` and `[retry]` in reel.toml).
+public struct SchedulerLimits: Sendable, Equatable {
+    /// Render slots (the provider counts PENDING + RUNNING tasks per account).
+    public var concurrency: Int
+    /// Creates in any one-second window.
+    public var submitPerSecond: Double
+    /// Status queries in any one-second window.
+    public var queryPerSecond: Double
+    /// Failed attempts after which a job fails for good.
+    public var maxAttempts: Int
+    /// Backoff before retry n is uniform in [0, min(maxDelay, baseDelay · 2^(n-1))] seconds.
+    public var baseDelay: Double
+    public var maxDelay: Double
+    /// Optional slot caps per model, inside `concurrency`.
+    public var perModelConcurrency: [RenderModel: Int]
+    /// When to poll running tasks.
+    public var polling: PollPolicy
+
+    public init(concurrency: Int = 5, submitPerSecond: Double = 5.0, queryPerSecond: Double = 20.0,
+                maxAttempts: Int = 5, baseDelay: Double = 15.0, maxDelay: Double = 900.0,
+                perModelConcurrency: [RenderModel: Int] = [:], polling: PollPolicy = PollPolicy()) {
+        self.concurrency = concurrency
+        self.submitPerSecond = submitPerSecond
+        self.queryPerSecond = queryPerSecond
+        self.maxAttempts = maxAttempts
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+        self.perModelConcurrency = perModelConcurrency
+        self.polling = polling
+    }
+}
+
+/// What the scheduler needs to know of a job.
+public struct SchedulerJob: Sendable, Equatable {
+    public var key: JobKey
+    public var priority: Priority
+    public var deadline: Timestamp?
+    /// Orders jobs of equal standing (older first); a retried job keeps its original time.
+    public var enqueuedAt: Timestamp
+    public var model: RenderModel
+    public var resolution: Resolution
+    public var durationSeconds: Int
+    /// Failed attempts so far (as recorded in the store); an operator retry passes 0.
+    public var attempts: Int
+
+    public init(key: JobKey, priority: Priority = .normal, deadline: Timestamp? = nil, enqueuedAt: Timestamp,
+                model: RenderModel = .r2v, resolution: Resolution = .p1080, durationSeconds: Int = 5,
+                attempts: Int = 0) {
+        self.key = key
+        self.priority = priority
+        self.deadline = deadline
+        self.enqueuedAt = enqueuedAt
+        self.model = model
+        self.resolution = resolution
+        self.durationSeconds = durationSeconds
+        self.attempts = attempts
+    }
+
+    var runTimeKey: RunTimeKey { RunTimeKey(model: model, resolution: resolution, durationSeconds: durationSeconds) }
+}
+
+/// What the daemon tells the scheduler.
+public enum SchedulerEvent: Sendable {
+    /// The job became queued: new, released from hold, or retried by the operator.
+    case enqueued(SchedulerJob)
+    /// At start-up: the job has a remote task; poll it (first poll at once).
+    case restoredRemote(SchedulerJob, taskID: String, submittedAt: Timestamp)
+    /// At start-up: the job is in doubt; it holds a slot until `.released` or `.submitted`.
+    case restoredInDoubt(SchedulerJob)
+    /// The create call returned a task id.
+    case submitted(JobKey, taskID: String)
+    /// The create call failed; `.ambiguous` means the daemon marked the job in doubt (it keeps its slot).
+    case submitFailed(JobKey, Blame, retryAfter: Double?, message: String)
+    /// A query's answer.
+    case polled(JobKey, TaskStatus)
+    case pollFailed(JobKey, Blame, retryAfter: Double?)
+    /// The job left its render slot or download (downloaded, failed, cancelled, resolved); the scheduler forgets it.
+    case released(JobKey)
+    /// The job is no longer schedulable (held, cancelled while queued); the scheduler forgets it.
+    case removed(JobKey)
+    /// New limits (config reload); also clears an account block.
+    case setLimits(SchedulerLimits)
+    /// Stop submitting, everywhere (nil) or for one batch.
+    case pause(batch: String?)
+    /// Undo `pause`; `resume(batch: nil)` also ends a drain and clears an account block.
+    case resume(batch: String?)
+    /// Submit nothing new; what runs finishes.
+    case drain
+    case setPriority(JobKey, Priority)
+    case cancel(JobKey)
+    /// A finished render's run time: seconds from the create's answer to the provider's `end_time`.
+    case observedRunTime(model: RenderModel, resolution: Resolution, durationSeconds: Int, seconds: Double)
+    /// Time passed; sent at `nextWakeup`.
+    case tick
+}
+
+/// What the scheduler asks the daemon to do.
+public enum SchedulerAction: Sendable, Equatable {
+    /// Write the intent ahead, call create, then send `.submitted` or `.submitFailed`.
+    case submit(JobKey)
+    /// Query the task, then send `.polled` or `.pollFailed`.
+    case poll(JobKey, taskID: String)
+    /// The task SUCCEEDED and its slot is free: download (outside the render slots), then send `.released`.
+    case download(JobKey)
+    /// Record state `retrying`; the scheduler itself offers the job again at `at` (as `.submit`).
+    case retryLater(JobKey, at: Timestamp, reason: String)
+    /// Permanent failure; the scheduler has forgotten the job.
+    case fail(JobKey, reason: String)
+    /// The task is PENDING at the provider: cancel it remotely.
+    case cancelRemote(JobKey, taskID: String)
+    /// The task is RUNNING and cannot be cancelled: it will finish (and be billed); discard the result.
+    case discardWhenDone(JobKey)
+    /// The job's p90 finish is after its deadline (raised once per job).
+    case deadlineAtRisk(JobKey, p90: Timestamp, deadline: Timestamp)
+}
+
+/// A wall-clock finish range.
+public struct ETA: Sendable, Equatable {
+    public var p50: Timestamp
+    public var p90: Timestamp
+
+    public init(p50: Timestamp, p90: Timestamp) {
+        self.p50 = p50
+        self.p90 = p90
+    }
+}
+
+/// The provider breaker: open after a provider-blamed failure (no creates), half-open lets one probe through.
+public enum BreakerState: Sendable, Equatable {
+    case closed
+    case open(until: Timestamp)
+    case halfOpen
+}
+
+/// The scheduler's state for status, metrics and logs.
+public struct SchedulerSnapshot: Sendable, Equatable {
+    /// Waiting for a slot (due retries included).
+    public var queued: Int
+    /// Waiting for their retry time.
+    public var retrying: Int
+    public var submitting: Int
+    public var inDoubt: Int
+    /// Slot holders whose task the provider last reported PENDING (or not yet polled).
+    public var pending: Int
+    public var running: Int
+    public var downloading: Int
+    /// Jobs holding a render slot: submitting + in doubt + pending + running.
+    public var slotsHeld: Int
+    /// min(concurrency, adaptiveCap): the number of slots the scheduler fills now.
+    public var concurrencyCap: Int
+    /// Shrinks when the account turns out busy elsewhere; grows back by one per quiet window.
+    public var adaptiveCap: Int
+    public var breaker: BreakerState
+    /// Why all submission stopped after an account-blamed answer (InvalidApiKey, Arrearage…), until resume or reload.
+    public var accountBlock: String?
+    /// Throttling answers seen (creates and queries).
+    public var throttleCount: Int
+    public var pollsIssued: Int
+    public var submitsIssued: Int
+    public var paused: Bool
+    public var pausedBatches: [String]
+    public var draining: Bool
+    /// Slot holders per batch.
+    public var runningByBatch: [String: Int]
+    /// Why nothing new is submitted, when something stops it (pause, drain, account, breaker, throttle hold).
+    public var submissionBlocked: String?
+}
