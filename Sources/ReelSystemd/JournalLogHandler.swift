@@ -111,7 +111,9 @@ public struct JournalLogHandler: LogHandler {
         case stderr
     }
 
+    /// Metadata attached to every record of this logger (`logger[metadataKey:]`).
     public var metadata: Logger.Metadata = [:]
+    /// Contextual metadata (task-local values), merged under `metadata`.
     public var metadataProvider: Logger.MetadataProvider?
     /// Reads the shared ``LogLevelSetting`` unless this handler's level was set directly.
     public var logLevel: Logger.Level {

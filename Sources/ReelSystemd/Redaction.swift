@@ -11,6 +11,7 @@ public final class LogRedactor: Sendable {
 
     private let secrets = Mutex<[String]>([])
 
+    /// An empty redactor (tests); the daemon uses ``shared``.
     public init() {}
 
     /// Registers a secret value to be masked wherever it appears. Values shorter than 8 characters are ignored

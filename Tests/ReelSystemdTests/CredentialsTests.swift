@@ -76,7 +76,9 @@ extension SystemdTests {
                 (nil, ["DASHSCOPE_API_KEY": "a\u{7}" + envKey], "control characters"),
             ]
             for (path, env, expected) in cases {
-                let error = #expect(throws: CredentialError.self) { try Credentials.apiKey(apiKeyFile: path, environment: env) }
+                let error = #expect(throws: CredentialError.self) {
+                    try Credentials.apiKey(apiKeyFile: path, environment: env)
+                }
                 let text = try #require(error).description
                 #expect(text.contains(expected), "\(text)")
                 #expect(!text.contains(fileKey) && !text.contains(envKey))
@@ -88,7 +90,8 @@ extension SystemdTests {
             defer { tmp.remove() }
             let file = tmp.path + "/api-key"
             try write(fileKey, to: file, mode: 0o600)
-            let result = try Credentials.apiKey(apiKeyFile: file, environment: ["CREDENTIALS_DIRECTORY": tmp.path + "/empty"])
+            let env = ["CREDENTIALS_DIRECTORY": tmp.path + "/empty"]
+            let result = try Credentials.apiKey(apiKeyFile: file, environment: env)
             #expect(result.key == fileKey && result.source == .file(path: file))
         }
     }

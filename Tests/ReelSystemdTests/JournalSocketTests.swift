@@ -44,7 +44,8 @@ extension SystemdTests {
 
         @Test(.enabled(if: canUnshare)) func handlerSendsNativeFieldsThroughSdJournalSendv() throws {
             if getenv(journalProbeVariable) != nil {  // the child, in its own mount namespace
-                try FileManager.default.createDirectory(atPath: "/run/systemd/journal", withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(atPath: "/run/systemd/journal",
+                                                        withIntermediateDirectories: true)
                 let fd = try bindUnix(path: "/run/systemd/journal/socket", type: SOCK_DGRAM, listen: false)
                 defer { close(fd) }
                 var logger = Logger(label: "reel.scheduler") {

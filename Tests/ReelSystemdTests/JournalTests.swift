@@ -13,7 +13,8 @@ extension SystemdTests {
             #expect(JournalFields.fieldName(forMetadataKey: "task.id") == "TASK_ID")
             #expect(JournalFields.fieldName(forMetadataKey: "http-status") == "HTTP_STATUS")
             #expect(JournalFields.fieldName(forMetadataKey: "Attempt2") == "ATTEMPT2")
-            for bad in ["_hidden", "", "a b", "jöb", "job/id", "priority", "MESSAGE", String(repeating: "x", count: 65)] {
+            let tooLong = String(repeating: "x", count: 65)
+            for bad in ["_hidden", "", "a b", "jöb", "job/id", "priority", "MESSAGE", tooLong] {
                 #expect(JournalFields.fieldName(forMetadataKey: bad) == nil, "\(bad)")
             }
         }
@@ -48,7 +49,9 @@ extension SystemdTests {
         }
 
         @Test func errorsBecomeAnErrorField() {
-            struct Boom: Error, CustomStringConvertible { var description: String { "HTTP 401 Bearer abcdefgh12345678" } }
+            struct Boom: Error, CustomStringConvertible {
+                var description: String { "HTTP 401 Bearer abcdefgh12345678" }
+            }
             let fields = JournalFields.build(message: "m", level: .error, identifier: "reeld", label: "l", file: "f",
                                              line: 1, function: "g", metadata: [:], error: Boom(),
                                              redactor: LogRedactor())
@@ -60,7 +63,8 @@ extension SystemdTests {
                 message: "two\nlines", level: .error, label: "reel.spool",
                 metadata: ["path": "/var/spool/reel/incoming/a b.json", "job_id": "b/j", "token": "abc"],
                 syslogPrefix: true, timestamp: nil, redactor: LogRedactor())
-            #expect(line == "<3>error reel.spool: two\\nlines job_id=b/j path=\"/var/spool/reel/incoming/a b.json\" token=<redacted>")
+            #expect(line == "<3>error reel.spool: two\\nlines job_id=b/j "
+                + "path=\"/var/spool/reel/incoming/a b.json\" token=<redacted>")
             let plain = JournalFields.textLine(message: "ok", level: .info, label: "x", metadata: [:],
                                                syslogPrefix: false, timestamp: "2026-01-01T00:00:00Z",
                                                redactor: LogRedactor())
@@ -118,7 +122,8 @@ extension SystemdTests {
             let text = try String(contentsOfFile: tmp.path + "/stderr", encoding: .utf8)
             let lines = text.split(separator: "\n")
             #expect(lines.count == 2)
-            #expect(lines.first?.hasSuffix("info reel.test: using key <redacted> authorization=<redacted> job_id=b1/j1") == true)
+            #expect(lines.first?.hasSuffix(
+                "info reel.test: using key <redacted> authorization=<redacted> job_id=b1/j1") == true)
             #expect(lines.last?.hasSuffix("debug reel.test: now visible\\nsecond job_id=b1/j1") == true)
             #expect(!text.contains("registeredkey"))
         }

@@ -93,7 +93,8 @@ extension SystemdTests {
             try #require(connected == 0, "connect to \(path): errno \(errno)")
             var pfd = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
             var buf = [UInt8](repeating: 0, count: 256)
-            let n = poll(&pfd, 1, 30_000) == 1 ? buf.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) } : -1
+            let n = poll(&pfd, 1, 30_000) == 1
+                ? buf.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) } : -1
             let childLog = { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
             #expect(n > 0 && String(decoding: buf[..<max(n, 0)], as: UTF8.self) == "adopted fd 3\n", "\(childLog())")
             child.waitUntilExit()

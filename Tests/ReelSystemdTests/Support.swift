@@ -12,7 +12,8 @@ struct TempDir {
     let url: URL
     var path: String { url.path }
     init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("reel-systemd-\(UUID().uuidString.prefix(8))")
+        url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("reel-systemd-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
     func remove() { try? FileManager.default.removeItem(at: url) }
