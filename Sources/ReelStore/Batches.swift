@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDB
 import ReelCore
@@ -24,7 +25,10 @@ extension Store {
         if Set(jobs.map(\.key)).count != jobs.count {
             throw StoreError.invalidIngest("manifest \(fileName) lists a job id twice")
         }
-        let prepared = try jobs.map { spec in (spec, try Self.specDigest(spec), try Codec.text(spec)) }
+        let prepared = try jobs.map { spec in
+            let data = try Codec.data(spec)
+            return (spec, Self.hex(SHA256.hash(data: data)), String(decoding: data, as: UTF8.self))
+        }
         return try await write { db in
             if let seen = try Row.fetchOne(db, sql: "SELECT file_name, ingested_at FROM manifests WHERE sha256 = ?",
                                            arguments: [manifestSHA256]) {
@@ -48,32 +52,32 @@ extension Store {
                 }
             }
             guard conflicts.isEmpty else { return .rejected(conflicts) }
-            try db.execute(sql: """
+            try db.run("""
                 INSERT INTO batches (name, priority, deadline, budget_usd, created_at, manifest_count)
                 VALUES (?, ?, ?, ?, ?, 1)
                 ON CONFLICT (name) DO UPDATE SET priority = excluded.priority,
                   deadline = ifnull(excluded.deadline, deadline), budget_usd = ifnull(excluded.budget_usd, budget_usd),
                   manifest_count = manifest_count + 1
-                """, arguments: [batch, settings.priority.rawValue, settings.deadline, settings.budgetUSD, now])
+                """, [batch, settings.priority.rawValue, settings.deadline, settings.budgetUSD, now])
             for (spec, digest, text) in added {
-                try db.execute(sql: """
+                try db.run("""
                     INSERT INTO jobs (batch, id, spec, spec_digest, model, resolution, duration_s, est_billed_seconds,
                       priority, deadline, state, created_at, updated_at, state_changed_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
-                    """, arguments: [batch, spec.key.id, text, digest, spec.model.rawValue, spec.resolution.rawValue,
+                    """, [batch, spec.key.id, text, digest, spec.model.rawValue, spec.resolution.rawValue,
                                      spec.durationSeconds, spec.estimatedBilledSeconds, spec.priority.rawValue,
                                      spec.deadline, now, now, now])
-                try db.execute(sql: """
+                try db.run("""
                     INSERT INTO transitions (job_seq, from_state, to_state, cause, at) VALUES (?, NULL, 'queued', ?, ?)
-                    """, arguments: [db.lastInsertedRowID, "intake \(fileName)", now])
+                    """, [db.lastInsertedRowID, "intake \(fileName)", now])
             }
             if !added.isEmpty {
-                try db.execute(sql: "UPDATE batches SET completed_at = NULL WHERE name = ?", arguments: [batch])
+                try db.run("UPDATE batches SET completed_at = NULL WHERE name = ?", [batch])
             }
-            try db.execute(sql: """
+            try db.run("""
                 INSERT INTO manifests (sha256, file_name, batch, job_count, added_count, ingested_at)
                 VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [manifestSHA256, fileName, batch, jobs.count, added.count, now])
+                """, [manifestSHA256, fileName, batch, jobs.count, added.count, now])
             return .accepted(added: added.map(\.0.key), unchanged: unchanged)
         }
     }
@@ -118,8 +122,8 @@ extension Store {
             }
             var s = try Self.decodeBatch(r, JobCounts(groups: [])).settings
             body(&s)
-            try db.execute(sql: "UPDATE batches SET priority = ?, deadline = ?, budget_usd = ?, paused = ? WHERE name = ?",
-                           arguments: [s.priority.rawValue, s.deadline, s.budgetUSD, s.paused, name])
+            try db.run("UPDATE batches SET priority = ?, deadline = ?, budget_usd = ?, paused = ? WHERE name = ?",
+                           [s.priority.rawValue, s.deadline, s.budgetUSD, s.paused, name])
             return true
         }
     }
@@ -150,8 +154,8 @@ extension Store {
     public func saveUpload(sha256: String, model: RenderModel, ossURL: String, uploadedAt: Timestamp,
                            expiresAt: Timestamp) async throws {
         try await write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)",
-                           arguments: [sha256, model.rawValue, ossURL, uploadedAt, expiresAt])
+            try db.run("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)",
+                           [sha256, model.rawValue, ossURL, uploadedAt, expiresAt])
         }
     }
 
@@ -164,9 +168,9 @@ extension Store {
     public func setSetting(_ key: String, to value: String?) async throws {
         try await write { db in
             if let value {
-                try db.execute(sql: "INSERT OR REPLACE INTO settings VALUES (?, ?)", arguments: [key, value])
+                try db.run("INSERT OR REPLACE INTO settings VALUES (?, ?)", [key, value])
             } else {
-                try db.execute(sql: "DELETE FROM settings WHERE key = ?", arguments: [key])
+                try db.run("DELETE FROM settings WHERE key = ?", [key])
             }
         }
     }
@@ -174,8 +178,8 @@ extension Store {
     /// Records how long the provider took to render one task (e.g. `end_time - scheduled_time`).
     public func recordRunTime(_ runClass: RunTimeClass, seconds: Double, now: Timestamp) async throws {
         try await write { db in
-            try db.execute(sql: "INSERT INTO runtime_samples (model, resolution, duration_s, seconds, at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [runClass.model.rawValue, runClass.resolution.rawValue, runClass.durationSeconds,
+            try db.run("INSERT INTO runtime_samples (model, resolution, duration_s, seconds, at) VALUES (?, ?, ?, ?, ?)",
+                           [runClass.model.rawValue, runClass.resolution.rawValue, runClass.durationSeconds,
                                        seconds, now])
         }
     }
@@ -212,26 +216,26 @@ extension Store {
     public func prune(finishedBefore cutoff: Timestamp) async throws -> PruneReport {
         var report = try await write { db in
             let terminal = JobState.allCases.filter(\.isTerminal).map { "'\($0.rawValue)'" }.joined(separator: ",")
-            try db.execute(sql: "DELETE FROM jobs WHERE finished_at < ? AND state IN (\(terminal))", arguments: [cutoff])
+            try db.run("DELETE FROM jobs WHERE finished_at < ? AND state IN (\(terminal))", [cutoff])
             let jobs = db.changesCount
-            try db.execute(sql: "DELETE FROM attempts WHERE job_seq IS NULL AND at < ?", arguments: [cutoff])
+            try db.run("DELETE FROM attempts WHERE job_seq IS NULL AND at < ?", [cutoff])
             let orphans = db.changesCount
-            try db.execute(sql: "DELETE FROM uploads WHERE expires_at < ?", arguments: [cutoff])
+            try db.run("DELETE FROM uploads WHERE expires_at < ?", [cutoff])
             let uploads = db.changesCount
-            try db.execute(sql: "DELETE FROM job_counts WHERE jobs = 0")
-            try db.execute(sql: "DELETE FROM batches WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch = batches.name)")
+            try db.run("DELETE FROM job_counts WHERE jobs = 0")
+            try db.run("DELETE FROM batches WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch = batches.name)")
             let batches = db.changesCount
-            try db.execute(sql: "DELETE FROM manifests WHERE batch NOT IN (SELECT name FROM batches)")
-            try db.execute(sql: """
+            try db.run("DELETE FROM manifests WHERE batch NOT IN (SELECT name FROM batches)")
+            try db.run("""
                 DELETE FROM runtime_samples WHERE seq IN (SELECT seq FROM (
                   SELECT seq, row_number() OVER (PARTITION BY model, resolution, duration_s ORDER BY at DESC, seq DESC) AS n
                   FROM runtime_samples) WHERE n > ?)
-                """, arguments: [Self.runTimeSamplesKept])
+                """, [Self.runTimeSamplesKept])
             return PruneReport(jobs: jobs, batches: batches, orphanAttempts: orphans, uploads: uploads, freedPages: 0)
         }
         report.freedPages = try await pool.writeWithoutTransaction { db in
             let before = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
-            try db.execute(sql: "PRAGMA incremental_vacuum")
+            try db.run("PRAGMA incremental_vacuum")
             return before - (try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0)
         }
         return report

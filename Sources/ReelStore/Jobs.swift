@@ -78,8 +78,8 @@ extension Store {
                 $0.submittedAt = now
             }
             guard row != nil else { return false }
-            try db.execute(sql: "UPDATE batches SET started_at = ? WHERE name = ? AND started_at IS NULL",
-                           arguments: [now, key.batch])
+            try db.run("UPDATE batches SET started_at = ? WHERE name = ? AND started_at IS NULL",
+                           [now, key.batch])
             return true
         }
     }
@@ -107,11 +107,11 @@ extension Store {
     /// Records one provider exchange (`key` nil for account-wide calls such as list).
     public func recordAttempt(_ key: JobKey?, _ exchange: Exchange, now: Timestamp) async throws {
         try await write { db in
-            try db.execute(sql: """
+            try db.run("""
                 INSERT INTO attempts (job_seq, kind, http_status, provider_code, request_id, duration_ms,
                   transport_error, at)
                 VALUES ((SELECT seq FROM jobs WHERE batch = ? AND id = ?), ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [key?.batch, key?.id, exchange.kind.rawValue, exchange.httpStatus,
+                """, [key?.batch, key?.id, exchange.kind.rawValue, exchange.httpStatus,
                                  exchange.providerCode, exchange.requestID, exchange.durationMilliseconds,
                                  exchange.transportError, now])
         }
@@ -142,8 +142,8 @@ extension Store {
         }
         update(&row)
         try save(db, row, now: now)
-        try db.execute(sql: "INSERT INTO transitions (job_seq, from_state, to_state, cause, at) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [row.seq, prior.rawValue, to.rawValue, why, now])
+        try db.run("INSERT INTO transitions (job_seq, from_state, to_state, cause, at) VALUES (?, ?, ?, ?, ?)",
+                       [row.seq, prior.rawValue, to.rawValue, why, now])
         if to.isTerminal != prior.isTerminal { try refreshCompletion(db, batch: key.batch, now: now) }
         return row
     }
@@ -155,10 +155,10 @@ extension Store {
             SELECT ifnull(sum(jobs), 0) FROM job_counts WHERE batch = ? AND state NOT IN (\(terminal))
             """, arguments: [batch]) ?? 0
         if open == 0 {
-            try db.execute(sql: "UPDATE batches SET completed_at = ? WHERE name = ? AND completed_at IS NULL",
-                           arguments: [now, batch])
+            try db.run("UPDATE batches SET completed_at = ? WHERE name = ? AND completed_at IS NULL",
+                           [now, batch])
         } else {
-            try db.execute(sql: "UPDATE batches SET completed_at = NULL WHERE name = ?", arguments: [batch])
+            try db.run("UPDATE batches SET completed_at = NULL WHERE name = ?", [batch])
         }
     }
 
@@ -172,18 +172,18 @@ extension Store {
                 """, arguments: [task, row.seq]) {
                 throw StoreError.taskOwnedByAnotherJob(taskID: task, owner: JobKey(batch: owner[0], id: owner[1]))
             }
-            try db.execute(sql: "INSERT OR IGNORE INTO task_owners (task_id, job_seq, at) VALUES (?, ?, ?)",
-                           arguments: [task, row.seq, now])
+            try db.run("INSERT OR IGNORE INTO task_owners (task_id, job_seq, at) VALUES (?, ?, ?)",
+                           [task, row.seq, now])
             row.taskIDs.append(task)
         }
-        try db.execute(sql: """
+        try db.run("""
             UPDATE jobs SET state = ?, priority = ?, deadline = ?, hold_reason = ?, attempt = ?,
               request_fingerprint = ?, task_id = ?, task_ids = ?, video_url = ?, url_expires_at = ?,
               result_bytes = ?, output_path = ?, output_sha256 = ?, usage = ?, cost_usd = ?, reason = ?,
               next_attempt_at = ?, updated_at = ?, state_changed_at = ?, create_started_at = ?, submitted_at = ?,
               finished_at = ?
             WHERE seq = ?
-            """, arguments: [
+            """, [
                 row.state.rawValue, row.priority.rawValue, row.deadline, row.holdReason, row.attempt,
                 row.requestFingerprint, row.taskID, try Codec.text(row.taskIDs), row.videoURL, row.urlExpiresAt,
                 row.resultBytes, row.outputPath, row.outputSHA256, try row.usage.map(Codec.text), row.costUSD,
@@ -205,8 +205,8 @@ extension Store {
 
     static func fetchJobs(_ db: Database, where condition: String, _ arguments: StatementArguments,
                           suffix: String = "ORDER BY seq") throws -> [JobRow] {
-        try Row.fetchAll(db, sql: "SELECT \(jobColumns) FROM jobs WHERE \(condition) \(suffix)", arguments: arguments)
-            .map(decodeJob)
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT \(jobColumns) FROM jobs WHERE \(condition) \(suffix)"),
+                         arguments: arguments).map(decodeJob)
     }
 
     static func decodeJob(_ r: Row) throws -> JobRow {
@@ -259,8 +259,7 @@ extension Store {
             if let batch { conditions.append("batch = ?"); arguments.append(batch) }
             if let after { conditions.append("(batch, id) > (?, ?)"); arguments += [after.batch, after.id] }
             let rows = try Self.fetchJobs(db, where: conditions.joined(separator: " AND "),
-                                          StatementArguments(arguments),
-                                          suffix: "ORDER BY batch, id LIMIT \(limit + 1)")
+                                          StatementArguments(arguments + [limit + 1]), suffix: "ORDER BY batch, id LIMIT ?")
             let page = Array(rows.prefix(limit))
             return JobPage(rows: page, nextCursor: rows.count > limit ? page.last.map { Self.encodeCursor($0.key) } : nil)
         }

@@ -67,9 +67,10 @@ public final class Store: Sendable {
         }
     }
 
-    /// Facts about the open database (journal mode, pragmas, applied migrations, size).
+    /// Facts about the open database (journal mode, applied migrations, size) and the writer connection's pragmas
+    /// (GRDB gives its reader connections a 10 s busy timeout of their own).
     public func storageInfo() async throws -> StorageInfo {
-        try await read { db in
+        try await pool.writeWithoutTransaction { db in
             func int(_ pragma: String) throws -> Int { try Int.fetchOne(db, sql: "PRAGMA \(pragma)") ?? -1 }
             return StorageInfo(
                 journalMode: try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "",
@@ -79,6 +80,14 @@ public final class Store: Sendable {
                 pageCount: try int("page_count"), freePages: try int("freelist_count"),
                 pageSize: try int("page_size"))
         }
+    }
+}
+
+extension Database {
+    /// Runs one statement through GRDB's statement cache (inserting a job also compiles its triggers: worth
+    /// doing once per connection, not once per job).
+    func run(_ sql: String, _ arguments: StatementArguments = []) throws {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
     }
 }
 
