@@ -451,7 +451,7 @@ private struct Walker {
         }
 
         let s = settings(f).over(defaults)
-        checkAudio(s, job: p)
+        checkAudio(s)
 
         let refs = references(n, f["references"], at: p + "/references")
         if let prompt, let count = refs.count { checkCharacters(prompt, count: count, job: p) }
@@ -489,7 +489,7 @@ private struct Walker {
         }
     }
 
-    mutating func checkAudio(_ s: Settings, job p: String) {
+    mutating func checkAudio(_ s: Settings) {
         guard case .given(false, let ap) = s.audio else { return }
         let model: RenderModel
         let from: String
@@ -499,7 +499,7 @@ private struct Walker {
         case .given(let m, let mp): (model, from) = (m, mp)
         }
         guard !model.supportsSilentOutput else { return }
-        let fix = s.model.pointer.map { "set \($0) to" } ?? "set \"model\" in \(p) or in defaults to"
+        let fix = s.model.pointer.map { "set \($0) to" } ?? "set \"model\" (in defaults or in the job) to"
         error(ap, "\"audio\": false needs model \"\(RenderModel.r2vFlash.rawValue)\", but the model is \"\(model.rawValue)\" (from \(from))",
               hint: "\(fix) \"\(RenderModel.r2vFlash.rawValue)\", or remove \"audio\": false (\(model.rawValue) always renders sound)")
     }
