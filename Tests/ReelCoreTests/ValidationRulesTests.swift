@@ -103,7 +103,7 @@ private let cases: [ValidationCase] = [
           M.doc(["defaults": #"{"audio": false}"#], jobs: [M.job(), M.job(["id": #""j2""#])]), ["E /defaults/audio"]),
     .init("audio false and flash in defaults, a job switches to r2v",
           M.doc(["defaults": #"{"audio": false, "model": "wan2.6-r2v-flash"}"#],
-                jobs: [M.job(), M.job(["id": #""j2""#, "model": #""wan2.6-r2v""#])]), ["E /defaults/audio"]),
+                jobs: [M.job(), M.job(["id": #""j2""#, "model": #""wan2.6-r2v""#])]), ["E /jobs/1/model"]),
     .init("audio false in defaults with an invalid model: no cascade",
           M.doc(["defaults": #"{"audio": false, "model": "nope"}"#]), ["E /defaults/model"]),
     .init("audio 0", M.doc(jobs: [M.job(["audio": "0"])]), ["E /jobs/0/audio"]),
@@ -263,6 +263,8 @@ private let cases: [ValidationCase] = [
         #expect(job.pointer == "/jobs/0/audio")
         #expect(job.message.contains("/jobs/0/model"))
         #expect(job.hint.contains("set /jobs/0/model to \"wan2.6-r2v-flash\""))
+        let fromDefaults = M.validate(M.doc(["defaults": #"{"audio": false}"#], jobs: [M.job(["model": #""wan2.6-r2v""#])])).issues[0]
+        #expect(fromDefaults.pointer == "/jobs/0/model" && fromDefaults.message.contains("from /defaults/audio"))
         let builtIn = M.validate(M.doc(jobs: [M.job(["audio": "false"])])).issues[0]
         #expect(builtIn.message.contains("built-in default"))
     }
