@@ -18,11 +18,11 @@ extension ManifestValidator {
         }
         var out: [ManifestIssue] = []
         func error(_ message: String, _ hint: String) { out.append(ManifestIssue(.error, pointer, message, hint: hint)) }
-        func checkExtension(_ kind: MediaKind, _ names: String) {
-            guard ManifestValidator.kind(ofExtension: ext) != kind else { return }
+        func checkExtension(_ what: String, _ fitting: [String]) {
+            guard !fitting.contains(ext.lowercased()) else { return }
             out.append(ManifestIssue(.warning, pointer,
-                                     "the file is \(kind == .video ? "a video" : "an image") but its name ends in \(ext.isEmpty ? "no extension" : "." + ext)",
-                                     hint: "rename it to \(names) so the provider and people reading the manifest see what it is"))
+                                     "the file is \(what) but its name ends in \(ext.isEmpty ? "no extension" : "." + ext)",
+                                     hint: "rename it to end in \(fitting.map { "." + $0 }.joined(separator: " or ")) so the provider and people reading the manifest see what it is"))
         }
         switch probe.kind {
         case nil:
@@ -33,7 +33,7 @@ extension ManifestValidator {
                 error("video container \"\(probe.formatName)\" is not MP4 or MOV",
                       "re-encode it, e.g. ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p -c:a aac OUT.mp4")
             } else {
-                checkExtension(.video, ".mp4 or .mov")
+                checkExtension("an MP4/MOV video", ["mp4", "mov"])
             }
             let range = ProviderLimits.videoReferenceSeconds
             if let d = probe.durationSeconds {
@@ -54,7 +54,7 @@ extension ManifestValidator {
                 error("image format \"\(codec.isEmpty ? probe.formatName : codec)\" is not JPEG, PNG, BMP or WEBP",
                       "convert it, e.g. ffmpeg -i IN OUT.png")
             } else {
-                checkExtension(.image, codec == "mjpeg" ? ".jpg or .jpeg" : ".\(codec)")
+                checkExtension(codec == "mjpeg" ? "a JPEG image" : "a \(codec.uppercased()) image", codec == "mjpeg" ? ["jpg", "jpeg"] : [codec])
             }
             let side = ProviderLimits.imageReferenceSide
             if let w = probe.width, let h = probe.height {

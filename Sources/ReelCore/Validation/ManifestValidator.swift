@@ -290,8 +290,9 @@ private struct Walker {
         let rule = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most \(Identifier.maxLength) characters"
         guard let s = string(v, p, name, hint: "write it in double quotes: \(rule)") else { return nil }
         if Identifier.isValid(s) { return s }
-        var hint = "use \(rule) (\(Identifier.syntax))"
+        var hint = "use \(rule)"
         if let example = Self.sanitized(s) { hint += ", for example \"\(example)\"" }
+        hint += "; the pattern is \(Identifier.syntax)"
         error(p, s.isEmpty ? "\"\(name)\" is empty" : "\"\(name)\" \"\(s)\" is not a valid name", hint: hint)
         return nil
     }
@@ -342,7 +343,7 @@ private struct Walker {
                 }
             } else {
                 error(p, "deadline \"\(s)\" is not an RFC 3339 date-time",
-                      hint: "write it like \"2026-12-01T18:00:00Z\" or \"2026-12-01T20:00:00+02:00\" (date, 'T', time, and 'Z' or an offset)")
+                      hint: "write it like \"2026-12-01T18:00:00Z\" or \"2026-12-01T20:00:00+02:00\": date, 'T', time, then 'Z' or an offset")
             }
         }
         if let (v, p) = f["budget_usd"] {
@@ -396,7 +397,7 @@ private struct Walker {
         s.aspectRatio = read("aspect_ratio") { $0.enumeration($1, $2, "aspect_ratio", AspectRatio.self) }
         s.duration = read("duration_s") {
             $0.integer($1, $2, "duration_s", ProviderLimits.durationRange,
-                       hint: "use whole seconds from 2 to 10 (the provider's output lengths)")
+                       hint: "use whole seconds from 2 to 10, the lengths the provider renders")
         }
         s.shotType = read("shot_type") { $0.enumeration($1, $2, "shot_type", ShotType.self) }
         s.seed = read("seed") {
@@ -451,7 +452,7 @@ private struct Walker {
         }
 
         let s = settings(f).over(defaults)
-        checkAudio(s, job: p)
+        checkAudio(s)
 
         let refs = references(n, f["references"], at: p + "/references")
         if let prompt, let count = refs.count { checkCharacters(prompt, count: count, job: p) }
@@ -489,7 +490,9 @@ private struct Walker {
         }
     }
 
-    mutating func checkAudio(_ s: Settings, job p: String) {
+    /// `audio: false` needs the flash model. Reported where the job departs from its defaults: at the job's
+    /// `audio` when it sets one, else at the job's `model` when it sets one, else once at `/defaults/audio`.
+    mutating func checkAudio(_ s: Settings) {
         guard case .given(false, let ap) = s.audio else { return }
         let model: RenderModel
         let from: String
@@ -499,9 +502,11 @@ private struct Walker {
         case .given(let m, let mp): (model, from) = (m, mp)
         }
         guard !model.supportsSilentOutput else { return }
-        let fix = s.model.pointer.map { "set \($0) to" } ?? "set \"model\" in \(p) or in defaults to"
-        error(ap, "\"audio\": false needs model \"\(RenderModel.r2vFlash.rawValue)\", but the model is \"\(model.rawValue)\" (from \(from))",
-              hint: "\(fix) \"\(RenderModel.r2vFlash.rawValue)\", or remove \"audio\": false (\(model.rawValue) always renders sound)")
+        let flash = RenderModel.r2vFlash.rawValue
+        let at = ap.hasPrefix("/jobs/") ? ap : s.model.pointer.flatMap { $0.hasPrefix("/jobs/") ? $0 : nil } ?? ap
+        let fix = s.model.pointer.map { "set \($0) to \"\(flash)\"" } ?? "set \"model\": \"\(flash)\" in defaults or in the job"
+        error(at, "\"audio\": false\(at == ap ? "" : " (from \(ap))") needs model \"\(flash)\", but the model is \"\(model.rawValue)\" (from \(from))",
+              hint: "\(fix), or remove \"audio\": false: \(model.rawValue) always renders sound")
     }
 
     /// Checks a job's references; `count` is the array's length when it is an array, `sites` is set when every
