@@ -1,0 +1,107 @@
+import Glibc
+
+/// File names in the spool are raw bytes: a hostile writer may use any byte but `/` and NUL.
+enum SpoolName {
+    static let json = Array(".json".utf8)
+
+    /// One path component, no `/`, no NUL, not `.` or `..`, at most NAME_MAX bytes: it cannot leave its directory.
+    static func isPlain(_ name: [UInt8]) -> Bool {
+        !name.isEmpty && name.count <= Int(NAME_MAX) && name != [0x2E] && name != [0x2E, 0x2E]
+            && !name.contains(0x2F) && !name.contains(0)
+    }
+
+    /// The name as a String when it is valid UTF-8.
+    static func decode(_ name: [UInt8]) -> String? { String(validating: name, as: UTF8.self) }
+
+    /// A printable form for logs and reports: invalid bytes become `\xNN`.
+    static func display(_ name: [UInt8]) -> String {
+        if let s = decode(name) { return s }
+        return name.map { $0 >= 0x20 && $0 < 0x7F ? String(UnicodeScalar($0)) : "\\x" + hex2($0) }.joined()
+    }
+
+    /// What a watcher hint or a scan keeps: UTF-8, no leading dot, ends in `.json` (with something before it).
+    static func isCandidate(_ name: [UInt8]) -> Bool {
+        name.first != 0x2E && name.count > json.count && name.suffix(json.count).elementsEqual(json)
+            && decode(name) != nil
+    }
+
+    static func hex2(_ b: UInt8) -> String {
+        let digits = Array("0123456789abcdef")
+        return String([digits[Int(b >> 4)], digits[Int(b & 15)]])
+    }
+}
+
+/// Calls `body` with `name` as a NUL-terminated C string.
+func withCName<R>(_ name: [UInt8], _ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
+    try (name + [0]).withUnsafeBufferPointer { buf in
+        try buf.withMemoryRebound(to: CChar.self) { try body($0.baseAddress!) }
+    }
+}
+
+/// `fstatat` without following a final symlink; nil with `errno` set when it fails.
+func lstatAt(_ dir: Int32, _ name: [UInt8]) -> stat? {
+    var st = stat()
+    return withCName(name) { fstatat(dir, $0, &st, AT_SYMLINK_NOFOLLOW) } == 0 ? st : nil
+}
+
+/// Seconds since 1970 with nanoseconds.
+func seconds(_ t: timespec) -> Double { Double(t.tv_sec) + Double(t.tv_nsec) / 1e9 }
+
+func fileType(_ st: stat) -> mode_t { st.st_mode & S_IFMT }
+
+/// Writes all of `bytes` to `fd`, retrying on EINTR and short writes; returns 0 or an errno.
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32 {
+    bytes.withUnsafeBytes { buf in
+        var off = 0
+        while off < buf.count {
+            let n = write(fd, buf.baseAddress! + off, buf.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
+            off += n
+        }
+        return 0
+    }
+}
+
+/// A random suffix for temporary names, so two writers never pick the same one.
+func randomSuffix() -> String { String(UInt64.random(in: .min ... .max), radix: 36) }
+
+private typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>?, Int32, UnsafePointer<CChar>?, UInt32) -> Int32
+
+/// glibc's `renameat2` (2.28+), looked up at run time: Swift's Glibc module does not import it (it needs
+/// `_GNU_SOURCE`), and `syscall(2)` is variadic, so Swift cannot call it either.
+private let renameat2Function: RenameAt2? = {
+    guard let handle = dlopen(nil, RTLD_NOW), let sym = dlsym(handle, "renameat2") else { return nil }
+    return unsafeBitCast(sym, to: RenameAt2.self)
+}()
+
+private let renameNoReplaceFlag: UInt32 = 1  // RENAME_NOREPLACE from <linux/fs.h>
+
+/// Moves `fromDir/from` to `toDir/to` without ever replacing an existing `to`, and without following links
+/// (rename moves a symlink or special file itself). Returns 0 or an errno (EEXIST when `to` exists).
+///
+/// Uses `renameat2(RENAME_NOREPLACE)`; where the filesystem lacks it (EINVAL, e.g. NFS) it falls back to
+/// `linkat` + `unlinkat` for non-directories (atomic no-replace) and to check-then-`renameat` for directories.
+func renameNoReplace(_ fromDir: Int32, _ from: [UInt8], _ toDir: Int32, _ to: [UInt8],
+                     allowRenameat2: Bool = true) -> Int32 {
+    withCName(from) { f in
+        withCName(to) { t in
+            if allowRenameat2, let renameat2 = renameat2Function {
+                if renameat2(fromDir, f, toDir, t, renameNoReplaceFlag) == 0 { return 0 }
+                let err = errno
+                if err != EINVAL && err != ENOSYS { return err }
+            }
+            var st = stat()
+            guard fstatat(fromDir, f, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return errno }
+            if fileType(st) == S_IFDIR {
+                var other = stat()
+                if fstatat(toDir, t, &other, AT_SYMLINK_NOFOLLOW) == 0 { return EEXIST }
+                return renameat(fromDir, f, toDir, t) == 0 ? 0 : errno
+            }
+            guard linkat(fromDir, f, toDir, t, 0) == 0 else { return errno }
+            return unlinkat(fromDir, f, 0) == 0 ? 0 : errno
+        }
+    }
+}

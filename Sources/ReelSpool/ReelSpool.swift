@@ -1,1 +1,0 @@
-// ReelSpool: see Package.swift for its role.

@@ -1,0 +1,398 @@
+import Crypto
+import Glibc
+import ReelCore
+
+/// A manifest read whole from `incoming/`.
+public struct SpoolFile: Sendable, Hashable {
+    /// The file's name in `incoming/`.
+    public var name: String
+    public var bytes: [UInt8]
+    /// Lowercase hex SHA-256 of `bytes`: the daemon's intake key (same content = same file, across crashes).
+    public var sha256: String
+    public var size: Int
+    /// Modification time, seconds since 1970.
+    public var mtime: Timestamp
+}
+
+/// Why the spool refuses an entry, in the words a rejection report uses.
+public struct SpoolRefusal: Sendable, Hashable, CustomStringConvertible {
+    public var reason: String
+    public var hint: String
+
+    public init(reason: String, hint: String) {
+        self.reason = reason
+        self.hint = hint
+    }
+
+    /// The refusal as a whole-document error, so spool refusals and validation failures share one report format.
+    public var issue: ManifestIssue { ManifestIssue(.error, "", reason, hint: hint) }
+    public var description: String { "\(reason) (\(hint))" }
+}
+
+/// The outcome of `SpoolDirectory.read`.
+public enum SpoolRead: Sendable, Hashable {
+    /// The whole file, read consistently.
+    case ok(SpoolFile)
+    /// It is gone (ENOENT): another scan took it or its writer removed it. Nothing to do.
+    case vanished
+    /// It changed while being read, or a transient error (EMFILE, EIO) stopped the read: try again later (the
+    /// next hint or rescan). Nothing is moved.
+    case notReady(reason: String)
+    /// It must not be ingested; move it away with `reject(_:report:)` using `refusal.issue`.
+    case reject(SpoolRefusal)
+}
+
+/// One name a scan did not return as a candidate, and why; the daemon logs each once.
+public struct SpoolSkip: Sendable, Hashable {
+    public enum Reason: String, Sendable, Hashable {
+        /// A leading dot: a writer's file in progress, by convention.
+        case dotfile
+        /// Not `*.json`.
+        case notJSON
+        /// Not valid UTF-8 (use `reject(rawName:report:)` to move it away).
+        case nameNotUTF8
+        /// Modified after the scan's `settledBefore` cutoff: maybe still being written in place; its writer's
+        /// close (a watcher hint) or a later scan will bring it back.
+        case settling
+    }
+
+    /// The raw name as found in the directory.
+    public var rawName: [UInt8]
+    /// The name for logs; invalid UTF-8 bytes shown as `\xNN`.
+    public var name: String
+    public var reason: Reason
+}
+
+/// The result of one pass over `incoming/`.
+public struct SpoolScan: Sendable, Hashable {
+    /// `*.json` names to read, oldest modification first, then by name (fair to every writer).
+    public var candidates: [String]
+    public var skipped: [SpoolSkip]
+}
+
+/// Where `reject` put a refused entry and its report, both inside `rejected/`.
+public struct SpoolRejected: Sendable, Hashable {
+    /// The entry's new name, e.g. `x.json` or `x.1.json` if `x.json` was taken.
+    public var file: String
+    /// The report's name, e.g. `x.error.json` / `x.1.error.json`.
+    public var report: String
+}
+
+/// The spool's directories, opened once: every operation works relative to these descriptors, by name, with
+/// `O_NOFOLLOW`, so nothing a writer puts in the spool can make Reel read or write elsewhere.
+///
+/// Thread-safe: it holds only immutable descriptors; each call opens what it needs.
+public final class SpoolDirectory: Sendable {
+    public static let defaultMaxBytes = 4 << 20
+
+    public let layout: SpoolLayout
+    /// Largest manifest read or submitted, in bytes.
+    public let maxBytes: Int
+    private let incoming: Int32
+    private let rejected: Int32?
+    private let tmp: Int32?
+
+    /// Opens `layout.incoming` (required) and `tmp/`, `rejected/` when this account may (a client running
+    /// `reelctl submit` usually cannot open `rejected/`; then `reject` throws `.unavailable`, and `submit` writes
+    /// its temporary file as a dotfile in `incoming/` if `tmp/` is unusable).
+    public init(layout: SpoolLayout, maxBytes: Int = SpoolDirectory.defaultMaxBytes) throws {
+        func openDir(_ path: String) -> Int32 { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        let fd = openDir(layout.incoming)
+        guard fd >= 0 else {
+            throw SpoolError.system("open", layout.incoming, errno,
+                                    hint: "create the spool (reeld does at start) or fix [paths] spool")
+        }
+        self.layout = layout
+        self.maxBytes = maxBytes
+        incoming = fd
+        let r = openDir(layout.rejected)
+        rejected = r >= 0 ? r : nil
+        let t = openDir(layout.tmp)
+        tmp = t >= 0 ? t : nil
+    }
+
+    deinit {
+        for fd in [incoming, rejected, tmp].compactMap({ $0 }) { close(fd) }
+    }
+
+    // MARK: scan
+
+    /// Lists `incoming/`. Candidates are `*.json` names that are valid UTF-8 and not dotfiles, oldest first;
+    /// everything else is a `SpoolSkip`. With `settledBefore`, names modified after that time are skipped as
+    /// `.settling` (use `now - 2 s` for rescans; files that arrive by rename or close come with a watcher hint and
+    /// are read at once). Candidates may still be symlinks, FIFOs or directories: `read` refuses those.
+    public func scan(settledBefore cutoff: Timestamp? = nil) throws -> SpoolScan {
+        let fd = openat(incoming, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)  // own offset: scans may overlap
+        guard fd >= 0, let dir = fdopendir(fd) else {
+            let err = errno
+            if fd >= 0 { close(fd) }
+            throw SpoolError.system("opendir", layout.incoming, err)
+        }
+        defer { closedir(dir) }
+        var found: [(time: timespec, name: [UInt8], string: String)] = []
+        var skipped: [SpoolSkip] = []
+        while let entry = readdir(dir) {
+            let raw = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+            if raw == [0x2E] || raw == [0x2E, 0x2E] { continue }
+            let reason: SpoolSkip.Reason? =
+                raw.first == 0x2E ? .dotfile
+                : SpoolName.decode(raw) == nil ? .nameNotUTF8
+                : SpoolName.isCandidate(raw) ? nil : .notJSON
+            if let reason {
+                skipped.append(SpoolSkip(rawName: raw, name: SpoolName.display(raw), reason: reason))
+                continue
+            }
+            guard let st = lstatAt(incoming, raw) else { continue }  // vanished since readdir
+            if let cutoff, seconds(st.st_mtim) > cutoff {
+                skipped.append(SpoolSkip(rawName: raw, name: SpoolName.display(raw), reason: .settling))
+                continue
+            }
+            found.append((st.st_mtim, raw, SpoolName.display(raw)))
+        }
+        found.sort { a, b in
+            (a.time.tv_sec, a.time.tv_nsec) != (b.time.tv_sec, b.time.tv_nsec)
+                ? (a.time.tv_sec, a.time.tv_nsec) < (b.time.tv_sec, b.time.tv_nsec)
+                : a.name.lexicographicallyPrecedes(b.name)
+        }
+        return SpoolScan(candidates: found.map(\.string), skipped: skipped)
+    }
+
+    // MARK: read
+
+    /// Reads `incoming/NAME` whole, safely: `lstat` first (a symlink, FIFO, socket, device or directory is
+    /// refused without being opened), then `openat(O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC)`, `fstat` on the
+    /// descriptor (same inode, regular file, under `maxBytes`), read to EOF with the cap enforced while reading,
+    /// and a final `fstat`: a file whose size or mtime changed meanwhile is `.notReady`.
+    public func read(_ name: String) -> SpoolRead { read(name, midRead: nil) }
+
+    /// `read`, with a test hook run on the open descriptor between the first `fstat` and the read.
+    func read(_ name: String, midRead: ((Int32) -> Void)?) -> SpoolRead {
+        let raw = Array(name.utf8)
+        guard SpoolName.isPlain(raw) else {
+            return .reject(SpoolRefusal(reason: "\"\(name)\" is not a plain file name",
+                                        hint: "spool names are one path component without '/'"))
+        }
+        guard let before = lstatAt(incoming, raw) else { return failure(errno, opening: name) }
+        if let refusal = refuse(before) { return .reject(refusal) }
+        let fd = withCName(raw) { openat(incoming, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY) }
+        guard fd >= 0 else { return failure(errno, opening: name) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return failure(errno, opening: name) }
+        guard st.st_dev == before.st_dev, st.st_ino == before.st_ino else {
+            return .notReady(reason: "it was replaced while being opened")
+        }
+        if let refusal = refuse(st) { return .reject(refusal) }
+        midRead?(fd)
+
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Int(st.st_size))
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n == 0 { break }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return .notReady(reason: "read failed: \(String(cString: strerror(errno)))")
+            }
+            bytes.append(contentsOf: chunk[..<n])
+            if bytes.count > maxBytes { return .reject(tooLarge(bytes.count, whileReading: true)) }
+        }
+        var after = stat()
+        guard fstat(fd, &after) == 0 else { return failure(errno, opening: name) }
+        guard after.st_size == st.st_size, bytes.count == Int(st.st_size),
+              (after.st_mtim.tv_sec, after.st_mtim.tv_nsec) == (st.st_mtim.tv_sec, st.st_mtim.tv_nsec) else {
+            return .notReady(reason: "it changed while being read (writers should write in tmp/ and rename)")
+        }
+        let digest = SHA256.hash(data: bytes).map { SpoolName.hex2($0) }.joined()
+        return .ok(SpoolFile(name: name, bytes: bytes, sha256: digest, size: bytes.count, mtime: seconds(st.st_mtim)))
+    }
+
+    private static let putRegularFile = "put a regular file there: write it in tmp/ and rename it into incoming/, "
+        + "or use `reelctl submit FILE`"
+
+    /// A refusal for anything but a regular file under the cap.
+    private func refuse(_ st: stat) -> SpoolRefusal? {
+        let what: String
+        switch fileType(st) {
+        case S_IFREG:
+            return Int(st.st_size) > maxBytes ? tooLarge(Int(st.st_size), whileReading: false) : nil
+        case S_IFLNK: what = "a symbolic link; Reel never follows links in the spool"
+        case S_IFDIR: what = "a directory"
+        case S_IFIFO: what = "a FIFO (named pipe)"
+        case S_IFSOCK: what = "a socket"
+        case S_IFCHR, S_IFBLK: what = "a device node"
+        default: what = "not a regular file"
+        }
+        return SpoolRefusal(reason: "it is \(what), not a regular file", hint: Self.putRegularFile)
+    }
+
+    private func tooLarge(_ size: Int, whileReading: Bool) -> SpoolRefusal {
+        SpoolRefusal(reason: (whileReading ? "it grew past \(size - 1) bytes while being read" : "it is \(size) bytes")
+                         + ", over the spool's cap of \(maxBytes) bytes",
+                     hint: "split the batch into smaller manifests of at most \(maxBytes) bytes each")
+    }
+
+    /// Maps an errno from lstat/open/fstat to a result.
+    private func failure(_ err: Int32, opening name: String) -> SpoolRead {
+        switch err {
+        case ENOENT, ENOTDIR:
+            return .vanished
+        case ELOOP:  // O_NOFOLLOW met a symlink that replaced the file after lstat
+            return .reject(SpoolRefusal(reason: "it is a symbolic link; Reel never follows links in the spool",
+                                        hint: Self.putRegularFile))
+        case ENXIO:
+            return .reject(SpoolRefusal(reason: "it is a socket or device, not a regular file",
+                                        hint: Self.putRegularFile))
+        case EACCES, EPERM:
+            return .reject(SpoolRefusal(reason: "the daemon may not read it (permission denied)",
+                                        hint: "make it readable by the reel user, e.g. mode 0640 with the spool's "
+                                            + "group (incoming/ is setgid, so new files get that group)"))
+        case ENAMETOOLONG:
+            return .reject(SpoolRefusal(reason: "its name is too long", hint: "use a shorter name"))
+        default:
+            return .notReady(reason: "opening \(name) failed: \(String(cString: strerror(err)))")
+        }
+    }
+
+    // MARK: accept / reject
+
+    /// Removes `incoming/NAME` once its jobs are committed, then fsyncs the directory. False if it was already
+    /// gone (a second pass after a crash).
+    @discardableResult
+    public func accept(_ name: String) throws -> Bool { try accept([name]) == 1 }
+
+    /// `accept` for many names with one directory fsync; returns how many were removed.
+    @discardableResult
+    public func accept(_ names: [String]) throws -> Int {
+        var removed = 0
+        for name in names {
+            let raw = Array(name.utf8)
+            guard SpoolName.isPlain(raw) else { throw invalidName(name) }
+            if withCName(raw, { unlinkat(incoming, $0, 0) }) == 0 {
+                removed += 1
+            } else if errno != ENOENT {
+                throw SpoolError.system("unlink", layout.incoming + "/" + name, errno)
+            }
+        }
+        guard fsync(incoming) == 0 else { throw SpoolError.system("fsync", layout.incoming, errno) }
+        return removed
+    }
+
+    /// Moves `incoming/NAME` (the entry itself: a symlink or FIFO is moved, never opened) to `rejected/NAME`,
+    /// after writing `rejected/NAME.error.json` with `report` (temp file, fsync, rename). If either name is taken
+    /// in `rejected/`, both get a numeric suffix: `x.1.json` with `x.1.error.json`. Returns nil, leaving no report,
+    /// if the entry is gone.
+    @discardableResult
+    public func reject(_ name: String, report: [UInt8]) throws -> SpoolRejected? {
+        try reject(rawName: Array(name.utf8), report: report)
+    }
+
+    /// `reject` for a name that is not valid UTF-8, as `SpoolSkip.rawName` gives it.
+    @discardableResult
+    public func reject(rawName raw: [UInt8], report: [UInt8]) throws -> SpoolRejected? {
+        guard SpoolName.isPlain(raw) else { throw invalidName(SpoolName.display(raw)) }
+        guard let rejected else {
+            throw SpoolError(.unavailable, path: layout.rejected, message: "rejected/ could not be opened",
+                             hint: "run as the daemon's user, which owns rejected/")
+        }
+        guard lstatAt(incoming, raw) != nil else { return nil }
+        let json = SpoolName.json
+        let hasJSON = raw.count > json.count && raw.suffix(json.count).elementsEqual(json)
+        var base = hasJSON ? Array(raw.dropLast(json.count)) : raw
+        let ext: [UInt8] = hasJSON ? json : []
+        let reportExt = Array(".error.json".utf8)
+        base = Array(base.prefix(Int(NAME_MAX) - reportExt.count - 6))  // room for ".NNNN" and the report suffix
+        for k in 0..<10_000 {
+            let stem = base + (k == 0 ? [] : Array(".\(k)".utf8))
+            let target = stem + ext
+            let reportName = stem + reportExt
+            if lstatAt(rejected, target) != nil || lstatAt(rejected, reportName) != nil { continue }
+            try writeAtomically(report, in: rejected, as: reportName, path: layout.rejected)
+            let err = renameNoReplace(incoming, raw, rejected, target)
+            if err == EEXIST {
+                _ = withCName(reportName) { unlinkat(rejected, $0, 0) }
+                continue
+            }
+            if err != 0 {
+                _ = withCName(reportName) { unlinkat(rejected, $0, 0) }
+                _ = fsync(rejected)
+                if err == ENOENT { return nil }
+                throw SpoolError.system("rename", layout.incoming + "/" + SpoolName.display(raw), err)
+            }
+            guard fsync(rejected) == 0 else { throw SpoolError.system("fsync", layout.rejected, errno) }
+            guard fsync(incoming) == 0 else { throw SpoolError.system("fsync", layout.incoming, errno) }
+            return SpoolRejected(file: SpoolName.display(target), report: SpoolName.display(reportName))
+        }
+        throw SpoolError(.system, path: layout.rejected, message: "no free name for \(SpoolName.display(raw))",
+                         hint: "clean up rejected/")
+    }
+
+    /// Writes `bytes` to `dir/.NAME.<random>.tmp` (O_EXCL, no links), fsyncs and renames it over `dir/NAME`.
+    private func writeAtomically(_ bytes: [UInt8], in dir: Int32, as name: [UInt8], path: String) throws {
+        let temp = try writeTemp(bytes, in: dir, for: name, path: path)
+        let ok = withCName(temp) { t in withCName(name) { renameat(dir, t, dir, $0) } } == 0
+        if !ok {
+            let err = errno
+            _ = withCName(temp) { unlinkat(dir, $0, 0) }
+            throw SpoolError.system("rename", path + "/" + SpoolName.display(name), err)
+        }
+    }
+
+    /// Creates `dir/.NAME.<random>.tmp` with `bytes`, fsynced; returns its name.
+    private func writeTemp(_ bytes: [UInt8], in dir: Int32, for name: [UInt8], path: String) throws -> [UInt8] {
+        let temp = Array(".".utf8) + name + Array(".\(randomSuffix()).tmp".utf8)
+        let fd = withCName(temp) { openat(dir, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640) }
+        guard fd >= 0 else { throw SpoolError.system("create", path + "/" + SpoolName.display(temp), errno) }
+        var err = writeAll(fd, bytes)
+        if err == 0, fsync(fd) != 0 { err = errno }
+        close(fd)
+        if err != 0 {
+            _ = withCName(temp) { unlinkat(dir, $0, 0) }
+            throw SpoolError.system("write", path + "/" + SpoolName.display(temp), err)
+        }
+        return temp
+    }
+
+    // MARK: submit
+
+    /// The writer behind `reelctl submit`: puts `bytes` into `incoming/NAME.json` atomically. `name` is a batch
+    /// style identifier, with or without `.json`. The file is written in `tmp/` (or as a dotfile in `incoming/`
+    /// if this account cannot use `tmp/`), fsynced, and renamed in without replacing anything: if
+    /// `incoming/NAME.json` exists, it throws `.nameTaken`. Returns the name in `incoming/`.
+    public func submit(_ bytes: [UInt8], as name: String) throws -> String {
+        let stem = name.hasSuffix(".json") ? String(name.dropLast(5)) : name
+        guard Identifier.isValid(stem) else { throw invalidName(name) }
+        guard bytes.count <= maxBytes else {
+            throw SpoolError(.tooLarge, path: name, message: "\(bytes.count) bytes is over the spool's cap of "
+                                 + "\(maxBytes) bytes", hint: "split the batch into smaller manifests")
+        }
+        let target = Array((stem + ".json").utf8)
+        var dir = tmp ?? incoming
+        var dirPath = tmp == nil ? layout.incoming : layout.tmp
+        let temp: [UInt8]
+        do {
+            temp = try writeTemp(bytes, in: dir, for: target, path: dirPath)
+        } catch let error as SpoolError where dir != incoming && (error.errno == EACCES || error.errno == EPERM) {
+            (dir, dirPath) = (incoming, layout.incoming)
+            temp = try writeTemp(bytes, in: dir, for: target, path: dirPath)
+        }
+        let err = renameNoReplace(dir, temp, incoming, target)
+        guard err == 0 else {
+            _ = withCName(temp) { unlinkat(dir, $0, 0) }
+            if err == EEXIST {
+                throw SpoolError(.nameTaken, path: layout.incoming + "/" + stem + ".json",
+                                 message: "a manifest of that name is already waiting in incoming/",
+                                 hint: "submit it under another name, or wait until Reel has taken the first one")
+            }
+            throw SpoolError.system("rename", layout.incoming + "/" + stem + ".json", err)
+        }
+        guard fsync(incoming) == 0 else { throw SpoolError.system("fsync", layout.incoming, errno) }
+        return stem + ".json"
+    }
+
+    private func invalidName(_ name: String) -> SpoolError {
+        SpoolError(.invalidName, path: name, message: "\"\(name)\" is not a valid spool name",
+                   hint: "use \(Identifier.syntax), optionally followed by .json")
+    }
+}
