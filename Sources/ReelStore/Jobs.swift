@@ -256,12 +256,24 @@ extension Store {
             var conditions = ["1"]
             var arguments: [(any DatabaseValueConvertible)?] = []
             if let state { conditions.append("state = ?"); arguments.append(state.rawValue) }
-            if let batch { conditions.append("batch = ?"); arguments.append(batch) }
-            if let after { conditions.append("(batch, id) > (?, ?)"); arguments += [after.batch, after.id] }
+            // Each shape is one index range scan (jobs_state_key or the (batch, id) unique index).
+            if let batch {
+                conditions.append("batch = ?")
+                arguments.append(batch)
+                if let after, after.batch >= batch {
+                    conditions.append(after.batch == batch ? "id > ?" : "0")
+                    if after.batch == batch { arguments.append(after.id) }
+                }
+            } else if let after {
+                conditions.append("(batch, id) > (?, ?)")
+                arguments += [after.batch, after.id]
+            }
             let rows = try Self.fetchJobs(db, where: conditions.joined(separator: " AND "),
-                                          StatementArguments(arguments + [limit + 1]), suffix: "ORDER BY batch, id LIMIT ?")
+                                          StatementArguments(arguments + [limit + 1]),
+                                          suffix: "ORDER BY batch, id LIMIT ?")
             let page = Array(rows.prefix(limit))
-            return JobPage(rows: page, nextCursor: rows.count > limit ? page.last.map { Self.encodeCursor($0.key) } : nil)
+            let next = rows.count > limit ? page.last.map { Self.encodeCursor($0.key) } : nil
+            return JobPage(rows: page, nextCursor: next)
         }
     }
 

@@ -125,7 +125,9 @@ import Testing
         try await withStore { store, _ in
             let fast = RunTimeClass(model: .r2vFlash, resolution: .p720, durationSeconds: 5)
             let slow = RunTimeClass(model: .r2v, resolution: .p1080, durationSeconds: 10)
-            for (n, s) in [30.0, 31, 32].enumerated() { try await store.recordRunTime(fast, seconds: s, now: t0 + Double(n)) }
+            for (n, s) in [30.0, 31, 32].enumerated() {
+                try await store.recordRunTime(fast, seconds: s, now: t0 + Double(n))
+            }
             try await store.recordRunTime(slow, seconds: 200, now: t0)
             #expect(try await store.runTimeSamples() == [fast: [32, 31, 30], slow: [200]])
             #expect(try await store.runTimeSamples(limitPerClass: 2)[fast] == [32, 31])

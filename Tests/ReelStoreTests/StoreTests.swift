@@ -148,7 +148,8 @@ import Testing
             let retried = try #require(try await store.job(key("b/c")))
             #expect(retried.reason == nil && retried.finishedAt == nil)
             #expect(try await store.batch("b")?.completedAt == nil)
-            let history = try await store.transitions(of: key("b/a")).map { "\($0.from?.rawValue ?? "-")>\($0.to.rawValue):\($0.cause)" }
+            let history = try await store.transitions(of: key("b/a"))
+                .map { "\($0.from?.rawValue ?? "-")>\($0.to.rawValue):\($0.cause)" }
             #expect(history == ["->queued:intake b.json", "queued>held:budget", "held>cancelled:operator"])
         }
     }
