@@ -47,7 +47,8 @@ extension Store {
     /// Write-ahead submission, step 1 — **opens the in-doubt window.** Durably commits the intent to create a
     /// task: state `submitting`, `attempt + 1`, the request fingerprint, `createStartedAt = now`, the previous
     /// task/URL cleared. Call it *before* the create call; returns the attempt number, or nil when the job was not
-    /// in `expectedFrom` (then do not call the provider).
+    /// in `expectedFrom` (then do not call the provider). Cancellable: a cancelled caller gets `CancellationError`
+    /// and nothing is written.
     public func beginSubmission(_ key: JobKey, expectedFrom: Set<JobState> = [.queued, .retrying],
                                 fingerprint: String, now: Timestamp) async throws -> Int? {
         try Self.checkLegal(from: expectedFrom, to: .submitting)
@@ -68,10 +69,17 @@ extension Store {
     /// call returned (or the one reconciliation adopted for an `in_doubt` job) and moves the job to `running` when
     /// `status` is RUNNING, else `pending`. Sets `submittedAt` and the batch's `startedAt`. Returns false when the
     /// job is no longer `submitting`/`in_doubt`. Throws `taskOwnedByAnotherJob` if the task is another job's.
+    ///
+    /// Not cancellable: a paid task id is committed even when the calling task was cancelled meanwhile (e.g. by a
+    /// graceful shutdown), since GRDB would otherwise roll the commit back and leave the job in doubt.
     @discardableResult
     public func commitTaskID(_ key: JobKey, taskID: String, status: TaskStatus, now: Timestamp) async throws -> Bool {
         let to: JobState = status == .running ? .running : .pending
-        return try await durableWrite { db in
+        return try await Task { try await commit(key, taskID: taskID, to: to, now: now) }.value
+    }
+
+    private func commit(_ key: JobKey, taskID: String, to: JobState, now: Timestamp) async throws -> Bool {
+        try await durableWrite { db in
             let row = try Self.move(db, key, from: [.submitting, .inDoubt], to: to, now: now,
                                     cause: { ($0.state == .inDoubt ? "adopted task " : "created task ") + taskID }) {
                 $0.taskID = taskID

@@ -256,3 +256,23 @@ import Testing
         }
     }
 }
+
+@Suite struct CancellationTests {
+    @Test func aCancelledCallerNeverBeginsButAlwaysCommitsATaskID() async throws {
+        try await withStore { store, _ in
+            try await ingest(store, "b", ["a", "c"])
+            _ = try await store.beginSubmission(key("b/c"), fingerprint: "f", now: t0)
+            let outcome = await Task {
+                withUnsafeCurrentTask { $0?.cancel() }
+                let begun = try? await store.beginSubmission(key("b/a"), fingerprint: "f", now: t0)
+                let committed = try await store.commitTaskID(key("b/c"), taskID: "t", status: .pending, now: t0)
+                return (begun, committed)
+            }.result
+            let (begun, committed) = try outcome.get()
+            #expect(begun == nil)
+            #expect(committed)
+            #expect(try await store.job(key("b/a"))?.state == .queued)
+            #expect(try await store.job(key("b/c"))?.taskID == "t")
+        }
+    }
+}
