@@ -260,28 +260,40 @@ extension Store {
                          after cursor: String? = nil) async throws -> JobPage {
         let limit = min(max(limit, 1), 1000)
         let after = try cursor.map(Self.decodeCursor)
+        let (condition, arguments) = Self.listFilter(state: state, batch: batch, after: after)
         return try await read { db in
-            var conditions = ["1"]
-            var arguments: [(any DatabaseValueConvertible)?] = []
-            if let state { conditions.append("state = ?"); arguments.append(state.rawValue) }
-            // Each shape is one index range scan (jobs_state_key or the (batch, id) unique index).
-            if let batch {
-                conditions.append("batch = ?")
-                arguments.append(batch)
-                if let after, after.batch >= batch {
-                    conditions.append(after.batch == batch ? "id > ?" : "0")
-                    if after.batch == batch { arguments.append(after.id) }
-                }
-            } else if let after {
-                conditions.append("(batch, id) > (?, ?)")
-                arguments += [after.batch, after.id]
-            }
-            let rows = try Self.fetchJobs(db, where: conditions.joined(separator: " AND "),
-                                          StatementArguments(arguments + [limit + 1]),
+            let rows = try Self.fetchJobs(db, where: condition, arguments + [limit + 1],
                                           suffix: "ORDER BY batch, id LIMIT ?")
             let page = Array(rows.prefix(limit))
             let next = rows.count > limit ? page.last.map { Self.encodeCursor($0.key) } : nil
             return JobPage(rows: page, nextCursor: next)
+        }
+    }
+
+    /// The WHERE clause of a listing page. Each shape is one index range scan (`jobs_state_key` or the
+    /// `(batch, id)` unique index): no scan from the start, no sort.
+    static func listFilter(state: JobState?, batch: String?, after: JobKey?) -> (String, StatementArguments) {
+        var conditions = ["1"]
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        if let state { conditions.append("state = ?"); arguments.append(state.rawValue) }
+        if let batch {
+            conditions.append("batch = ?")
+            arguments.append(batch)
+            if let after, after.batch >= batch {
+                conditions.append(after.batch == batch ? "id > ?" : "0")
+                if after.batch == batch { arguments.append(after.id) }
+            }
+        } else if let after {
+            conditions.append("(batch, id) > (?, ?)")
+            arguments += [after.batch, after.id]
+        }
+        return (conditions.joined(separator: " AND "), StatementArguments(arguments))
+    }
+
+    /// SQLite's plan for a statement (for tests that pin down index use).
+    func queryPlan(_ sql: String, _ arguments: StatementArguments) async throws -> [String] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] }
         }
     }
 
