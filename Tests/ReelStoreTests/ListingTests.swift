@@ -164,6 +164,23 @@ import Testing
         }
     }
 
+    @Test func pruneGivesTheSpaceBackToTheFileSystem() async throws {
+        try await withStore { store, _ in
+            let long = String(repeating: "character1 walks through a long sunlit corridor. ", count: 28)
+            let specs = (0..<300).map { spec("big", "j\($0)", prompt: long) }
+            _ = try await store.ingest(manifestSHA256: "big", fileName: "big.json", batch: "big",
+                                       settings: BatchSettings(), jobs: specs, now: t0)
+            for s in specs { try await store.transition(s.key, from: .queued, to: .cancelled, cause: "x", now: t0) }
+            let before = try await store.storageInfo().pageCount
+            let report = try await store.prune(finishedBefore: t0 + 1)
+            let after = try await store.storageInfo()
+            #expect(report.jobs == 300)
+            #expect(report.freedPages > 100)
+            #expect(after.freePages == 0)
+            #expect(after.pageCount <= before - report.freedPages)
+        }
+    }
+
     @Test func concurrentWritersFromTwoStoresNeverLoseAnUpdate() async throws {
         try await withDatabase { path in
             let stores = [try Store(path: path), try Store(path: path)]
