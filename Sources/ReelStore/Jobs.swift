@@ -213,22 +213,23 @@ extension Store {
 
     static func fetchJobs(_ db: Database, where condition: String, _ arguments: StatementArguments,
                           suffix: String = "ORDER BY seq") throws -> [JobRow] {
-        try Row.fetchAll(db.cachedStatement(sql: "SELECT \(jobColumns) FROM jobs WHERE \(condition) \(suffix)"),
-                         arguments: arguments).map(decodeJob)
+        let decoder = JSONDecoder()
+        return try Row.fetchAll(db.cachedStatement(sql: "SELECT \(jobColumns) FROM jobs WHERE \(condition) \(suffix)"),
+                                arguments: arguments).map { try decodeJob($0, decoder) }
     }
 
-    static func decodeJob(_ r: Row) throws -> JobRow {
+    static func decodeJob(_ r: Row, _ d: JSONDecoder) throws -> JobRow {
         let key = JobKey(batch: r["batch"], id: r["id"])
         let usage: String? = r["usage"]
         return JobRow(
-            seq: r["seq"], key: key, spec: try Codec.decode(JobSpec.self, r["spec"], "\(key) spec"),
+            seq: r["seq"], key: key, spec: try Codec.decode(JobSpec.self, r["spec"], "\(key) spec", with: d),
             specDigest: r["spec_digest"], state: try decodeEnum(JobState.self, r["state"], "state"),
             priority: try decodeEnum(Priority.self, r["priority"], "priority"), deadline: r["deadline"],
             holdReason: r["hold_reason"], attempt: r["attempt"], requestFingerprint: r["request_fingerprint"],
-            taskID: r["task_id"], taskIDs: try Codec.decode([String].self, r["task_ids"], "\(key) task_ids"),
+            taskID: r["task_id"], taskIDs: try Codec.decode([String].self, r["task_ids"], "\(key) task_ids", with: d),
             videoURL: r["video_url"], urlExpiresAt: r["url_expires_at"], resultBytes: r["result_bytes"],
             outputPath: r["output_path"], outputSHA256: r["output_sha256"],
-            usage: try usage.map { try Codec.decode(TaskUsage.self, $0, "\(key) usage") }, costUSD: r["cost_usd"],
+            usage: try usage.map { try Codec.decode(TaskUsage.self, $0, "\(key) usage", with: d) }, costUSD: r["cost_usd"],
             reason: r["reason"], nextAttemptAt: r["next_attempt_at"], createdAt: r["created_at"],
             updatedAt: r["updated_at"], stateChangedAt: r["state_changed_at"],
             createStartedAt: r["create_started_at"], submittedAt: r["submitted_at"], finishedAt: r["finished_at"])
