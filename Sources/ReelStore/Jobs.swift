@@ -229,7 +229,8 @@ extension Store {
             taskID: r["task_id"], taskIDs: try Codec.decode([String].self, r["task_ids"], "\(key) task_ids", with: d),
             videoURL: r["video_url"], urlExpiresAt: r["url_expires_at"], resultBytes: r["result_bytes"],
             outputPath: r["output_path"], outputSHA256: r["output_sha256"],
-            usage: try usage.map { try Codec.decode(TaskUsage.self, $0, "\(key) usage", with: d) }, costUSD: r["cost_usd"],
+            usage: try usage.map { try Codec.decode(TaskUsage.self, $0, "\(key) usage", with: d) },
+            costUSD: r["cost_usd"],
             reason: r["reason"], nextAttemptAt: r["next_attempt_at"], createdAt: r["created_at"],
             updatedAt: r["updated_at"], stateChangedAt: r["state_changed_at"],
             createStartedAt: r["create_started_at"], submittedAt: r["submitted_at"], finishedAt: r["finished_at"])
