@@ -38,8 +38,9 @@ extension Store {
             var unchanged: [JobKey] = []
             var conflicts: [IngestConflict] = []
             for (spec, digest, text) in prepared {
-                guard let existing = try Row.fetchOne(db, sql: "SELECT spec_digest, state FROM jobs WHERE batch = ? AND id = ?",
-                                                      arguments: [batch, spec.key.id]) else {
+                let lookup = try db.cachedStatement(
+                    sql: "SELECT spec_digest, state FROM jobs WHERE batch = ? AND id = ?")
+                guard let existing = try Row.fetchOne(lookup, arguments: [batch, spec.key.id]) else {
                     added.append((spec, digest, text))
                     continue
                 }
@@ -145,7 +146,9 @@ extension Store {
     /// (pass `now` plus the time the URL must still live, e.g. until the create call is made).
     public func cachedUpload(sha256: String, model: RenderModel, validAt: Timestamp) async throws -> String? {
         try await read { db in
-            try String.fetchOne(db, sql: "SELECT oss_url FROM uploads WHERE sha256 = ? AND model = ? AND expires_at > ?",
+            try String.fetchOne(db, sql: """
+                SELECT oss_url FROM uploads WHERE sha256 = ? AND model = ? AND expires_at > ?
+                """,
                                 arguments: [sha256, model.rawValue, validAt])
         }
     }
@@ -161,7 +164,9 @@ extension Store {
 
     /// A stored setting (e.g. a runtime override), or nil.
     public func setting(_ key: String) async throws -> String? {
-        try await read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) }
+        try await read { db in
+            try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key])
+        }
     }
 
     /// Stores `value` under `key`; nil removes it.
@@ -178,7 +183,7 @@ extension Store {
     /// Records how long the provider took to render one task (e.g. `end_time - scheduled_time`).
     public func recordRunTime(_ runClass: RunTimeClass, seconds: Double, now: Timestamp) async throws {
         try await write { db in
-            try db.run("INSERT INTO runtime_samples (model, resolution, duration_s, seconds, at) VALUES (?, ?, ?, ?, ?)",
+            try db.run("INSERT INTO runtime_samples (model, resolution, duration_s, seconds, at) VALUES (?,?,?,?,?)",
                            [runClass.model.rawValue, runClass.resolution.rawValue, runClass.durationSeconds,
                                        seconds, now])
         }
@@ -189,7 +194,7 @@ extension Store {
         try await read { db in
             try Row.fetchAll(db, sql: """
                 SELECT model, resolution, duration_s, seconds FROM (
-                  SELECT *, row_number() OVER (PARTITION BY model, resolution, duration_s ORDER BY at DESC, seq DESC) AS n
+                  SELECT *, row_number() OVER \(Self.newestFirstPerClass) AS n
                   FROM runtime_samples) WHERE n <= ? ORDER BY n
                 """, arguments: [limitPerClass]).reduce(into: [:]) { out, r in
                 let c = RunTimeClass(model: try decodeEnum(RenderModel.self, r[0], "model"),
@@ -204,6 +209,8 @@ extension Store {
 // MARK: - Retention
 
 extension Store {
+    static let newestFirstPerClass = "(PARTITION BY model, resolution, duration_s ORDER BY at DESC, seq DESC)"
+
     /// Run-time samples kept per class by `prune`.
     public static let runTimeSamplesKept = 1000
 
@@ -216,7 +223,7 @@ extension Store {
     public func prune(finishedBefore cutoff: Timestamp) async throws -> PruneReport {
         var report = try await write { db in
             let terminal = JobState.allCases.filter(\.isTerminal).map { "'\($0.rawValue)'" }.joined(separator: ",")
-            try db.run("DELETE FROM jobs WHERE finished_at < ? AND state IN (\(terminal))", [cutoff])
+            try db.run("DELETE FROM jobs WHERE finished_at < ? AND +state IN (\(terminal))", [cutoff])
             let jobs = db.changesCount
             try db.run("DELETE FROM attempts WHERE job_seq IS NULL AND at < ?", [cutoff])
             let orphans = db.changesCount
@@ -228,7 +235,7 @@ extension Store {
             try db.run("DELETE FROM manifests WHERE batch NOT IN (SELECT name FROM batches)")
             try db.run("""
                 DELETE FROM runtime_samples WHERE seq IN (SELECT seq FROM (
-                  SELECT seq, row_number() OVER (PARTITION BY model, resolution, duration_s ORDER BY at DESC, seq DESC) AS n
+                  SELECT seq, row_number() OVER \(Self.newestFirstPerClass) AS n
                   FROM runtime_samples) WHERE n > ?)
                 """, [Self.runTimeSamplesKept])
             return PruneReport(jobs: jobs, batches: batches, orphanAttempts: orphans, uploads: uploads, freedPages: 0)

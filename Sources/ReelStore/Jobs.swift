@@ -47,7 +47,8 @@ extension Store {
     /// Write-ahead submission, step 1 — **opens the in-doubt window.** Durably commits the intent to create a
     /// task: state `submitting`, `attempt + 1`, the request fingerprint, `createStartedAt = now`, the previous
     /// task/URL cleared. Call it *before* the create call; returns the attempt number, or nil when the job was not
-    /// in `expectedFrom` (then do not call the provider).
+    /// in `expectedFrom` (then do not call the provider). Cancellable: a cancelled caller gets `CancellationError`
+    /// and nothing is written.
     public func beginSubmission(_ key: JobKey, expectedFrom: Set<JobState> = [.queued, .retrying],
                                 fingerprint: String, now: Timestamp) async throws -> Int? {
         try Self.checkLegal(from: expectedFrom, to: .submitting)
@@ -68,10 +69,17 @@ extension Store {
     /// call returned (or the one reconciliation adopted for an `in_doubt` job) and moves the job to `running` when
     /// `status` is RUNNING, else `pending`. Sets `submittedAt` and the batch's `startedAt`. Returns false when the
     /// job is no longer `submitting`/`in_doubt`. Throws `taskOwnedByAnotherJob` if the task is another job's.
+    ///
+    /// Not cancellable: a paid task id is committed even when the calling task was cancelled meanwhile (e.g. by a
+    /// graceful shutdown), since GRDB would otherwise roll the commit back and leave the job in doubt.
     @discardableResult
     public func commitTaskID(_ key: JobKey, taskID: String, status: TaskStatus, now: Timestamp) async throws -> Bool {
         let to: JobState = status == .running ? .running : .pending
-        return try await durableWrite { db in
+        return try await Task { try await commit(key, taskID: taskID, to: to, now: now) }.value
+    }
+
+    private func commit(_ key: JobKey, taskID: String, to: JobState, now: Timestamp) async throws -> Bool {
+        try await durableWrite { db in
             let row = try Self.move(db, key, from: [.submitting, .inDoubt], to: to, now: now,
                                     cause: { ($0.state == .inDoubt ? "adopted task " : "created task ") + taskID }) {
                 $0.taskID = taskID
@@ -205,22 +213,24 @@ extension Store {
 
     static func fetchJobs(_ db: Database, where condition: String, _ arguments: StatementArguments,
                           suffix: String = "ORDER BY seq") throws -> [JobRow] {
-        try Row.fetchAll(db.cachedStatement(sql: "SELECT \(jobColumns) FROM jobs WHERE \(condition) \(suffix)"),
-                         arguments: arguments).map(decodeJob)
+        let decoder = JSONDecoder()
+        return try Row.fetchAll(db.cachedStatement(sql: "SELECT \(jobColumns) FROM jobs WHERE \(condition) \(suffix)"),
+                                arguments: arguments).map { try decodeJob($0, decoder) }
     }
 
-    static func decodeJob(_ r: Row) throws -> JobRow {
+    static func decodeJob(_ r: Row, _ d: JSONDecoder) throws -> JobRow {
         let key = JobKey(batch: r["batch"], id: r["id"])
         let usage: String? = r["usage"]
         return JobRow(
-            seq: r["seq"], key: key, spec: try Codec.decode(JobSpec.self, r["spec"], "\(key) spec"),
+            seq: r["seq"], key: key, spec: try Codec.decode(JobSpec.self, r["spec"], "\(key) spec", with: d),
             specDigest: r["spec_digest"], state: try decodeEnum(JobState.self, r["state"], "state"),
             priority: try decodeEnum(Priority.self, r["priority"], "priority"), deadline: r["deadline"],
             holdReason: r["hold_reason"], attempt: r["attempt"], requestFingerprint: r["request_fingerprint"],
-            taskID: r["task_id"], taskIDs: try Codec.decode([String].self, r["task_ids"], "\(key) task_ids"),
+            taskID: r["task_id"], taskIDs: try Codec.decode([String].self, r["task_ids"], "\(key) task_ids", with: d),
             videoURL: r["video_url"], urlExpiresAt: r["url_expires_at"], resultBytes: r["result_bytes"],
             outputPath: r["output_path"], outputSHA256: r["output_sha256"],
-            usage: try usage.map { try Codec.decode(TaskUsage.self, $0, "\(key) usage") }, costUSD: r["cost_usd"],
+            usage: try usage.map { try Codec.decode(TaskUsage.self, $0, "\(key) usage", with: d) },
+            costUSD: r["cost_usd"],
             reason: r["reason"], nextAttemptAt: r["next_attempt_at"], createdAt: r["created_at"],
             updatedAt: r["updated_at"], stateChangedAt: r["state_changed_at"],
             createStartedAt: r["create_started_at"], submittedAt: r["submitted_at"], finishedAt: r["finished_at"])
@@ -252,16 +262,40 @@ extension Store {
                          after cursor: String? = nil) async throws -> JobPage {
         let limit = min(max(limit, 1), 1000)
         let after = try cursor.map(Self.decodeCursor)
+        let (condition, arguments) = Self.listFilter(state: state, batch: batch, after: after)
         return try await read { db in
-            var conditions = ["1"]
-            var arguments: [(any DatabaseValueConvertible)?] = []
-            if let state { conditions.append("state = ?"); arguments.append(state.rawValue) }
-            if let batch { conditions.append("batch = ?"); arguments.append(batch) }
-            if let after { conditions.append("(batch, id) > (?, ?)"); arguments += [after.batch, after.id] }
-            let rows = try Self.fetchJobs(db, where: conditions.joined(separator: " AND "),
-                                          StatementArguments(arguments + [limit + 1]), suffix: "ORDER BY batch, id LIMIT ?")
+            let rows = try Self.fetchJobs(db, where: condition, arguments + [limit + 1],
+                                          suffix: "ORDER BY batch, id LIMIT ?")
             let page = Array(rows.prefix(limit))
-            return JobPage(rows: page, nextCursor: rows.count > limit ? page.last.map { Self.encodeCursor($0.key) } : nil)
+            let next = rows.count > limit ? page.last.map { Self.encodeCursor($0.key) } : nil
+            return JobPage(rows: page, nextCursor: next)
+        }
+    }
+
+    /// The WHERE clause of a listing page. Each shape is one index range scan (`jobs_state_key` or the
+    /// `(batch, id)` unique index): no scan from the start, no sort.
+    static func listFilter(state: JobState?, batch: String?, after: JobKey?) -> (String, StatementArguments) {
+        var conditions = ["1"]
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        if let state { conditions.append("state = ?"); arguments.append(state.rawValue) }
+        if let batch {
+            conditions.append("batch = ?")
+            arguments.append(batch)
+            if let after, after.batch >= batch {
+                conditions.append(after.batch == batch ? "id > ?" : "0")
+                if after.batch == batch { arguments.append(after.id) }
+            }
+        } else if let after {
+            conditions.append("(batch, id) > (?, ?)")
+            arguments += [after.batch, after.id]
+        }
+        return (conditions.joined(separator: " AND "), StatementArguments(arguments))
+    }
+
+    /// SQLite's plan for a statement (for tests that pin down index use).
+    func queryPlan(_ sql: String, _ arguments: StatementArguments) async throws -> [String] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] }
         }
     }
 

@@ -101,9 +101,10 @@ enum Codec {
 
     static func text<T: Encodable>(_ value: T) throws -> String { String(decoding: try data(value), as: UTF8.self) }
 
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String, _ what: String) throws -> T {
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String, _ what: String,
+                                     with decoder: JSONDecoder = JSONDecoder()) throws -> T {
         do {
-            return try JSONDecoder().decode(type, from: Data(text.utf8))
+            return try decoder.decode(type, from: Data(text.utf8))
         } catch {
             throw StoreError.corrupt("\(what): \(error)")
         }

@@ -125,7 +125,9 @@ import Testing
         try await withStore { store, _ in
             let fast = RunTimeClass(model: .r2vFlash, resolution: .p720, durationSeconds: 5)
             let slow = RunTimeClass(model: .r2v, resolution: .p1080, durationSeconds: 10)
-            for (n, s) in [30.0, 31, 32].enumerated() { try await store.recordRunTime(fast, seconds: s, now: t0 + Double(n)) }
+            for (n, s) in [30.0, 31, 32].enumerated() {
+                try await store.recordRunTime(fast, seconds: s, now: t0 + Double(n))
+            }
             try await store.recordRunTime(slow, seconds: 200, now: t0)
             #expect(try await store.runTimeSamples() == [fast: [32, 31, 30], slow: [200]])
             #expect(try await store.runTimeSamples(limitPerClass: 2)[fast] == [32, 31])
@@ -159,6 +161,23 @@ import Testing
             // The pruned batch's manifest may be submitted again.
             #expect(try await ingest(store, "old", ["a", "b"], sha: "old-manifest")
                     == .accepted(added: [key("old/a"), key("old/b")], unchanged: []))
+        }
+    }
+
+    @Test func pruneGivesTheSpaceBackToTheFileSystem() async throws {
+        try await withStore { store, _ in
+            let long = String(repeating: "character1 walks through a long sunlit corridor. ", count: 28)
+            let specs = (0..<300).map { spec("big", "j\($0)", prompt: long) }
+            _ = try await store.ingest(manifestSHA256: "big", fileName: "big.json", batch: "big",
+                                       settings: BatchSettings(), jobs: specs, now: t0)
+            for s in specs { try await store.transition(s.key, from: .queued, to: .cancelled, cause: "x", now: t0) }
+            let before = try await store.storageInfo().pageCount
+            let report = try await store.prune(finishedBefore: t0 + 1)
+            let after = try await store.storageInfo()
+            #expect(report.jobs == 300)
+            #expect(report.freedPages > 100)
+            #expect(after.freePages == 0)
+            #expect(after.pageCount <= before - report.freedPages)
         }
     }
 

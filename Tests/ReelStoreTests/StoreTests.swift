@@ -148,7 +148,8 @@ import Testing
             let retried = try #require(try await store.job(key("b/c")))
             #expect(retried.reason == nil && retried.finishedAt == nil)
             #expect(try await store.batch("b")?.completedAt == nil)
-            let history = try await store.transitions(of: key("b/a")).map { "\($0.from?.rawValue ?? "-")>\($0.to.rawValue):\($0.cause)" }
+            let history = try await store.transitions(of: key("b/a"))
+                .map { "\($0.from?.rawValue ?? "-")>\($0.to.rawValue):\($0.cause)" }
             #expect(history == ["->queued:intake b.json", "queued>held:budget", "held>cancelled:operator"])
         }
     }
@@ -252,6 +253,26 @@ import Testing
             #expect(try await store.attemptCounts(of: key("b/a")) == [.create: 1, .query: 1])
             #expect(try await store.attemptCounts() == [.create: 1, .query: 1, .list: 1])
             #expect(try await store.attemptCounts(since: t0 + 1) == [.query: 1])
+        }
+    }
+}
+
+@Suite struct CancellationTests {
+    @Test func aCancelledCallerNeverBeginsButAlwaysCommitsATaskID() async throws {
+        try await withStore { store, _ in
+            try await ingest(store, "b", ["a", "c"])
+            _ = try await store.beginSubmission(key("b/c"), fingerprint: "f", now: t0)
+            let outcome = await Task {
+                withUnsafeCurrentTask { $0?.cancel() }
+                let begun = try? await store.beginSubmission(key("b/a"), fingerprint: "f", now: t0)
+                let committed = try await store.commitTaskID(key("b/c"), taskID: "t", status: .pending, now: t0)
+                return (begun, committed)
+            }.result
+            let (begun, committed) = try outcome.get()
+            #expect(begun == nil)
+            #expect(committed)
+            #expect(try await store.job(key("b/a"))?.state == .queued)
+            #expect(try await store.job(key("b/c"))?.taskID == "t")
         }
     }
 }

@@ -1,0 +1,21 @@
+import ReelCore
+@testable import ReelStore
+import Testing
+
+/// Listing must stay fast on 100,000 jobs at any depth: every page shape is an index range scan, never a scan of
+/// the table or a sort.
+@Test(arguments: [
+    (nil, nil, nil), (JobState.held, nil, nil), (nil, "b", nil), (.held, "b", nil),
+    (nil, nil, JobKey(batch: "b", id: "x")), (.held, nil, JobKey(batch: "b", id: "x")),
+    (nil, "b", JobKey(batch: "b", id: "x")), (.held, "b", JobKey(batch: "b", id: "x")),
+] as [(JobState?, String?, JobKey?)])
+func listingPagesAreIndexRangeScans(state: JobState?, batch: String?, after: JobKey?) async throws {
+    try await withStore { store, _ in
+        let (condition, arguments) = Store.listFilter(state: state, batch: batch, after: after)
+        let plan = try await store.queryPlan(
+            "SELECT * FROM jobs WHERE \(condition) ORDER BY batch, id LIMIT 101", arguments)
+        #expect(plan.count == 1, "\(plan)")
+        let ordered = "SCAN jobs USING INDEX sqlite_autoindex_jobs_1"  // first page, no filter: walk the key index
+        #expect(plan.allSatisfy { $0.hasPrefix("SEARCH jobs USING INDEX") || $0 == ordered }, "\(plan)")
+    }
+}
