@@ -14,8 +14,10 @@ enum SchedulerTuning {
     /// A failed query is retried after 2 s, doubling up to 60 s (or `Retry-After`, if longer).
     static let pollRetryBase = 2.0
     static let pollRetryMax = 60.0
-    /// Deadlines are checked against the forecast at most this often.
+    /// Deadlines are checked against the forecast at most this often…
     static let deadlineCheckInterval = 60.0
+    /// …and at least this often.
+    static let deadlineCheckMaxInterval = 3600.0
     /// p90 = p50 + z·σ for a normal approximation.
     static let z90 = 1.2816
 }
@@ -109,6 +111,7 @@ public struct Scheduler: Sendable {
     var submitsIssued = 0
     var unwarnedDeadlines: Set<JobKey> = []
     var nextDeadlineCheck = -Double.infinity
+    var lastDeadlineCheck = -Double.infinity
     var submitBlockedByRate = false
     var pollBlockedByRate = false
 
@@ -157,6 +160,7 @@ public struct Scheduler: Sendable {
             waitingCount += 1
             if job.deadline != nil { unwarnedDeadlines.insert(job.key) }
             enqueue(job.key, retry: false)
+            deadlinesMayHaveMoved(now: now)
 
         case .restoredRemote(let job, let taskID, let submittedAt):
             forget(job.key)
@@ -276,11 +280,13 @@ public struct Scheduler: Sendable {
             adaptiveCap = max(1, l.concurrency)
             growAt = nil
             accountBlock = nil
+            deadlinesMayHaveMoved(now: now)
 
         case .pause(let batch):
             if let batch { pausedBatches.insert(batch) } else { paused = true }
 
         case .resume(let batch):
+            deadlinesMayHaveMoved(now: now)
             if let batch {
                 pausedBatches.remove(batch)
             } else {
@@ -296,6 +302,7 @@ public struct Scheduler: Sendable {
             guard let rec = records[key] else { return }
             records[key]!.job.priority = priority
             if case .queued(let retry) = rec.phase { enqueue(key, retry: retry) }
+            deadlinesMayHaveMoved(now: now)
 
         case .cancel(let key):
             guard let rec = records[key] else { return }
@@ -389,10 +396,7 @@ public struct Scheduler: Sendable {
             }
         }
 
-        if !unwarnedDeadlines.isEmpty && now >= nextDeadlineCheck {
-            nextDeadlineCheck = now + SchedulerTuning.deadlineCheckInterval
-            checkDeadlines(now: now, &out)
-        }
+        if !unwarnedDeadlines.isEmpty && now >= nextDeadlineCheck { checkDeadlines(now: now, &out) }
 
         let records = self.records
         retryTimers.dropStale { t in records[t.key].map { $0.generation != t.generation } ?? true }
@@ -511,6 +515,7 @@ public struct Scheduler: Sendable {
         if others < concurrencyCap {
             adaptiveCap = max(1, others)
             growAt = now + SchedulerTuning.adaptiveCoolDown
+            deadlinesMayHaveMoved(now: now)
         }
         let hold = min(SchedulerTuning.throttleHoldMax, SchedulerTuning.throttleHoldBase * pow2(consecutiveThrottles - 1))
         throttleHoldUntil = max(throttleHoldUntil, now + max(hold, retryAfter ?? 0))
