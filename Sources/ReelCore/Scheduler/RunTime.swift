@@ -70,14 +70,24 @@ struct RunTimeSamples: Sendable, Equatable {
     mutating func add(_ seconds: Double) {
         if ring.count == Self.capacity {
             let old = ring[next]
-            if let i = distribution.sorted.firstIndex(of: old) { distribution.sorted.remove(at: i) }
+            let i = Self.firstIndex(notBelow: old, in: distribution.sorted)
+            if i < distribution.sorted.count { distribution.sorted.remove(at: i) }
             ring[next] = seconds
             next = (next + 1) % Self.capacity
         } else {
             ring.append(seconds)
         }
-        let at = distribution.sorted.firstIndex { $0 > seconds } ?? distribution.sorted.count
-        distribution.sorted.insert(seconds, at: at)
+        distribution.sorted.insert(seconds, at: Self.firstIndex(notBelow: seconds, in: distribution.sorted))
+    }
+
+    /// Binary search: the first index whose value is ≥ x.
+    private static func firstIndex(notBelow x: Double, in a: [Double]) -> Int {
+        var lo = 0, hi = a.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if a[mid] < x { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
     }
 }
 
