@@ -83,7 +83,8 @@ struct ReadyQueue: Sendable {
     mutating func pick(running: [String: Int], paused: Set<String>, isValid: (QueueEntry) -> Bool,
                        modelHasRoom: (RenderModel) -> Bool) -> (key: JobKey, retry: Bool)? {
         for tier in 0..<3 {
-            var best: [Candidate?] = [nil, nil]   // fresh, retry
+            var fresh: Candidate?
+            var retried: Candidate?
             for retry in 0..<2 {
                 for m in Self.models.indices where modelHasRoom(Self.models[m]) {
                     let l = Self.lane(tier: tier, retry: retry == 1, model: m)
@@ -100,14 +101,18 @@ struct ReadyQueue: Sendable {
                             continue
                         }
                         let c = Candidate(entry: head, running: running[batch] ?? 0, lane: l, slot: i)
-                        if best[retry].map({ c.precedes($0) }) ?? true { best[retry] = c }
+                        if retry == 1 {
+                            if retried.map({ c.precedes($0) }) ?? true { retried = c }
+                        } else if fresh.map({ c.precedes($0) }) ?? true {
+                            fresh = c
+                        }
                         i += 1
                     }
                 }
             }
             let chosen: Candidate
             let fromRetry: Bool
-            switch (best[0], best[1]) {
+            switch (fresh, retried) {
             case (nil, nil): continue
             case (let f?, nil): (chosen, fromRetry) = (f, false)
             case (nil, let r?): (chosen, fromRetry) = (r, true)

@@ -428,25 +428,26 @@ public struct Scheduler: Sendable {
 
     /// Moves a job to `phase`, keeping every counter in step.
     mutating func setPhase(_ key: JobKey, _ phase: Phase) {
-        guard let rec = records[key] else { return }
-        count(rec, -1)
+        generationCounter += 1
+        guard let (old, model) = records[key].map({ ($0.phase, $0.job.model) }) else { return }
         records[key]!.phase = phase
-        count(records[key]!, +1)
-        _ = bumpGeneration(key)
+        records[key]!.generation = generationCounter
+        count(old, key, model, -1)
+        count(phase, key, model, +1)
     }
 
-    private mutating func count(_ rec: Record, _ d: Int) {
-        switch rec.phase {
+    private mutating func count(_ rec: Record, _ d: Int) { count(rec.phase, rec.job.key, rec.job.model, d) }
+
+    private mutating func count(_ phase: Phase, _ key: JobKey, _ model: RenderModel, _ d: Int) {
+        switch phase {
         case .queued: queuedCount += d
         case .waiting: waitingCount += d
         case .downloading: downloadingCount += d
-        case .submitting, .inDoubt, .remote: break
-        }
-        if rec.phase.holdsSlot {
-            if d > 0 { holderKeys.insert(rec.job.key) } else { holderKeys.remove(rec.job.key) }
-            holdersByModel[rec.job.model, default: 0] += d
-            runningByBatch[rec.job.key.batch, default: 0] += d
-            if runningByBatch[rec.job.key.batch] == 0 { runningByBatch[rec.job.key.batch] = nil }
+        case .submitting, .inDoubt, .remote:
+            if d > 0 { holderKeys.insert(key) } else { holderKeys.remove(key) }
+            holdersByModel[model, default: 0] += d
+            runningByBatch[key.batch, default: 0] += d
+            if runningByBatch[key.batch] == 0 { runningByBatch[key.batch] = nil }
         }
     }
 
