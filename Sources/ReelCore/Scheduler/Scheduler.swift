@@ -155,25 +155,18 @@ public struct Scheduler: Sendable {
     private mutating func apply(_ event: SchedulerEvent, now: Timestamp, _ out: inout [SchedulerAction]) {
         switch event {
         case .enqueued(let job):
-            forget(job.key)
-            records[job.key] = Record(job: job, phase: .waiting(at: now, fresh: true))
-            waitingCount += 1
-            if job.deadline != nil { unwarnedDeadlines.insert(job.key) }
+            admit(job, now: now)
             enqueue(job.key, retry: false)
             deadlinesMayHaveMoved(now: now)
 
         case .restoredRemote(let job, let taskID, let submittedAt):
-            forget(job.key)
-            records[job.key] = Record(job: job, phase: .waiting(at: now, fresh: true), submittedAt: submittedAt)
-            waitingCount += 1
-            if job.deadline != nil { unwarnedDeadlines.insert(job.key) }
+            admit(job, now: now)
+            records[job.key]!.submittedAt = submittedAt
             setPhase(job.key, .remote(taskID: taskID, status: .pending))
             schedulePoll(job.key, at: now)
 
         case .restoredInDoubt(let job):
-            forget(job.key)
-            records[job.key] = Record(job: job, phase: .waiting(at: now, fresh: true))
-            waitingCount += 1
+            admit(job, now: now)
             setPhase(job.key, .inDoubt)
 
         case .submitted(let key, let taskID):
@@ -449,6 +442,15 @@ public struct Scheduler: Sendable {
             runningByBatch[key.batch, default: 0] += d
             if runningByBatch[key.batch] == 0 { runningByBatch[key.batch] = nil }
         }
+    }
+
+    /// Starts tracking `job`, replacing whatever the scheduler knew of it (the daemon is the source of truth).
+    /// It starts as `waiting`; the caller moves it to its real phase.
+    private mutating func admit(_ job: SchedulerJob, now: Timestamp) {
+        forget(job.key)
+        records[job.key] = Record(job: job, phase: .waiting(at: now, fresh: true))
+        waitingCount += 1
+        if job.deadline != nil { unwarnedDeadlines.insert(job.key) }
     }
 
     private mutating func enqueue(_ key: JobKey, retry: Bool) {
