@@ -133,6 +133,9 @@ public struct PollPolicy: Sendable, Equatable {
     /// apart, which bounds the detection latency of ~97% of tasks (the SDK's p95 is ~4.75 s).
     public var latencyCap = 4.0
     public var latencyCapQuantile = 0.975
+    /// Optional tighter cap (and floor) while work waits for a slot, when a late detection is idle paid capacity.
+    /// nil = off. Trades polls for slot utilisation; see docs/scheduler.md.
+    public var latencyCapWhileQueued: Double?
     /// No two polls of one task closer than this…
     public var minInterval = 2.0
     /// …nor further apart than this (catches early failures and PENDING → RUNNING).
@@ -143,14 +146,19 @@ public struct PollPolicy: Sendable, Equatable {
 
     public init() {}
 
-    /// Seconds after submission of the next poll, given `elapsed` seconds since submission.
-    func nextPoll(elapsed: Double, _ d: RunTimeDistribution) -> Double {
+    /// Seconds after submission of the next poll, given `elapsed` seconds since submission; `queued` says whether
+    /// work is waiting for a slot.
+    func nextPoll(elapsed: Double, _ d: RunTimeDistribution, queued: Bool = false) -> Double {
+        let pressure = queued ? latencyCapWhileQueued : nil
+        let floor = min(minInterval, pressure ?? minInterval)
         let first = d.quantile(firstPollQuantile)
-        if elapsed + minInterval <= first { return min(first, elapsed + maxInterval) }
+        if elapsed + floor <= first { return min(first, elapsed + maxInterval) }
         let f = d.cdf(elapsed)
-        if f >= overdueQuantile || elapsed >= d.quantile(overdueQuantile) { return elapsed + overdueInterval }
+        if f >= overdueQuantile || elapsed >= d.quantile(overdueQuantile) {
+            return elapsed + min(overdueInterval, pressure ?? overdueInterval)
+        }
         var interval = d.quantile(min(f + massStep, overdueQuantile)) - elapsed
-        if f < latencyCapQuantile { interval = min(interval, latencyCap) }
-        return elapsed + min(max(interval, minInterval), maxInterval)
+        if f < latencyCapQuantile { interval = min(interval, latencyCap, pressure ?? latencyCap) }
+        return elapsed + min(max(interval, floor), maxInterval)
     }
 }

@@ -178,7 +178,7 @@ public struct Scheduler: Sendable {
             if rec.cancelRequested {
                 out.append(.cancelRemote(key, taskID: taskID))
             }
-            schedulePoll(key, at: now + limits.polling.nextPoll(elapsed: 0, distribution(key)))
+            schedulePoll(key, at: now + limits.polling.nextPoll(elapsed: 0, distribution(key), queued: queuedCount > 0))
 
         case .submitFailed(let key, let blame, let retryAfter, let message):
             guard let rec = records[key], rec.phase == .submitting || rec.phase == .inDoubt else { return }
@@ -219,7 +219,8 @@ public struct Scheduler: Sendable {
                 }
                 setPhase(key, .remote(taskID: taskID, status: status))
                 let elapsed = now - rec.submittedAt
-                schedulePoll(key, at: rec.submittedAt + limits.polling.nextPoll(elapsed: elapsed, distribution(key)))
+                schedulePoll(key, at: rec.submittedAt + limits.polling.nextPoll(elapsed: elapsed, distribution(key),
+                                                                                  queued: queuedCount > 0))
             case .succeeded:
                 if rec.cancelRequested {
                     forget(key)
