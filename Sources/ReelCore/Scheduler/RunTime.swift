@@ -1,10 +1,10 @@
 /// What a render's run time depends on: model, resolution tier and output seconds.
-public struct RunTimeKey: Hashable, Sendable {
-    public var model: RenderModel
-    public var resolution: Resolution
-    public var durationSeconds: Int
+struct RunTimeKey: Hashable, Sendable {
+    var model: RenderModel
+    var resolution: Resolution
+    var durationSeconds: Int
 
-    public init(model: RenderModel, resolution: Resolution, durationSeconds: Int) {
+    init(model: RenderModel, resolution: Resolution, durationSeconds: Int) {
         self.model = model
         self.resolution = resolution
         self.durationSeconds = durationSeconds
