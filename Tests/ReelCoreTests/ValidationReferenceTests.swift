@@ -138,6 +138,15 @@ private func ffmpeg(_ args: [String]) async throws {
         #expect(ok.jobs.first?.references.first?.bytes == size.map(Int64.init), "the target's size, not the link's")
     }
 
+    @Test func probeProblemsAreCappedLikeTheValidatorsOwn() async throws {
+        let jobs = (0..<1_200).map { paths(["/nonexistent/reel/shared.png"], id: "j\($0)") }
+        let counter = CountingProber()
+        let report = await ReferenceCheck.validate(Array(M.doc(jobs: jobs).utf8), probe: counter.prober)
+        #expect(report.issues.count == ManifestValidator.maxIssues + 1)
+        #expect(report.issues.last?.message.contains("more than 1000 problems") == true)
+        #expect(counter.count == 0, "a missing file never reaches ffprobe")
+    }
+
     @Test func localReferencesOfAnInvalidManifestAreStillProbed() async throws {
         let text = M.doc(["priority": #""urgent""#], jobs: [paths(["/nonexistent/reel/x.png"])])
         let report = await ReferenceCheck.validate(Array(text.utf8))
