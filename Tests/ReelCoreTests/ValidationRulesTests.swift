@@ -227,6 +227,16 @@ private let cases: [ValidationCase] = [
         #expect(report.issues.last?.message.contains("more than 1000 problems") == true)
     }
 
+    @Test func hostileShapesAreReportedNotCrashedOn() {
+        let manyKeys = "{" + (0..<20_000).map { "\"k\($0)\": \($0)" }.joined(separator: ",") + "}"
+        let report = ManifestText.validate(manyKeys)
+        #expect(report.issues.count == ManifestValidator.maxIssues + 1 && !report.isAccepted)
+        let deep = ManifestText.validate(String(repeating: #"{"a":"#, count: 10_000))
+        #expect(deep.pointers == ["E "] && deep.issues[0].message.contains("nesting deeper than 64"))
+        let longNumber = ManifestText.validate(ManifestText.doc(jobs: [ManifestText.job(["seed": String(repeating: "9", count: 5_000)])]))
+        #expect(longNumber.pointers == ["E /jobs/0/seed"])
+    }
+
     @Test func everyProblemIsCollectedNotJustTheFirst() {
         let report = ManifestText.validate(ManifestText.doc(["manifest_version": "2", "batch": #""-x""#, "priority": #""soon""#],
                                       jobs: [ManifestText.job(["duration_s": "0", "seed": "-5", "model": #""x""#])]))

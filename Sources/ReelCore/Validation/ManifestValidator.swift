@@ -198,10 +198,13 @@ private struct Walker {
 
     // MARK: Issues
 
-    mutating func add(_ severity: ManifestIssue.Severity, _ pointer: String, _ message: String, hint: String) {
+    /// Records an issue; once ``ManifestValidator/maxIssues`` are recorded, only whether errors exist is tracked
+    /// (message and hint are not even built, so a file with a million bad members costs little).
+    mutating func add(_ severity: ManifestIssue.Severity, _ pointer: @autoclosure () -> String,
+                      _ message: @autoclosure () -> String, hint: @autoclosure () -> String) {
         if severity == .error { hasErrors = true }
         guard !truncated else { return }
-        let issue = ManifestIssue(severity, pointer, message, hint: hint)
+        let issue = ManifestIssue(severity, pointer(), message(), hint: hint())
         guard seen.insert(issue).inserted else { return }
         if issues.count >= ManifestValidator.maxIssues {
             truncated = true
@@ -212,7 +215,10 @@ private struct Walker {
         issues.append(issue)
     }
 
-    mutating func error(_ pointer: String, _ message: String, hint: String) { add(.error, pointer, message, hint: hint) }
+    mutating func error(_ pointer: @autoclosure () -> String, _ message: @autoclosure () -> String,
+                        hint: @autoclosure () -> String) {
+        add(.error, pointer(), message(), hint: hint())
+    }
 
     func finish() -> ManifestValidator.Analysis {
         ManifestValidator.Analysis(report: ManifestReport(batch: batch, jobs: hasErrors ? [] : specs, issues: issues),
