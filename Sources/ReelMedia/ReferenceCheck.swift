@@ -60,8 +60,17 @@ public enum ReferenceCheck {
             else { continue }
             issues.append(issue)
         }
-        for issue in issues where !out.issues.contains(issue) { out.issues.append(issue) }
-        if !out.errors.isEmpty { out.jobs = [] }
+        var seen = Set(out.issues)
+        let capped = out.issues.count > ManifestValidator.maxIssues
+        for issue in issues where !capped && seen.insert(issue).inserted {
+            guard out.issues.count < ManifestValidator.maxIssues else {
+                out.issues.append(ManifestIssue(.error, "", "more than \(ManifestValidator.maxIssues) problems; the rest are not listed",
+                                                hint: "fix the problems above and validate again"))
+                break
+            }
+            out.issues.append(issue)
+        }
+        if issues.contains(where: { $0.severity == .error }) || !out.errors.isEmpty { out.jobs = [] }
         return out
     }
 

@@ -176,3 +176,25 @@ struct SchedulerFailureTests {
         #expect(s.snapshot.slotsHeld == 2)
     }
 }
+
+@Suite("Scheduler restart and wake-ups")
+struct SchedulerRestartTests {
+    @Test func restoredJobsHoldSlotsAndAnInDoubtJobCanBeAdopted() {
+        var s = makeScheduler(concurrency: 2)
+        #expect(s.nextWakeup(after: 0) == nil, "idle: nothing to wake up for")
+        _ = s.handle(.restoredInDoubt(sjob("a/doubt")), now: 0)
+        let first = s.handle(.restoredRemote(sjob("a/remote"), taskID: "tr", submittedAt: -100), now: 0)
+        #expect(first == [.poll(jk("a/remote"), taskID: "tr")])
+        #expect(s.handle(.enqueued(sjob("a/new")), now: 0).submits.isEmpty, "both slots are held")
+        #expect(s.snapshot.slotsHeld == 2 && s.snapshot.inDoubt == 1 && s.snapshot.queued == 1)
+        // The operator adopts the task found for the in-doubt job: it is polled like any other.
+        _ = s.handle(.submitted(jk("a/doubt"), taskID: "td"), now: 1)
+        #expect(s.snapshot.pending == 2)
+        let wake = s.nextWakeup(after: 1)!
+        #expect(wake > 1 && wake <= 61)
+        #expect(s.handle(.tick, now: wake).polls == [jk("a/doubt")])
+        // Re-enqueueing a key the scheduler holds replaces it (the daemon's state wins) and frees its slot.
+        #expect(s.handle(.enqueued(sjob("a/remote", at: 5)), now: 2).submits == [jk("a/new")])
+        #expect(s.snapshot.slotsHeld == 2)
+    }
+}

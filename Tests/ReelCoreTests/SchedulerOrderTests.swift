@@ -45,7 +45,8 @@ struct SchedulerOrderTests {
         #expect(order.count == 105)
         let lastSmall = order.lastIndex { $0.batch == "small" }!
         // FIFO by age would put the small batch last (index 104); fair share equalises running slots instead.
-        #expect(lastSmall < 15, "small batch's last job started at submission #\(lastSmall)")
+        // As slots free up, the small batch gets about every other one: all five start within the first 16.
+        #expect(lastSmall <= 15, "small batch's last job started at submission #\(lastSmall)")
         // While both batches wait, neither holds more than one slot above the other's.
         #expect(order.prefix(5).allSatisfy { $0.batch == "big" })
     }

@@ -31,7 +31,7 @@ private struct TempDir {
 
 private func paths(_ ps: [String], id: String = "j1", prompt: String? = nil) -> String {
     let refs = "[" + ps.map { $0.hasPrefix("https:") ? #"{"url": "\#($0)"}"# : #"{"path": "\#($0)"}"# }.joined(separator: ", ") + "]"
-    return M.job(["id": "\"\(id)\"", "references": refs, "prompt": "\"" + (prompt ?? (1...ps.count).map { "character\($0)" }.joined(separator: " ")) + "\""])
+    return ManifestText.job(["id": "\"\(id)\"", "references": refs, "prompt": "\"" + (prompt ?? (1...ps.count).map { "character\($0)" }.joined(separator: " ")) + "\""])
 }
 
 private func ffmpeg(_ args: [String]) async throws {
@@ -53,7 +53,7 @@ private func ffmpeg(_ args: [String]) async throws {
         try await ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=300x300:rate=1", "-frames:v", "1", "-pix_fmt", "rgba", alpha])
         _ = FileManager.default.createFile(atPath: junk, contents: Data("not a video".utf8))
 
-        let text = M.doc(jobs: [
+        let text = ManifestText.doc(jobs: [
             paths([short]), paths([good, fine], id: "j2"),
             paths([small], id: "j3"),
             paths([alpha], id: "j4"),
@@ -78,7 +78,7 @@ private func ffmpeg(_ args: [String]) async throws {
         let clip = dir.path("anna.mp4"), still = dir.path("ben.png")
         try await FFmpeg.renderClip(size: FrameSize(width: 320, height: 240), seconds: 2, audio: true, to: clip)
         try await FFmpeg.renderImage(width: 300, height: 260, to: still)
-        let report = await ReferenceCheck.validate(Array(M.doc(jobs: [paths([clip, still, "https://cdn.example.com/c.png"])]).utf8))
+        let report = await ReferenceCheck.validate(Array(ManifestText.doc(jobs: [paths([clip, still, "https://cdn.example.com/c.png"])]).utf8))
         #expect(report.issues.isEmpty, "\(report.issues)")
         let refs = try #require(report.jobs.first).references
         #expect(refs.map(\.kind) == [.video, .image, .image])
@@ -98,7 +98,7 @@ private func ffmpeg(_ args: [String]) async throws {
             paths(n == 7 ? [still, other] : [still], id: "j\(n)")
         }
         let counter = CountingProber()
-        let report = await ReferenceCheck.validate(Array(M.doc(jobs: jobs).utf8), probe: counter.prober)
+        let report = await ReferenceCheck.validate(Array(ManifestText.doc(jobs: jobs).utf8), probe: counter.prober)
         #expect(report.issues.isEmpty, "\(report.issues.prefix(3))")
         #expect(report.jobs.count == 200)
         #expect(report.jobs.allSatisfy { $0.references[0].kind == .image })
@@ -111,7 +111,7 @@ private func ffmpeg(_ args: [String]) async throws {
         let clip = dir.path("clip.bin")  // the name hides that it is a video: only probing knows
         try await FFmpeg.renderClip(size: FrameSize(width: 320, height: 240), seconds: 2, audio: false, to: clip + ".mp4")
         try FileManager.default.moveItem(atPath: clip + ".mp4", toPath: clip)
-        let text = M.doc(jobs: [paths(["https://cdn.example.com/1.mp4", "https://cdn.example.com/2.mp4",
+        let text = ManifestText.doc(jobs: [paths(["https://cdn.example.com/1.mp4", "https://cdn.example.com/2.mp4",
                                        "https://cdn.example.com/3.mov", clip])])
         #expect(ManifestValidator.validate(Array(text.utf8)).isAccepted, "before probing: 3 known videos")
         let report = await ReferenceCheck.validate(Array(text.utf8))
@@ -127,19 +127,28 @@ private func ffmpeg(_ args: [String]) async throws {
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: still)
         #expect(mkfifo(fifo, 0o600) == 0)
         let counter = CountingProber()
-        let text = M.doc(jobs: [paths([link, fifo, dir.url.path])])
+        let text = ManifestText.doc(jobs: [paths([link, fifo, dir.url.path])])
         let report = await ReferenceCheck.validate(Array(text.utf8), probe: counter.prober)
         #expect(report.pointers == ["E /jobs/0/references/1/path", "E /jobs/0/references/2/path"], "\(report.issues)")
         #expect(report.issues[0].message.contains("FIFO") && report.issues[1].message.contains("directory"))
         #expect(counter.calls.withLock { $0 } == [link], "neither the FIFO nor the directory reaches ffprobe")
 
-        let ok = await ReferenceCheck.validate(Array(M.doc(jobs: [paths([link])]).utf8))
+        let ok = await ReferenceCheck.validate(Array(ManifestText.doc(jobs: [paths([link])]).utf8))
         let size = try FileManager.default.attributesOfItem(atPath: still)[.size] as? Int
         #expect(ok.jobs.first?.references.first?.bytes == size.map(Int64.init), "the target's size, not the link's")
     }
 
+    @Test func probeProblemsAreCappedLikeTheValidatorsOwn() async throws {
+        let jobs = (0..<1_200).map { paths(["/nonexistent/reel/shared.png"], id: "j\($0)") }
+        let counter = CountingProber()
+        let report = await ReferenceCheck.validate(Array(ManifestText.doc(jobs: jobs).utf8), probe: counter.prober)
+        #expect(report.issues.count == ManifestValidator.maxIssues + 1)
+        #expect(report.issues.last?.message.contains("more than 1000 problems") == true)
+        #expect(counter.count == 0, "a missing file never reaches ffprobe")
+    }
+
     @Test func localReferencesOfAnInvalidManifestAreStillProbed() async throws {
-        let text = M.doc(["priority": #""urgent""#], jobs: [paths(["/nonexistent/reel/x.png"])])
+        let text = ManifestText.doc(["priority": #""urgent""#], jobs: [paths(["/nonexistent/reel/x.png"])])
         let report = await ReferenceCheck.validate(Array(text.utf8))
         #expect(report.pointers == ["E /jobs/0/references/0/path", "E /priority"])
     }
@@ -149,7 +158,7 @@ private func ffmpeg(_ args: [String]) async throws {
         defer { dir.cleanup() }
         let png = dir.path("really-a-png.jpg")
         try await ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=300x300:rate=1", "-frames:v", "1", "-c:v", "png", "-f", "image2", png])
-        let report = await ReferenceCheck.validate(Array(M.doc(jobs: [paths([png])]).utf8))
+        let report = await ReferenceCheck.validate(Array(ManifestText.doc(jobs: [paths([png])]).utf8))
         #expect(report.pointers == ["W /jobs/0/references/0/path"], "\(report.issues)")
         #expect(report.issues.first?.hint.contains(".png") == true)
         #expect(report.jobs.count == 1, "warnings do not refuse the file")

@@ -3,7 +3,7 @@ import Testing
 
 /// Builds manifest text for validation tests: a valid base document whose members can be replaced, removed or
 /// added as raw JSON fragments (raw text, so `5` and `5.0` stay what they are).
-enum M {
+enum ManifestText {
     static let baseJob: KeyValuePairs<String, String> = [
         "id": #""j1""#,
         "prompt": #""character1 waves""#,

@@ -1,6 +1,7 @@
 /// A test-free comparison of the SDK's polling with `PollPolicy` on given run times (docs/scheduler.md has numbers).
 /// Network latency is ignored; a task finishing at T is detected by the first poll at or after T.
 public enum PollingStudy {
+    /// Polls per task and detection latency (seconds from the task's end to the poll that sees it), both ways.
     public struct Result: Sendable, Equatable {
         public var sdkPollsPerJob: Double
         public var reelPollsPerJob: Double

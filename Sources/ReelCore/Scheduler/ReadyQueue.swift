@@ -20,28 +20,55 @@ struct QueueEntry: Comparable, Sendable {
 /// Picking looks at one head per (lane, batch), so it costs O(lanes × batches + log n), independent of how many
 /// jobs wait. Entries are deleted lazily: a stale generation is skipped when it reaches a head.
 struct ReadyQueue: Sendable {
-    struct Lane: Hashable, Sendable {
-        var tier: Int
-        var retry: Bool
-        var model: RenderModel
+    private struct BatchHeap: Sendable {
+        var batch: String
+        var heap = Heap<QueueEntry>()
     }
 
-    private var lanes: [Lane: [String: Heap<QueueEntry>]] = [:]
+    private struct Lane: Sendable {
+        var batches: [BatchHeap] = []
+        var index: [String: Int] = [:]
+
+        mutating func remove(at i: Int) {
+            index[batches[i].batch] = nil
+            if i != batches.count - 1 {
+                batches.swapAt(i, batches.count - 1)
+                index[batches[i].batch] = i
+            }
+            batches.removeLast()
+        }
+    }
+
+    private static let models = RenderModel.allCases
+    /// Lane number: (tier, retry, model) → tier·2·M + retry·M + model.
+    private var lanes = [Lane](repeating: Lane(), count: 3 * 2 * ReadyQueue.models.count)
     /// Per tier: whether the last pick came from the retry lane (retries never take two slots in a row while fresh
     /// work of the same tier waits).
     private var lastPickWasRetry = [false, false, false]
 
+    private static func lane(tier: Int, retry: Bool, model: Int) -> Int {
+        (tier * 2 + (retry ? 1 : 0)) * models.count + model
+    }
+
     mutating func insert(_ job: SchedulerJob, generation: UInt64, retry: Bool) {
-        let lane = Lane(tier: job.priority.rank, retry: retry, model: job.model)
+        let l = Self.lane(tier: job.priority.rank, retry: retry, model: Self.models.firstIndex(of: job.model) ?? 0)
         let entry = QueueEntry(deadline: job.deadline ?? .infinity, enqueuedAt: job.enqueuedAt, key: job.key,
                                generation: generation)
-        lanes[lane, default: [:]][job.key.batch, default: Heap()].push(entry)
+        let batch = job.key.batch
+        if let i = lanes[l].index[batch] {
+            lanes[l].batches[i].heap.push(entry)
+        } else {
+            lanes[l].index[batch] = lanes[l].batches.count
+            lanes[l].batches.append(BatchHeap(batch: batch))
+            lanes[l].batches[lanes[l].batches.count - 1].heap.push(entry)
+        }
     }
 
     private struct Candidate {
         var entry: QueueEntry
         var running: Int
-        var lane: Lane
+        var lane: Int
+        var slot: Int
 
         /// Tier is equal here; deadline, then the batch with fewer running slots, then age, then key.
         func precedes(_ o: Candidate) -> Bool {
@@ -57,35 +84,44 @@ struct ReadyQueue: Sendable {
                        modelHasRoom: (RenderModel) -> Bool) -> (key: JobKey, retry: Bool)? {
         for tier in 0..<3 {
             var fresh: Candidate?
-            var retry: Candidate?
-            // Arrays of keys, not the live views: mutating a dictionary while a view of it is alive copies it.
-            for lane in Array(lanes.keys) where lane.tier == tier {
-                guard modelHasRoom(lane.model) else { continue }
-                for batch in Array(lanes[lane]!.keys) where !paused.contains(batch) {
-                    lanes[lane]![batch]!.dropStale { !isValid($0) }
-                    guard let head = lanes[lane]![batch]!.top else {
-                        lanes[lane]![batch] = nil
-                        continue
-                    }
-                    let c = Candidate(entry: head, running: running[batch] ?? 0, lane: lane)
-                    if lane.retry {
-                        if retry.map({ c.precedes($0) }) ?? true { retry = c }
-                    } else if fresh.map({ c.precedes($0) }) ?? true {
-                        fresh = c
+            var retried: Candidate?
+            for retry in 0..<2 {
+                for m in Self.models.indices where modelHasRoom(Self.models[m]) {
+                    let l = Self.lane(tier: tier, retry: retry == 1, model: m)
+                    var i = 0
+                    while i < lanes[l].batches.count {
+                        let batch = lanes[l].batches[i].batch
+                        if !paused.isEmpty && paused.contains(batch) {
+                            i += 1
+                            continue
+                        }
+                        lanes[l].batches[i].heap.dropStale { !isValid($0) }
+                        guard let head = lanes[l].batches[i].heap.top else {
+                            lanes[l].remove(at: i)
+                            continue
+                        }
+                        let c = Candidate(entry: head, running: running[batch] ?? 0, lane: l, slot: i)
+                        if retry == 1 {
+                            if retried.map({ c.precedes($0) }) ?? true { retried = c }
+                        } else if fresh.map({ c.precedes($0) }) ?? true {
+                            fresh = c
+                        }
+                        i += 1
                     }
                 }
-                if lanes[lane]!.isEmpty { lanes[lane] = nil }
             }
             let chosen: Candidate
-            switch (fresh, retry) {
+            let fromRetry: Bool
+            switch (fresh, retried) {
             case (nil, nil): continue
-            case (let f?, nil): chosen = f
-            case (nil, let r?): chosen = r
-            case (let f?, let r?): chosen = lastPickWasRetry[tier] || f.precedes(r) ? f : r
+            case (let f?, nil): (chosen, fromRetry) = (f, false)
+            case (nil, let r?): (chosen, fromRetry) = (r, true)
+            case (let f?, let r?):
+                (chosen, fromRetry) = lastPickWasRetry[tier] || f.precedes(r) ? (f, false) : (r, true)
             }
-            lanes[chosen.lane]![chosen.entry.key.batch]!.pop()
-            lastPickWasRetry[tier] = chosen.lane.retry
-            return (chosen.entry.key, chosen.lane.retry)
+            lanes[chosen.lane].batches[chosen.slot].heap.pop()
+            lastPickWasRetry[tier] = fromRetry
+            return (chosen.entry.key, fromRetry)
         }
         return nil
     }

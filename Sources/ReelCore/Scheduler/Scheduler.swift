@@ -14,8 +14,10 @@ enum SchedulerTuning {
     /// A failed query is retried after 2 s, doubling up to 60 s (or `Retry-After`, if longer).
     static let pollRetryBase = 2.0
     static let pollRetryMax = 60.0
-    /// Deadlines are checked against the forecast at most this often.
+    /// Deadlines are checked against the forecast at most this often…
     static let deadlineCheckInterval = 60.0
+    /// …and at least this often.
+    static let deadlineCheckMaxInterval = 3600.0
     /// p90 = p50 + z·σ for a normal approximation.
     static let z90 = 1.2816
 }
@@ -109,6 +111,7 @@ public struct Scheduler: Sendable {
     var submitsIssued = 0
     var unwarnedDeadlines: Set<JobKey> = []
     var nextDeadlineCheck = -Double.infinity
+    var lastDeadlineCheck = -Double.infinity
     var submitBlockedByRate = false
     var pollBlockedByRate = false
 
@@ -152,24 +155,18 @@ public struct Scheduler: Sendable {
     private mutating func apply(_ event: SchedulerEvent, now: Timestamp, _ out: inout [SchedulerAction]) {
         switch event {
         case .enqueued(let job):
-            forget(job.key)
-            records[job.key] = Record(job: job, phase: .waiting(at: now, fresh: true))
-            waitingCount += 1
-            if job.deadline != nil { unwarnedDeadlines.insert(job.key) }
+            admit(job, now: now)
             enqueue(job.key, retry: false)
+            deadlinesMayHaveMoved(now: now)
 
         case .restoredRemote(let job, let taskID, let submittedAt):
-            forget(job.key)
-            records[job.key] = Record(job: job, phase: .waiting(at: now, fresh: true), submittedAt: submittedAt)
-            waitingCount += 1
-            if job.deadline != nil { unwarnedDeadlines.insert(job.key) }
+            admit(job, now: now)
+            records[job.key]!.submittedAt = submittedAt
             setPhase(job.key, .remote(taskID: taskID, status: .pending))
             schedulePoll(job.key, at: now)
 
         case .restoredInDoubt(let job):
-            forget(job.key)
-            records[job.key] = Record(job: job, phase: .waiting(at: now, fresh: true))
-            waitingCount += 1
+            admit(job, now: now)
             setPhase(job.key, .inDoubt)
 
         case .submitted(let key, let taskID):
@@ -181,7 +178,7 @@ public struct Scheduler: Sendable {
             if rec.cancelRequested {
                 out.append(.cancelRemote(key, taskID: taskID))
             }
-            schedulePoll(key, at: now + limits.polling.nextPoll(elapsed: 0, distribution(key)))
+            schedulePoll(key, at: now + limits.polling.nextPoll(elapsed: 0, distribution(key), queued: queuedCount > 0))
 
         case .submitFailed(let key, let blame, let retryAfter, let message):
             guard let rec = records[key], rec.phase == .submitting || rec.phase == .inDoubt else { return }
@@ -222,7 +219,8 @@ public struct Scheduler: Sendable {
                 }
                 setPhase(key, .remote(taskID: taskID, status: status))
                 let elapsed = now - rec.submittedAt
-                schedulePoll(key, at: rec.submittedAt + limits.polling.nextPoll(elapsed: elapsed, distribution(key)))
+                schedulePoll(key, at: rec.submittedAt + limits.polling.nextPoll(elapsed: elapsed, distribution(key),
+                                                                                  queued: queuedCount > 0))
             case .succeeded:
                 if rec.cancelRequested {
                     forget(key)
@@ -276,11 +274,13 @@ public struct Scheduler: Sendable {
             adaptiveCap = max(1, l.concurrency)
             growAt = nil
             accountBlock = nil
+            deadlinesMayHaveMoved(now: now)
 
         case .pause(let batch):
             if let batch { pausedBatches.insert(batch) } else { paused = true }
 
         case .resume(let batch):
+            deadlinesMayHaveMoved(now: now)
             if let batch {
                 pausedBatches.remove(batch)
             } else {
@@ -296,6 +296,7 @@ public struct Scheduler: Sendable {
             guard let rec = records[key] else { return }
             records[key]!.job.priority = priority
             if case .queued(let retry) = rec.phase { enqueue(key, retry: retry) }
+            deadlinesMayHaveMoved(now: now)
 
         case .cancel(let key):
             guard let rec = records[key] else { return }
@@ -389,10 +390,7 @@ public struct Scheduler: Sendable {
             }
         }
 
-        if !unwarnedDeadlines.isEmpty && now >= nextDeadlineCheck {
-            nextDeadlineCheck = now + SchedulerTuning.deadlineCheckInterval
-            checkDeadlines(now: now, &out)
-        }
+        if !unwarnedDeadlines.isEmpty && now >= nextDeadlineCheck { checkDeadlines(now: now, &out) }
 
         let records = self.records
         retryTimers.dropStale { t in records[t.key].map { $0.generation != t.generation } ?? true }
@@ -424,26 +422,36 @@ public struct Scheduler: Sendable {
 
     /// Moves a job to `phase`, keeping every counter in step.
     mutating func setPhase(_ key: JobKey, _ phase: Phase) {
-        guard let rec = records[key] else { return }
-        count(rec, -1)
+        generationCounter += 1
+        guard let (old, model) = records[key].map({ ($0.phase, $0.job.model) }) else { return }
         records[key]!.phase = phase
-        count(records[key]!, +1)
-        _ = bumpGeneration(key)
+        records[key]!.generation = generationCounter
+        count(old, key, model, -1)
+        count(phase, key, model, +1)
     }
 
-    private mutating func count(_ rec: Record, _ d: Int) {
-        switch rec.phase {
+    private mutating func count(_ rec: Record, _ d: Int) { count(rec.phase, rec.job.key, rec.job.model, d) }
+
+    private mutating func count(_ phase: Phase, _ key: JobKey, _ model: RenderModel, _ d: Int) {
+        switch phase {
         case .queued: queuedCount += d
         case .waiting: waitingCount += d
         case .downloading: downloadingCount += d
-        case .submitting, .inDoubt, .remote: break
+        case .submitting, .inDoubt, .remote:
+            if d > 0 { holderKeys.insert(key) } else { holderKeys.remove(key) }
+            holdersByModel[model, default: 0] += d
+            runningByBatch[key.batch, default: 0] += d
+            if runningByBatch[key.batch] == 0 { runningByBatch[key.batch] = nil }
         }
-        if rec.phase.holdsSlot {
-            if d > 0 { holderKeys.insert(rec.job.key) } else { holderKeys.remove(rec.job.key) }
-            holdersByModel[rec.job.model, default: 0] += d
-            runningByBatch[rec.job.key.batch, default: 0] += d
-            if runningByBatch[rec.job.key.batch] == 0 { runningByBatch[rec.job.key.batch] = nil }
-        }
+    }
+
+    /// Starts tracking `job`, replacing whatever the scheduler knew of it (the daemon is the source of truth).
+    /// It starts as `waiting`; the caller moves it to its real phase.
+    private mutating func admit(_ job: SchedulerJob, now: Timestamp) {
+        forget(job.key)
+        records[job.key] = Record(job: job, phase: .waiting(at: now, fresh: true))
+        waitingCount += 1
+        if job.deadline != nil { unwarnedDeadlines.insert(job.key) }
     }
 
     private mutating func enqueue(_ key: JobKey, retry: Bool) {
@@ -511,6 +519,7 @@ public struct Scheduler: Sendable {
         if others < concurrencyCap {
             adaptiveCap = max(1, others)
             growAt = now + SchedulerTuning.adaptiveCoolDown
+            deadlinesMayHaveMoved(now: now)
         }
         let hold = min(SchedulerTuning.throttleHoldMax, SchedulerTuning.throttleHoldBase * pow2(consecutiveThrottles - 1))
         throttleHoldUntil = max(throttleHoldUntil, now + max(hold, retryAfter ?? 0))

@@ -72,6 +72,7 @@ extension Scheduler {
         var timers = retryTimers
         var running = runningByBatch
         var slotCount = slots.count
+        var spread: [RunTimeKey: (Double, Double)] = [:]   // median and σ per run-time key
         let records = self.records
         let valid: (QueueEntry) -> Bool = { e in
             guard let r = records[e.key], r.generation == e.generation else { return false }
@@ -102,9 +103,14 @@ extension Scheduler {
                 slots.push(Slot(free: max(t, next.at), variance: slot.variance, batch: nil))
                 continue
             }
-            let d = distribution(key)
-            let p50 = t + d.quantile(0.5)
-            let sigma = (d.quantile(0.9) - d.quantile(0.5)) / z
+            let runKey = records[key]!.job.runTimeKey
+            let (median, sigma) = spread[runKey] ?? {
+                let d = runTimes.distribution(runKey)
+                let m = (d.quantile(0.5), (d.quantile(0.9) - d.quantile(0.5)) / z)
+                spread[runKey] = m
+                return m
+            }()
+            let p50 = t + median
             let variance = slot.variance + sigma * sigma
             result[key] = ETA(p50: p50, p90: p50 + z * variance.squareRoot())
             remaining.remove(key)
@@ -115,12 +121,33 @@ extension Scheduler {
     }
 
     /// Raises `.deadlineAtRisk` once for each job whose p90 finish is after its deadline.
+    ///
+    /// The forecast costs O(position of the last unwarned deadline job), so it does not run on every tick: the next
+    /// check comes after half the smallest slack (deadline − p90), clamped to [1 min, 1 h], or 1 min after anything
+    /// that can push jobs back (new work, priority change, new limits, resume, a shrunken cap).
     mutating func checkDeadlines(now: Timestamp, _ out: inout [SchedulerAction]) {
-        let f = forecast(now: now, targets: unwarnedDeadlines)
-        for key in unwarnedDeadlines.sorted() {
-            guard let eta = f[key], let deadline = records[key]?.job.deadline, eta.p90 > deadline else { continue }
+        var atRisk: [(JobKey, ETA, Timestamp)] = []
+        var minSlack = Double.infinity
+        lastDeadlineCheck = now
+        for (key, eta) in forecast(now: now, targets: unwarnedDeadlines) {
+            guard unwarnedDeadlines.contains(key), let deadline = records[key]?.job.deadline else { continue }
+            if eta.p90 > deadline {
+                atRisk.append((key, eta, deadline))
+            } else {
+                minSlack = min(minSlack, deadline - eta.p90)
+            }
+        }
+        let interval = SchedulerTuning.deadlineCheckInterval
+        nextDeadlineCheck = now + min(SchedulerTuning.deadlineCheckMaxInterval, max(interval, minSlack / 2))
+        for (key, eta, deadline) in atRisk.sorted(by: { $0.0 < $1.0 }) {
             unwarnedDeadlines.remove(key)
             out.append(.deadlineAtRisk(key, p90: eta.p90, deadline: deadline))
         }
+    }
+
+    /// Something may have pushed jobs back: check deadlines again within a minute of the last check.
+    mutating func deadlinesMayHaveMoved(now: Timestamp) {
+        guard !unwarnedDeadlines.isEmpty else { return }
+        nextDeadlineCheck = min(nextDeadlineCheck, max(now, lastDeadlineCheck + SchedulerTuning.deadlineCheckInterval))
     }
 }

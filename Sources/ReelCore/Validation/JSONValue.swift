@@ -253,7 +253,9 @@ private struct JSONParser {
     }
 
     func decodeUTF8(_ bytes: ArraySlice<UInt8>, at offset: Int) throws(JSONSyntaxError) -> String {
-        if let s = String(validating: bytes, as: UTF8.self) { return s }
+        // String(decoding:) is the fast path; it repairs bad UTF-8, so a non-ASCII result must round-trip exactly.
+        let s = String(decoding: bytes, as: UTF8.self)
+        if bytes.allSatisfy({ $0 < 0x80 }) || s.utf8.elementsEqual(bytes) { return s }
         var p = self
         p.i = offset
         throw p.fail("a string is not valid UTF-8 (save the file as UTF-8)")

@@ -7,12 +7,16 @@ enum ManifestLevel: Sendable {
     static let settingKeys = ["model", "resolution", "aspect_ratio", "duration_s", "shot_type", "seed", "audio",
                               "watermark", "negative_prompt"]
 
+    static let topKeys = ["$schema", "manifest_version", "batch", "priority", "deadline", "budget_usd", "defaults", "jobs"]
+    static let jobKeys = ["id", "prompt", "references"] + settingKeys
+    static let referenceKeys = ["url", "path"]
+
     var keys: [String] {
         switch self {
-        case .top: ["$schema", "manifest_version", "batch", "priority", "deadline", "budget_usd", "defaults", "jobs"]
+        case .top: Self.topKeys
         case .defaults: Self.settingKeys
-        case .job: ["id", "prompt", "references"] + Self.settingKeys
-        case .reference: ["url", "path"]
+        case .job: Self.jobKeys
+        case .reference: Self.referenceKeys
         }
     }
 
@@ -112,7 +116,7 @@ enum ManifestLevel: Sendable {
 
 /// RFC 6901: `~` is written `~0` and `/` is written `~1` inside a reference token.
 func pointerToken(_ key: String) -> String {
-    guard key.contains("~") || key.contains("/") else { return key }
+    guard key.utf8.contains(where: { $0 == UInt8(ascii: "~") || $0 == UInt8(ascii: "/") }) else { return key }
     return key.replacingTildeAndSlash()
 }
 

@@ -90,25 +90,27 @@ public enum ManifestValidator {
 
     /// The kind a URL's file extension implies: `.mp4`/`.mov` video; `.png`/`.jpg`/`.jpeg`/`.bmp`/`.webp` image.
     public static func kind(ofURL url: String) -> MediaKind? {
-        var path = Substring(url)
-        if let cut = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<cut] }
-        return kind(ofExtension: fileExtension(String(path)))
+        let b = url.utf8
+        let end = b.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? b.endIndex
+        return kind(ofExtension: fileExtension(String(url[..<end])))
     }
 
     /// The kind a file extension (without the dot, any case) implies, nil when it implies neither.
     public static func kind(ofExtension ext: String) -> MediaKind? {
+        guard ext.utf8.count <= 4 else { return nil }
         switch ext.lowercased() {
-        case "mp4", "mov": .video
-        case "png", "jpg", "jpeg", "bmp", "webp": .image
-        default: nil
+        case "mp4", "mov": return .video
+        case "png", "jpg", "jpeg", "bmp", "webp": return .image
+        default: return nil
         }
     }
 
     /// The extension of the last path component, without the dot; "" when there is none.
     public static func fileExtension(_ path: String) -> String {
-        let name = path.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
-        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return "" }
-        return String(name[name.index(after: dot)...])
+        let b = path.utf8
+        let nameStart = b.lastIndex(of: UInt8(ascii: "/")).map { b.index(after: $0) } ?? b.startIndex
+        guard let dot = b[nameStart...].lastIndex(of: UInt8(ascii: ".")), dot != nameStart else { return "" }
+        return String(path[b.index(after: dot)...])
     }
 }
 
@@ -117,6 +119,11 @@ enum Slot<T> {
     case absent
     case invalid
     case given(T, pointer: String)
+
+    /// `.given` when the value was read, `.invalid` when it was present but wrong.
+    init(_ value: T?, _ pointer: String) {
+        self = value.map { .given($0, pointer: pointer) } ?? .invalid
+    }
 
     func over(_ base: Slot<T>) -> Slot<T> {
         if case .absent = self { return base }
@@ -154,6 +161,21 @@ struct Settings {
     }
 }
 
+/// An object's allowed members, each with its pointer, found by a linear scan of at most a dozen names (cheaper
+/// than hashing for objects this small).
+struct Fields {
+    typealias Entry = (value: JSONValue, pointer: String)
+    let keys: [String]
+    var slots: [Entry?]
+
+    init(keys: [String]) {
+        self.keys = keys
+        slots = Array(repeating: nil, count: keys.count)
+    }
+
+    subscript(key: String) -> Entry? { keys.firstIndex(of: key).flatMap { slots[$0] } }
+}
+
 /// One pass over a parsed manifest, collecting issues in document order.
 private struct Walker {
     let now: Timestamp?
@@ -176,10 +198,13 @@ private struct Walker {
 
     // MARK: Issues
 
-    mutating func add(_ severity: ManifestIssue.Severity, _ pointer: String, _ message: String, hint: String) {
+    /// Records an issue; once ``ManifestValidator/maxIssues`` are recorded, only whether errors exist is tracked
+    /// (message and hint are not even built, so a file with a million bad members costs little).
+    mutating func add(_ severity: ManifestIssue.Severity, _ pointer: @autoclosure () -> String,
+                      _ message: @autoclosure () -> String, hint: @autoclosure () -> String) {
         if severity == .error { hasErrors = true }
         guard !truncated else { return }
-        let issue = ManifestIssue(severity, pointer, message, hint: hint)
+        let issue = ManifestIssue(severity, pointer(), message(), hint: hint())
         guard seen.insert(issue).inserted else { return }
         if issues.count >= ManifestValidator.maxIssues {
             truncated = true
@@ -190,7 +215,10 @@ private struct Walker {
         issues.append(issue)
     }
 
-    mutating func error(_ pointer: String, _ message: String, hint: String) { add(.error, pointer, message, hint: hint) }
+    mutating func error(_ pointer: @autoclosure () -> String, _ message: @autoclosure () -> String,
+                        hint: @autoclosure () -> String) {
+        add(.error, pointer(), message(), hint: hint())
+    }
 
     func finish() -> ManifestValidator.Analysis {
         ManifestValidator.Analysis(report: ManifestReport(batch: batch, jobs: hasErrors ? [] : specs, issues: issues),
@@ -200,31 +228,32 @@ private struct Walker {
     // MARK: Members and scalar values
 
     /// The members of an object by name, after reporting duplicates and names not allowed at `level`.
-    mutating func members(_ m: [(key: String, value: JSONValue)], at p: String,
-                          level: ManifestLevel) -> [String: (value: JSONValue, pointer: String)] {
-        var out: [String: (value: JSONValue, pointer: String)] = [:]
-        let allowed = level.keys
+    mutating func members(_ m: [(key: String, value: JSONValue)], at p: String, level: ManifestLevel) -> Fields {
+        var fields = Fields(keys: level.keys)
         for (key, value) in m {
             let kp = p + "/" + pointerToken(key)
-            if out[key] != nil {
-                error(kp, "\"\(key)\" appears more than once in this object",
-                      hint: "keep one \"\(key)\": JSON readers disagree on which copy wins")
-            } else if !allowed.contains(key) {
+            if let slot = fields.keys.firstIndex(of: key) {
+                if fields.slots[slot] != nil {
+                    error(kp, "\"\(key)\" appears more than once in this object",
+                          hint: "keep one \"\(key)\": JSON readers disagree on which copy wins")
+                }
+                fields.slots[slot] = (value, kp)
+            } else {
                 error(kp, "unknown field \"\(key)\" \(level.place)", hint: level.hint(forUnknown: key))
             }
-            out[key] = (value, kp)
         }
-        return out
+        return fields
     }
 
-    mutating func string(_ v: JSONValue, _ p: String, _ name: String, hint: String) -> String? {
+    mutating func string(_ v: JSONValue, _ p: String, _ name: String, hint: @autoclosure () -> String) -> String? {
         if case .string(let s) = v { return s }
-        error(p, "\"\(name)\" must be a string, got \(v.typeName)", hint: hint)
+        error(p, "\"\(name)\" must be a string, got \(v.typeName)", hint: hint())
         return nil
     }
 
     mutating func enumeration<E: RawRepresentable & CaseIterable>(_ v: JSONValue, _ p: String, _ name: String,
                                                                   _: E.Type) -> E? where E.RawValue == String {
+        if case .string(let s) = v, let e = E(rawValue: s) { return e }
         let all = E.allCases.map(\.rawValue)
         let list = all.map { "\"\($0)\"" }.joined(separator: ", ")
         let written: String
@@ -235,7 +264,6 @@ private struct Walker {
             error(p, "\"\(name)\" must be a string, got \(v.typeName)", hint: "use one of: \(list)")
             return nil
         }
-        if case .string(let s) = v, let e = E(rawValue: s) { return e }
         let near = all.first { $0.lowercased() == written.lowercased() } ?? ManifestLevel.nearest(written, in: all)
         let hint = near.map { "did you mean \"\($0)\"? Allowed: \(list)" } ?? "use one of: \(list)"
         if case .number = v {
@@ -247,19 +275,19 @@ private struct Walker {
     }
 
     mutating func integer(_ v: JSONValue, _ p: String, _ name: String, _ range: ClosedRange<Int>,
-                          hint: String) -> Int? {
+                          hint: @autoclosure () -> String) -> Int? {
         switch v {
         case .number(let n):
             if let i = n.integer, range.contains(i) { return i }
             if n.integer == nil, n.value.isFinite, abs(n.value) < 9e15 {
-                error(p, "\"\(name)\" must be a whole number, got \(n.text)", hint: hint)
+                error(p, "\"\(name)\" must be a whole number, got \(n.text)", hint: hint())
             } else {
-                error(p, "\"\(name)\" is \(n.text), outside \(range.lowerBound)–\(range.upperBound)", hint: hint)
+                error(p, "\"\(name)\" is \(n.text), outside \(range.lowerBound)–\(range.upperBound)", hint: hint())
             }
         case .string(let s) where Int(s) != nil:
             error(p, "\"\(name)\" must be a number, got the string \"\(s)\"", hint: "write \(s) without quotes")
         default:
-            error(p, "\"\(name)\" must be a whole number, got \(v.typeName)", hint: hint)
+            error(p, "\"\(name)\" must be a whole number, got \(v.typeName)", hint: hint())
         }
         return nil
     }
@@ -287,7 +315,7 @@ private struct Walker {
     }
 
     mutating func identifier(_ v: JSONValue, _ p: String, _ name: String) -> String? {
-        let rule = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most \(Identifier.maxLength) characters"
+        let rule = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 characters"
         guard let s = string(v, p, name, hint: "write it in double quotes: \(rule)") else { return nil }
         if Identifier.isValid(s) { return s }
         var hint = "use \(rule)"
@@ -386,28 +414,24 @@ private struct Walker {
     }
 
     /// Reads the render settings present in `f` (a `defaults` or job object).
-    mutating func settings(_ f: [String: (value: JSONValue, pointer: String)]) -> Settings {
+    mutating func settings(_ f: Fields) -> Settings {
         var s = Settings()
-        func read<T>(_ key: String, _ parse: (inout Walker, JSONValue, String) -> T?) -> Slot<T> {
-            guard let (v, p) = f[key] else { return .absent }
-            return parse(&self, v, p).map { .given($0, pointer: p) } ?? .invalid
+        if let (v, p) = f["model"] { s.model = Slot(enumeration(v, p, "model", RenderModel.self), p) }
+        if let (v, p) = f["resolution"] { s.resolution = Slot(enumeration(v, p, "resolution", Resolution.self), p) }
+        if let (v, p) = f["aspect_ratio"] { s.aspectRatio = Slot(enumeration(v, p, "aspect_ratio", AspectRatio.self), p) }
+        if let (v, p) = f["duration_s"] {
+            s.duration = Slot(integer(v, p, "duration_s", ProviderLimits.durationRange,
+                                      hint: "use whole seconds from 2 to 10, the lengths the provider renders"), p)
         }
-        s.model = read("model") { $0.enumeration($1, $2, "model", RenderModel.self) }
-        s.resolution = read("resolution") { $0.enumeration($1, $2, "resolution", Resolution.self) }
-        s.aspectRatio = read("aspect_ratio") { $0.enumeration($1, $2, "aspect_ratio", AspectRatio.self) }
-        s.duration = read("duration_s") {
-            $0.integer($1, $2, "duration_s", ProviderLimits.durationRange,
-                       hint: "use whole seconds from 2 to 10, the lengths the provider renders")
+        if let (v, p) = f["shot_type"] { s.shotType = Slot(enumeration(v, p, "shot_type", ShotType.self), p) }
+        if let (v, p) = f["seed"] {
+            s.seed = Slot(integer(v, p, "seed", ProviderLimits.seedRange,
+                                  hint: "use a whole number from 0 to 2147483647, or leave it out for a random seed"), p)
         }
-        s.shotType = read("shot_type") { $0.enumeration($1, $2, "shot_type", ShotType.self) }
-        s.seed = read("seed") {
-            $0.integer($1, $2, "seed", ProviderLimits.seedRange,
-                       hint: "use a whole number from 0 to 2147483647, or leave it out for a random seed")
-        }
-        s.audio = read("audio") { $0.boolean($1, $2, "audio") }
-        s.watermark = read("watermark") { $0.boolean($1, $2, "watermark") }
-        s.negativePrompt = read("negative_prompt") {
-            $0.limitedText($1, $2, "negative_prompt", max: ProviderLimits.maxNegativePromptCharacters)
+        if let (v, p) = f["audio"] { s.audio = Slot(boolean(v, p, "audio"), p) }
+        if let (v, p) = f["watermark"] { s.watermark = Slot(boolean(v, p, "watermark"), p) }
+        if let (v, p) = f["negative_prompt"] {
+            s.negativePrompt = Slot(limitedText(v, p, "negative_prompt", max: ProviderLimits.maxNegativePromptCharacters), p)
         }
         return s
     }
@@ -511,7 +535,7 @@ private struct Walker {
 
     /// Checks a job's references; `count` is the array's length when it is an array, `sites` is set when every
     /// reference is well-formed.
-    mutating func references(_ job: Int, _ entry: (value: JSONValue, pointer: String)?,
+    mutating func references(_ job: Int, _ entry: Fields.Entry?,
                              at rp: String) -> (count: Int?, sites: [ManifestValidator.ReferenceSite]?) {
         guard let (v, _) = entry else {
             error(rp, "\"references\" is missing",
@@ -572,8 +596,9 @@ private struct Walker {
 
     mutating func url(_ v: JSONValue, _ p: String) -> String? {
         guard let s = string(v, p, "url", hint: "write the URL in double quotes") else { return nil }
-        guard let colon = s.firstIndex(of: ":"), colon != s.startIndex,
-              s[..<colon].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
+        let b = s.utf8
+        guard let colon = b.firstIndex(of: UInt8(ascii: ":")), colon != b.startIndex,
+              b[..<colon].allSatisfy({ ($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2B || $0 == 0x2D || $0 == 0x2E })
         else {
             error(p, "\"\(s)\" is not a URL (no scheme)",
                   hint: s.hasPrefix("/") ? "for a local file write {\"path\": \"\(s)\"}; Reel uploads it"
@@ -584,14 +609,14 @@ private struct Walker {
         let rest = s[s.index(after: colon)...]
         switch scheme {
         case "http", "https", "oss":
-            guard rest.hasPrefix("//"), let host = rest.dropFirst(2).split(separator: "/", maxSplits: 1,
-                                                                          omittingEmptySubsequences: false).first,
-                  !host.isEmpty, !host.hasPrefix("?"), !host.hasPrefix("#")
+            let r = rest.utf8
+            guard r.starts(with: "//".utf8), let first = r.dropFirst(2).first,
+                  first != UInt8(ascii: "/"), first != UInt8(ascii: "?"), first != UInt8(ascii: "#")
             else {
                 error(p, "URL \"\(s)\" has no host", hint: "write it as \(scheme)://HOST/PATH")
                 return nil
             }
-            if let bad = s.unicodeScalars.first(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }) {
+            if let bad = s.unicodeScalars.first(where: { $0.value <= 0x20 || $0.value == 0x7F || ($0.value > 0x7F && $0.properties.isWhitespace) }) {
                 error(p, "URL contains \(bad == " " ? "a space" : "a whitespace or control character")",
                       hint: "percent-encode it (a space is %20)")
                 return nil
