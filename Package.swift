@@ -71,7 +71,7 @@ let package = Package(
         // Composition: the Services run by one ServiceGroup.
         .target(name: "ReelDaemon", dependencies: [
             "ReelCore", "ReelProtocol", "ReelStore", "ReelProvider", "ReelSystemd", "ReelSpool", "ReelOutput",
-            "ReelControl", "ReelMedia", "ReelConfig", log, crypto,
+            "ReelControl", "ReelHTTPServer", "ReelMedia", "ReelConfig", "ReelCurl", log, crypto,
         ] + lifecycle, swiftSettings: settings),
 
         // Thin executables.
@@ -97,7 +97,7 @@ let package = Package(
                     swiftSettings: settings),
         .testTarget(name: "ReelControlTests", dependencies: ["ReelControl", "ReelCurl", "ReelTestKit"],
                     swiftSettings: settings),
-        .testTarget(name: "ReelDaemonTests", dependencies: ["ReelDaemon", "ReelConfig", "ReelCurl", "ReelTestKit"],
+        .testTarget(name: "ReelDaemonTests", dependencies: ["ReelDaemon", "ReelConfig", "ReelCurl", "ReelMedia", "ReelTestKit"],
                     swiftSettings: settings),
     ]
 )

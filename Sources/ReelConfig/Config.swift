@@ -46,7 +46,25 @@ public struct ReelConfig: Sendable, Equatable {
         public var socketMode: Int = 0o660
     }
 
+    /// `[polling]`: when to query running tasks before the scheduler has learned real run times.
+    public struct Polling: Sendable, Equatable {
+        /// Expected render time of a task nobody has seen finish yet (seconds), e.g. 60...300.
+        public var expectedRunTime: ClosedRange<Double>?
+        public var minInterval: Double?
+        public var maxInterval: Double?
+        public var overdueInterval: Double?
+
+        /// Overrides the scheduler's defaults with what the file sets.
+        public func apply(to policy: inout PollPolicy) {
+            if let expectedRunTime { policy.priorRunTime = expectedRunTime }
+            if let minInterval { policy.minInterval = minInterval }
+            if let maxInterval { policy.maxInterval = maxInterval }
+            if let overdueInterval { policy.overdueInterval = overdueInterval }
+        }
+    }
+
     public var paths = Paths()
+    public var polling = Polling()
     public var provider = Provider()
     public var limits = SchedulerLimitsConfig()
     public var retry = Retry()
@@ -67,6 +85,7 @@ public struct ReelConfig: Sendable, Equatable {
         var reloadable: [String] = []
         var restart: [String] = []
         if limits != new.limits { reloadable.append("limits") }
+        if polling != new.polling { reloadable.append("polling") }
         if retry != new.retry { reloadable.append("retry") }
         if pricing != new.pricing { reloadable.append("pricing") }
         if hooks != new.hooks { reloadable.append("hooks") }
@@ -92,6 +111,9 @@ public struct SchedulerLimitsConfig: Sendable, Equatable {
 /// Every problem found in a configuration file, each naming the key and the fix.
 public struct ConfigError: Error, CustomStringConvertible, Sendable {
     public var problems: [String]
+
+    public init(problems: [String]) { self.problems = problems }
+
     public var description: String { problems.joined(separator: "\n") }
 }
 
@@ -123,7 +145,7 @@ extension ReelConfig {
             config.paths.state = String(state.split(separator: ":").first ?? Substring(state))
         }
         reader.allow(root, ["paths", "provider", "limits", "retry", "intake", "pricing", "hooks", "control",
-                            "in_doubt", "retention", "log"], at: "")
+                            "in_doubt", "retention", "log", "polling"], at: "")
 
         if let t = reader.table(root, "paths") {
             reader.allow(t, ["spool", "output", "state", "socket"], at: "paths")
@@ -164,6 +186,21 @@ extension ReelConfig {
                     reader.int(models, key, "limits.models", 1...1000) { config.limits.perModelConcurrency[model] = $0 }
                 }
             }
+        }
+        if let t = reader.table(root, "polling") {
+            reader.allow(t, ["expected_run_time", "min_interval", "max_interval", "overdue_interval"], at: "polling")
+            reader.string(t, "expected_run_time", "polling") { text in
+                let parts = text.components(separatedBy: "..")
+                if parts.count == 2, let lo = ReelConfig.parseDuration(parts[0]), let hi = ReelConfig.parseDuration(parts[1]),
+                   lo > 0, lo <= hi {
+                    config.polling.expectedRunTime = lo...hi
+                } else {
+                    reader.problem("polling.expected_run_time", "must be a range like \"60s..300s\" (shortest..longest render)")
+                }
+            }
+            reader.duration(t, "min_interval", "polling", 0.01...3600) { config.polling.minInterval = $0 }
+            reader.duration(t, "max_interval", "polling", 0.1...3600) { config.polling.maxInterval = $0 }
+            reader.duration(t, "overdue_interval", "polling", 0.01...3600) { config.polling.overdueInterval = $0 }
         }
         if let t = reader.table(root, "retry") {
             reader.allow(t, ["max_attempts", "base_delay", "max_delay"], at: "retry")

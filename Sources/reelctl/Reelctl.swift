@@ -1,4 +1,62 @@
+import ArgumentParser
+import Foundation
+
 @main
-struct Reelctl {
-    static func main() {}
+struct Reelctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reelctl",
+        abstract: "Operate reeld, the Wan 2.6 render-queue daemon, over its Unix socket.",
+        discussion: """
+        Exit codes: 0 ok, 1 the operation failed, 2 usage error, 69 reeld unreachable.
+        Output is a table on a terminal and JSON (NDJSON for listings) with --json or when piped.
+        """,
+        subcommands: [Status.self, Jobs.self, Show.self, Batches.self, BatchCommand.self,
+                      Cancel.self, Retry.self, Hold.self, Release.self, Pause.self, Resume.self, Drain.self,
+                      Reload.self, Watch.self, Shape.self, Resolve.self, Validate.self, Estimate.self, Submit.self])
+
+    /// Maps errors onto the exit codes of spec §8 (ArgumentParser's own usage code is 64; ours is 2).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var async = command as? any AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as CLIError {
+            writeStderr("reelctl: \(error.description)")
+            Foundation.exit(error.code)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success || code == .validationFailure || error is ValidationError {
+                let message = fullMessage(for: error)
+                if code == .success {
+                    if !message.isEmpty { print(message) }
+                    Foundation.exit(Exit.ok)
+                }
+                writeStderr(message)
+                Foundation.exit(Exit.usage)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The control socket (default $REEL_SOCKET, else /run/reel/reel.sock).",
+                                            valueName: "path"))
+    var socket: String?
+
+    @Flag(name: .long, help: "Machine-readable output: JSON, or NDJSON for listings.")
+    var json = false
+
+    var socketPath: String {
+        socket ?? ProcessInfo.processInfo.environment["REEL_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? "/run/reel/reel.sock"
+    }
+
+    var client: ControlClient { ControlClient(socket: socketPath) }
+
+    /// JSON when asked for, or when stdout is not a terminal.
+    var wantsJSON: Bool { json || !Terminal().isTTY }
 }

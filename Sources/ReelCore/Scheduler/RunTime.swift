@@ -16,8 +16,9 @@ struct RunTimeDistribution: Sendable, Equatable {
     /// Sorted ascending; empty means the prior.
     var sorted: [Double]
 
-    /// With no history: uniform over 60–300 s, the provider's "1–5 minutes" (reference §1.10).
-    static let priorRange = 60.0...300.0
+    /// With no history: uniform over this range; by default 60–300 s, the provider's "1–5 minutes"
+    /// (reference §1.10), else `PollPolicy.priorRunTime` (`[polling] expected_run_time`).
+    var priorRange: ClosedRange<Double> = PollPolicy.defaultPriorRunTime
     static let prior = RunTimeDistribution(sorted: [])
 
     /// Inverse CDF, linear between order statistics; p in [0, 1].
@@ -25,7 +26,7 @@ struct RunTimeDistribution: Sendable, Equatable {
         let p = min(max(p, 0), 1)
         guard sorted.count > 1 else {
             if let only = sorted.first { return only }
-            return Self.priorRange.lowerBound + p * (Self.priorRange.upperBound - Self.priorRange.lowerBound)
+            return priorRange.lowerBound + p * (priorRange.upperBound - priorRange.lowerBound)
         }
         let x = p * Double(sorted.count - 1)
         let i = Int(x)
@@ -37,7 +38,7 @@ struct RunTimeDistribution: Sendable, Equatable {
     func cdf(_ t: Double) -> Double {
         guard sorted.count > 1 else {
             if let only = sorted.first { return t >= only ? 1 : 0 }
-            let r = Self.priorRange
+            let r = priorRange
             return min(max((t - r.lowerBound) / (r.upperBound - r.lowerBound), 0), 1)
         }
         if t <= sorted[0] { return 0 }
@@ -143,6 +144,9 @@ public struct PollPolicy: Sendable, Equatable {
     /// Past this quantile the task is overdue and is polled every `overdueInterval` seconds.
     public var overdueQuantile = 0.99
     public var overdueInterval = 4.0
+    /// The run time assumed (uniform over this range) until real ones have been observed.
+    public var priorRunTime: ClosedRange<Double> = PollPolicy.defaultPriorRunTime
+    public static let defaultPriorRunTime = 60.0...300.0
 
     public init() {}
 

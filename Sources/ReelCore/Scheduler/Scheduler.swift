@@ -239,6 +239,16 @@ public struct Scheduler: Sendable {
                 out.append(.fail(key, reason: "the provider no longer knows the task (UNKNOWN: expired or never created)"))
             }
 
+        case .renderFailed(let key, let blame, let message):
+            guard let rec = records[key], case .remote = rec.phase else { return }
+            records[key]!.pollOutstanding = false
+            if rec.cancelRequested || (blame != .provider && blame != .throttled) {
+                forget(key)
+                if !rec.cancelRequested { out.append(.fail(key, reason: message)) }
+            } else {
+                retry(key, now: now, retryAfter: nil, message: message, &out)
+            }
+
         case .pollFailed(let key, let blame, let retryAfter):
             guard var rec = records[key], case .remote = rec.phase else { return }
             rec.pollOutstanding = false
@@ -410,8 +420,9 @@ public struct Scheduler: Sendable {
     // MARK: - Bookkeeping
 
     func distribution(_ key: JobKey) -> RunTimeDistribution {
-        guard let rec = records[key] else { return .prior }
-        return runTimes.distribution(rec.job.runTimeKey)
+        var d = records[key].map { runTimes.distribution($0.job.runTimeKey) } ?? .prior
+        d.priorRange = limits.polling.priorRunTime
+        return d
     }
 
     private mutating func bumpGeneration(_ key: JobKey) -> UInt64 {

@@ -105,7 +105,8 @@ extension Scheduler {
             }
             let runKey = records[key]!.job.runTimeKey
             let (median, sigma) = spread[runKey] ?? {
-                let d = runTimes.distribution(runKey)
+                var d = runTimes.distribution(runKey)
+                d.priorRange = limits.polling.priorRunTime
                 let m = (d.quantile(0.5), (d.quantile(0.9) - d.quantile(0.5)) / z)
                 spread[runKey] = m
                 return m

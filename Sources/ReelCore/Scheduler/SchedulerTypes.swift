@@ -74,6 +74,9 @@ public enum SchedulerEvent: Sendable {
     /// A query's answer.
     case polled(JobKey, TaskStatus)
     case pollFailed(JobKey, Blame, retryAfter: Double?)
+    /// The task ended FAILED at the provider with a code the daemon classified: `.provider` (InternalError…)
+    /// frees the slot and retries with backoff (failed renders are not billed); anything else fails the job.
+    case renderFailed(JobKey, Blame, message: String)
     /// The job left its render slot or download (downloaded, failed, cancelled, resolved); the scheduler forgets it.
     case released(JobKey)
     /// The job is no longer schedulable (held, cancelled while queued); the scheduler forgets it.

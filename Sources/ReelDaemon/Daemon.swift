@@ -1,0 +1,300 @@
+import Foundation
+import Logging
+import ReelConfig
+import ReelControl
+import ReelCore
+import ReelCurl
+import ReelHTTPServer
+import ReelOutput
+import ReelProvider
+import ReelSpool
+import ReelStore
+import ReelSystemd
+import ServiceLifecycle
+import UnixSignals
+
+/// The wall clock of a running daemon.
+public struct SystemClock: WallClock {
+    public init() {}
+    public func now() -> Timestamp { Date().timeIntervalSince1970 }
+}
+
+/// reeld: configuration, state, adapters and Services, composed and run under one ServiceGroup.
+public enum Daemon {
+    /// Exit statuses of reeld (sysexits.h).
+    public enum ExitStatus {
+        public static let ok: Int32 = 0
+        public static let software: Int32 = 70
+        public static let config: Int32 = 78
+        public static let unavailable: Int32 = 69
+    }
+
+    /// Maps the configured limits onto the scheduler's.
+    public static func limits(_ config: ReelConfig) -> SchedulerLimits {
+        var limits = SchedulerLimits(concurrency: config.limits.concurrency,
+                                     submitPerSecond: config.limits.submitPerSecond,
+                                     queryPerSecond: config.limits.queryPerSecond,
+                                     maxAttempts: config.retry.maxAttempts, baseDelay: config.retry.baseDelay,
+                                     maxDelay: config.retry.maxDelay,
+                                     perModelConcurrency: config.limits.perModelConcurrency)
+        config.polling.apply(to: &limits.polling)
+        return limits
+    }
+
+    static func hooks(_ config: ReelConfig) throws -> BatchEndHandler.HookSettings {
+        var secret: [UInt8] = []
+        if let file = config.hooks.webhookSecretFile {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ConfigError(problems: ["hooks.webhook_secret_file: cannot read \(file)"])
+            }
+            secret = Array(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+        }
+        return .init(command: config.hooks.onBatchComplete, timeout: config.hooks.timeout,
+                     webhookURL: config.hooks.webhookURL, webhookSecret: secret)
+    }
+
+    /// Runs reeld until SIGTERM/SIGINT. Throws on start-up failures (the caller maps them to exit codes).
+    public static func run(configPath: String, config initial: ReelConfig, logLevel: LogLevelSetting,
+                           logger: Logger) async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let clock = SystemClock()
+        let startedAt = clock.now()
+        let (apiKey, keySource) = try Credentials.apiKey(apiKeyFile: initial.provider.apiKeyFile, environment: environment)
+        LogRedactor.shared.add(secret: apiKey)
+        logger.info("API key loaded", metadata: ["source": "\(keySource)"])
+
+        try FileManager.default.createDirectory(atPath: initial.paths.state, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: initial.paths.output, withIntermediateDirectories: true)
+        let layout = SpoolLayout(root: initial.paths.spool)
+        try layout.prepare()
+        try layout.checkFilesystems()
+        let spool = try SpoolDirectory(layout: layout, maxBytes: initial.intake.maxManifestBytes)
+        let store = try Store(path: initial.paths.state + "/reel.sqlite3")
+
+        let curl = CurlClient(threads: 8, userAgent: "reeld/\(Delivery.reelVersion)")
+        let api = DashScopeClient(baseURL: initial.provider.baseURL, apiKey: apiKey, curl: curl,
+                                  timeouts: .init(api: initial.provider.requestTimeout,
+                                                  download: initial.provider.downloadTimeout),
+                                  logger: logger)
+        let tree = OutputTree(root: initial.paths.output)
+        let batchEnd = BatchEndHandler(hooks: try hooks(initial), curl: curl, logger: logger)
+        let engine = Engine(store: store, api: api, tree: tree, clock: clock,
+                            options: .init(limits: limits(initial), resubmitInDoubt: initial.resubmitInDoubt,
+                                           pricing: initial.pricing),
+                            batchEnd: batchEnd, logger: logger)
+        try await engine.restore()
+        if try await store.setting("paused") == "1" { await engine.handle(.pause(batch: nil)) }
+        for summary in try await store.batches() where summary.settings.paused {
+            await engine.handle(.pause(batch: summary.name))
+        }
+
+        let intake = Intake(spool: spool, store: store, engine: engine, clock: clock, logger: logger)
+        let readiness = Readiness()
+        let notifier = Notifier()
+        let reloader = Reloader(configPath: configPath, current: initial, engine: engine, batchEnd: batchEnd,
+                                logLevel: logLevel, notifier: notifier, logger: logger)
+        let backend = DaemonBackend(store: store, engine: engine, clock: clock, startedAt: startedAt,
+                                    reload: { await reloader.reload(trigger: "control API") })
+        let control = ControlAPI(backend: backend,
+                                 authorizer: Authorizer(daemonUID: getuid(), adminGroup: initial.control.adminGroup),
+                                 logger: logger)
+
+        let services: [any Service] = [
+            EngineService(engine: engine),
+            IntakeService(intake: intake, layout: layout, rescanInterval: initial.intake.rescanInterval,
+                          readiness: readiness, logger: logger),
+            ControlService(api: control, socketPath: initial.paths.socket, mode: mode_t(initial.control.socketMode),
+                           readiness: readiness, logger: logger),
+            RetentionService(store: store, retention: { await reloader.current.retention }, clock: clock, logger: logger),
+            SignalService(reloader: reloader),
+            SystemdService(notifier: notifier, engine: engine, store: store, readiness: readiness, logger: logger),
+        ]
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
+                                                      gracefulShutdownSignals: [.sigterm, .sigint],
+                                                      logger: logger))
+        try await group.run()
+        logger.info("reeld stopped")
+    }
+}
+
+/// READY=1 waits for these: the spool scanned once and the control socket bound.
+actor Readiness {
+    private var spoolScanned = false
+    private var socketBound = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func markSpoolScanned() { spoolScanned = true; wake() }
+    func markSocketBound() { socketBound = true; wake() }
+
+    func wait() async {
+        if spoolScanned && socketBound { return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    private func wake() {
+        guard spoolScanned && socketBound else { return }
+        for w in waiters { w.resume() }
+        waiters.removeAll()
+    }
+}
+
+struct EngineService: Service {
+    let engine: Engine
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await engine.run() }
+    }
+}
+
+/// inotify hints plus a rescan at start and every `rescanInterval` (inotify overflows and misses NFS writers).
+struct IntakeService: Service {
+    let intake: Intake
+    let layout: SpoolLayout
+    let rescanInterval: Double
+    let readiness: Readiness
+    let logger: Logger
+
+    func run() async throws {
+        let watcher = try SpoolWatcher(directory: layout.incoming, rescanInterval: .milliseconds(Int(rescanInterval * 1000)))
+        await intake.scan(reason: "start")
+        await readiness.markSpoolScanned()
+        await cancelWhenGracefulShutdown {
+            for await hint in watcher.hints {
+                switch hint {
+                case .file(let name):
+                    await intake.take([name])
+                case .rescan(let reason):
+                    if reason == .directoryGone {
+                        logger.error("spool incoming/ disappeared; recreating it (restart reeld to watch it again)")
+                        try? layout.prepare()
+                    }
+                    await intake.scan(reason: reason.rawValue)
+                }
+            }
+        }
+        watcher.cancel()
+    }
+}
+
+/// The /v1 API on the Unix socket: the socket systemd passed (socket activation) or one bound here.
+struct ControlService: Service {
+    let api: ControlAPI
+    let socketPath: String
+    let mode: mode_t
+    let readiness: Readiness
+    let logger: Logger
+
+    func run() async throws {
+        let binding: HTTPServer.Binding
+        if let fd = ListenFDs.controlSocket() {
+            binding = .adoptedSocket(fd: fd)
+            logger.info("control socket passed by systemd", metadata: ["fd": "\(fd)"])
+        } else {
+            try FileManager.default.createDirectory(atPath: (socketPath as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            binding = .unixSocket(path: socketPath, mode: mode)
+        }
+        let readiness = self.readiness
+        let logger = self.logger
+        try await cancelWhenGracefulShutdown {
+            try await api.run(on: binding) { address in
+                logger.info("control API listening", metadata: ["address": "\(address)"])
+                Task { await readiness.markSocketBound() }
+            }
+        }
+    }
+}
+
+/// Prunes finished jobs and their history past the retention age, hourly.
+struct RetentionService: Service {
+    let store: Store
+    let retention: @Sendable () async -> Double
+    let clock: any WallClock
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await pruneOnce()
+                try? await Task.sleep(for: .seconds(3600))
+            }
+        }
+    }
+
+    private func pruneOnce() async {
+        do {
+            let age = await retention()
+            guard age > 0 else { return }
+            let report = try await store.prune(finishedBefore: clock.now() - age)
+            if report.jobs > 0 { logger.info("pruned finished jobs", metadata: ["jobs": "\(report.jobs)"]) }
+        } catch {
+            logger.error("retention pruning failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// SIGHUP: reload the configuration.
+struct SignalService: Service {
+    let reloader: Reloader
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals { _ = await reloader.reload(trigger: "SIGHUP") }
+        }
+    }
+}
+
+/// sd_notify: READY once everything is up, STATUS lines, WATCHDOG only while the engine's loop is alive,
+/// STOPPING first on shutdown. Started last, so it stops first.
+struct SystemdService: Service {
+    let notifier: Notifier
+    let engine: Engine
+    let store: Store
+    let readiness: Readiness
+    let logger: Logger
+
+    func run() async throws {
+        await readiness.wait()
+        notifier.ready(status: await statusLine())
+        logger.info("reeld ready")
+        defer { notifier.stopping(status: "Stopping: remote renders continue and are re-attached at the next start") }
+        let heartbeat = Heartbeat()
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await runWatchdog(notifier: notifier, heartbeat: heartbeat) }
+                group.addTask {
+                    while !Task.isCancelled {
+                        // Reaching the engine proves its actor is not stuck; its tick proves the loop runs.
+                        let last = await engine.heartbeat
+                        if Date().timeIntervalSince1970 - last < 20 { heartbeat.beat() }
+                        notifier.status(await statusLine())
+                        try? await Task.sleep(for: .seconds(1))
+                    }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
+    private func statusLine() async -> String {
+        let s = await engine.schedulerSnapshot
+        var line = "\(s.slotsHeld) rendering, \(s.queued) queued, \(s.downloading) downloading"
+        if let counts = try? await store.counts().byState {
+            let held = counts[.held] ?? 0, doubt = counts[.inDoubt] ?? 0
+            if held > 0 { line += ", \(held) held" }
+            if doubt > 0 { line += ", \(doubt) in doubt" }
+        }
+        if let block = s.accountBlock { line += "; provider: \(block)" } else if case .open = s.breaker {
+            line += "; provider breaker open"
+        } else if s.adaptiveCap < s.concurrencyCap {
+            line += "; provider throttling"
+        } else {
+            line += "; provider ok"
+        }
+        if s.paused { line += "; paused" }
+        if s.draining { line += "; draining" }
+        return line
+    }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import ReelControl
+import ReelCore
+import ReelOutput
+import ReelProtocol
+import ReelStore
+
+/// The control API's view of the daemon: reads from the store, decisions through the engine.
+struct DaemonBackend: ControlBackend {
+    let store: Store
+    let engine: Engine
+    let clock: any WallClock
+    let startedAt: Timestamp
+    let reload: @Sendable () async -> ActionResult
+
+    func status() async throws -> StatusResponse {
+        let counts = try await store.counts()
+        let snapshot = await engine.schedulerSnapshot
+        let limits = await engine.options.limits
+        let now = clock.now()
+        var warnings: [String] = []
+        let byState = counts.byState
+        if let n = byState[.inDoubt], n > 0 {
+            warnings.append("\(n) job(s) in doubt: their create call's outcome is unknown; see `reelctl jobs --state in_doubt` and `reelctl resolve`")
+        }
+        if let n = byState[.expired], n > 0 {
+            warnings.append("\(n) job(s) expired: rendered and billed, but the result's 24-hour window passed before download")
+        }
+        if let block = snapshot.accountBlock { warnings.append("submission stopped: \(block)") }
+        warnings += await engine.deadlineWarnings
+        return StatusResponse(
+            version: Delivery.reelVersion, pid: getpid(), started_at: Wire.time(startedAt), uptime_s: now - startedAt,
+            mode: snapshot.draining ? "draining" : (snapshot.paused ? "paused" : "running"),
+            jobs: Dictionary(uniqueKeysWithValues: byState.map { ($0.key.rawValue, $0.value) }),
+            total_jobs: counts.total, batches: Set(counts.groups.map(\.batch)).count,
+            provider: .init(health: health(snapshot, now: now), detail: snapshot.submissionBlocked,
+                            concurrency_limit: limits.concurrency, concurrency_cap: snapshot.concurrencyCap,
+                            slots_in_use: snapshot.slotsHeld, throttles: snapshot.throttleCount,
+                            creates: snapshot.submitsIssued, polls: snapshot.pollsIssued),
+            spend_usd: counts.costUSD, warnings: warnings)
+    }
+
+    private func health(_ s: SchedulerSnapshot, now: Timestamp) -> String {
+        if s.accountBlock != nil { return "account_blocked" }
+        if case .open = s.breaker { return "breaker_open" }
+        if s.adaptiveCap < s.concurrencyCap || s.concurrencyCap < 1 { return "throttled" }
+        if s.paused { return "paused" }
+        return "ok"
+    }
+
+    func jobs(state: JobState?, batch: String?, limit: Int, cursor: String?) async throws -> ReelProtocol.JobPage {
+        let page = try await store.listJobs(state: state, batch: batch, limit: limit, after: cursor)
+        var views: [JobView] = []
+        for row in page.rows { views.append(await view(row)) }
+        return ReelProtocol.JobPage(jobs: views, next_cursor: page.nextCursor)
+    }
+
+    func job(_ key: JobKey) async throws -> JobDetail? {
+        guard let row = try await store.job(key) else { return nil }
+        let transitions = try await store.transitions(of: key).map {
+            JobDetail.Transition(from: $0.from?.rawValue, to: $0.to.rawValue, cause: $0.cause, at: Wire.time($0.at))
+        }
+        let attempts = try await store.attempts(of: key).map {
+            JobDetail.Attempt(kind: $0.exchange.kind.rawValue, http_status: $0.exchange.httpStatus,
+                              code: $0.exchange.providerCode, request_id: $0.exchange.requestID,
+                              duration_ms: $0.exchange.durationMilliseconds, error: $0.exchange.transportError,
+                              at: Wire.time($0.at))
+        }
+        let references = row.spec.references.map { ref -> String in
+            switch ref.source {
+            case .url(let u): Redact.url(u)
+            case .path(let p): p
+            }
+        }
+        return JobDetail(job: await view(row), prompt: row.spec.prompt, references: references, task_ids: row.taskIDs,
+                         transitions: transitions, attempts: attempts)
+    }
+
+    func view(_ row: JobRow) async -> JobView {
+        let pricing = await engine.options.pricing
+        let eta = row.state.isTerminal ? nil : await engine.eta(of: row.key)
+        return JobView(job: row.key.description, batch: row.key.batch, id: row.key.id, state: row.state.rawValue,
+                       priority: row.priority.rawValue, model: row.spec.model.rawValue,
+                       resolution: row.spec.resolution.rawValue, aspect_ratio: row.spec.aspectRatio.rawValue,
+                       duration_s: row.spec.durationSeconds, attempt: row.attempt, task_id: row.taskID,
+                       reason: row.reason ?? row.holdReason, created_at: Wire.time(row.createdAt),
+                       updated_at: Wire.time(row.updatedAt), output: row.outputPath, sha256: row.outputSHA256,
+                       cost_usd: row.costUSD, estimated_cost_usd: Cost.estimate(spec: row.spec, pricing: pricing),
+                       deadline: row.deadline.map(Wire.time), eta: eta.map { ETAView(p50: Wire.time($0.p50), p90: Wire.time($0.p90)) })
+    }
+
+    func perform(_ action: JobAction, on key: JobKey) async throws -> ActionResult {
+        guard try await store.job(key) != nil else {
+            throw ControlError(.notFound, code: "no_such_job", message: "no job \(key)",
+                               hint: "list jobs with `reelctl jobs --batch \(key.batch)`")
+        }
+        let result = await engine.operate(action, on: key)
+        let row = try await store.job(key)
+        var answer = result
+        if let row { answer.job = await view(row) }
+        return answer
+    }
+
+    func batches() async throws -> BatchList {
+        var views: [BatchView] = []
+        for summary in try await store.batches() { views.append(await view(summary)) }
+        return BatchList(batches: views)
+    }
+
+    func batch(_ name: String) async throws -> BatchView? {
+        guard let summary = try await store.batch(name) else { return nil }
+        return await view(summary)
+    }
+
+    func view(_ b: ReelStore.BatchSummary) async -> BatchView {
+        let pricing = await engine.options.pricing
+        let byState = b.counts.byState
+        let counts = Dictionary(uniqueKeysWithValues: byState.map { ($0.key.rawValue, $0.value) })
+        let done = byState.filter { $0.key.isTerminal }.reduce(0) { $0 + $1.value }
+        let total = b.counts.total
+        let eta = done == total ? nil : await engine.batchETA(b.name)
+        let atRisk = eta.flatMap { e in b.settings.deadline.map { e.p90 > $0 } } ?? false
+        return BatchView(batch: b.name, priority: b.settings.priority.rawValue, paused: b.settings.paused, jobs: counts,
+                         total: total, done: done, cost_usd: b.counts.costUSD,
+                         estimated_cost_usd: b.estimatedRemainingUSD(pricing), budget_usd: b.settings.budgetUSD,
+                         deadline: b.settings.deadline.map(Wire.time), deadline_at_risk: atRisk,
+                         eta: eta.map { ETAView(p50: Wire.time($0.p50), p90: Wire.time($0.p90)) },
+                         created_at: Wire.time(b.createdAt), completed_at: b.completedAt.map(Wire.time))
+    }
+
+    func perform(_ action: BatchAction, onBatch name: String) async throws -> ActionResult {
+        guard try await store.batch(name) != nil else {
+            throw ControlError(.notFound, code: "no_such_batch", message: "no batch named \(name)",
+                               hint: "list batches with `reelctl batches`")
+        }
+        return await engine.operate(action, onBatch: name)
+    }
+
+    func perform(_ action: GlobalAction) async throws -> ActionResult {
+        if action == .reload { return await reload() }
+        return await engine.operate(action)
+    }
+
+    func metrics() async throws -> String {
+        try await Metrics.render(store: store, engine: engine, now: clock.now(), startedAt: startedAt)
+    }
+
+    func events(batch: String?) async -> AsyncStream<ControlEvent> {
+        let source = await engine.events()
+        let store = self.store
+        let backend = self
+        return AsyncStream { continuation in
+            let task = Task {
+                let encoder = Wire.encoder()
+                for await event in source {
+                    switch event {
+                    case .jobsChanged(let keys):
+                        for key in keys where batch == nil || key.batch == batch {
+                            guard let row = try? await store.job(key),
+                                  let json = try? encoder.encode(await backend.view(row)) else { continue }
+                            continuation.yield(ControlEvent(kind: "job", json: Array(json)))
+                        }
+                    case .batchCompleted(let name) where batch == nil || name == batch:
+                        if let summary = try? await store.batch(name), let json = try? encoder.encode(await backend.view(summary)) {
+                            continuation.yield(ControlEvent(kind: "batch", json: Array(json)))
+                        }
+                    default:
+                        break
+                    }
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}

@@ -1,0 +1,301 @@
+import Foundation
+import Logging
+import ReelCore
+import ReelOutput
+import ReelStore
+
+/// Drives the core `Scheduler` with real I/O: the one actor that owns scheduling decisions.
+///
+/// Every provider exchange runs in a child task and comes back as a `SchedulerEvent`; the actor applies the event
+/// to the store (compare-and-set) and the scheduler, then performs the actions the scheduler returns. Time-based
+/// work (retries due, polls due, rate buckets refilling) is driven by a tick at `scheduler.nextWakeup`.
+public actor Engine {
+    public struct Options: Sendable {
+        public var limits: SchedulerLimits
+        public var resubmitInDoubt: Bool
+        public var pricing: PricingTable
+        public var downloadAttempts = 4
+        public var seed: UInt64 = UInt64.random(in: 0...UInt64.max)
+
+        public init(limits: SchedulerLimits, resubmitInDoubt: Bool, pricing: PricingTable) {
+            self.limits = limits
+            self.resubmitInDoubt = resubmitInDoubt
+            self.pricing = pricing
+        }
+    }
+
+    let store: Store
+    let api: any RenderAPI
+    let tree: OutputTree
+    let clock: any WallClock
+    let logger: Logger
+    private(set) var options: Options
+    private var scheduler: Scheduler
+    private var tickTask: Task<Void, Never>?
+    private var tickAt: Timestamp?
+    private var inflight: [UUID: Task<Void, Never>] = [:]
+    private var stopping = false
+    private var lastTick: Timestamp = 0
+    private var listeners: [UUID: AsyncStream<EngineEvent>.Continuation] = [:]
+    /// Batches already finished and announced (batch.json written); reset when a batch gains jobs.
+    var completedBatches: Set<String> = []
+    var deadlineRisks: [JobKey: String] = [:]
+    let batchEnd: BatchEndHandler
+
+    public init(store: Store, api: any RenderAPI, tree: OutputTree, clock: any WallClock, options: Options,
+                batchEnd: BatchEndHandler, logger: Logger) {
+        self.store = store
+        self.api = api
+        self.tree = tree
+        self.clock = clock
+        self.options = options
+        self.scheduler = Scheduler(limits: options.limits, seed: options.seed)
+        self.batchEnd = batchEnd
+        self.logger = logger
+    }
+
+    // MARK: - Life cycle
+
+    /// Re-attaches to everything the database says is under way: the crash-recovery half of exactly-once.
+    public func restore() async throws {
+        let now = clock.now()
+        for (runClass, samples) in try await store.runTimeSamples() {
+            for seconds in samples {
+                _ = scheduler.handle(.observedRunTime(model: runClass.model, resolution: runClass.resolution,
+                                                      durationSeconds: runClass.durationSeconds, seconds: seconds),
+                                     now: now)
+            }
+        }
+        // A job left in `submitting` crashed inside the in-doubt window: its create may or may not have arrived.
+        let interrupted = try await store.markInterruptedSubmissionsInDoubt(now: now)
+        if !interrupted.isEmpty {
+            logger.warning("jobs were mid-create when reeld stopped; reconciling them",
+                           metadata: ["jobs": "\(interrupted.map(\.key.description).joined(separator: " "))"])
+        }
+        var actions: [SchedulerAction] = []
+        for row in try await store.jobs(in: [.queued, .retrying]) {
+            actions += scheduler.handle(.enqueued(schedulerJob(row)), now: now)
+        }
+        for row in try await store.jobs(in: [.pending, .running]) {
+            guard let task = row.taskID else { continue }
+            actions += scheduler.handle(.restoredRemote(schedulerJob(row), taskID: task,
+                                                        submittedAt: row.submittedAt ?? now), now: now)
+        }
+        for row in try await store.jobs(in: [.inDoubt]) {
+            actions += scheduler.handle(.restoredInDoubt(schedulerJob(row)), now: now)
+            spawn { await $0.reconcile(row.key) }
+        }
+        for row in try await store.jobs(in: [.downloading, .verifying]) {
+            spawn { await $0.deliver(row.key) }
+        }
+        perform(actions)
+        // A batch that ended just before a crash may lack its batch.json.
+        for summary in try await store.batches() where summary.isComplete {
+            if let dir = try? tree.batchDirectory(summary.name),
+               !FileManager.default.fileExists(atPath: dir + "/batch.json") {
+                await checkBatchEnd(summary.name)
+            }
+        }
+        let counts = try await store.counts().byState
+        logger.info("restored state", metadata: ["jobs": "\(counts)"])
+    }
+
+    /// Runs until the surrounding task is cancelled (graceful shutdown), then stops claiming new work and lets
+    /// in-flight create calls finish so none is left in doubt needlessly. Remote renders keep running.
+    public func run() async {
+        scheduleTick(force: true)
+        await withTaskCancellationHandler {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(3600))
+            }
+        } onCancel: {
+            Task { await self.beginStop() }
+        }
+        await drainInflight()
+    }
+
+    private func beginStop() {
+        stopping = true
+        tickTask?.cancel()
+    }
+
+    private func drainInflight() async {
+        stopping = true
+        let tasks = Array(inflight.values)
+        for t in tasks { await t.value }
+    }
+
+    /// The last time the scheduler loop completed a tick; the systemd watchdog pings only while it is recent.
+    public var heartbeat: Timestamp { lastTick }
+
+    // MARK: - Inputs
+
+    /// New jobs committed by intake.
+    public func enqueue(_ keys: [JobKey]) async {
+        let now = clock.now()
+        var actions: [SchedulerAction] = []
+        for key in keys {
+            guard let row = try? await store.job(key) else { continue }
+            completedBatches.remove(key.batch)
+            actions += scheduler.handle(.enqueued(schedulerJob(row)), now: now)
+        }
+        perform(actions)
+        publish(.jobsChanged(keys))
+    }
+
+    public func apply(limits: SchedulerLimits, pricing: PricingTable, resubmitInDoubt: Bool) {
+        options.limits = limits
+        options.pricing = pricing
+        options.resubmitInDoubt = resubmitInDoubt
+        perform(scheduler.handle(.setLimits(limits), now: clock.now()))
+    }
+
+    func handle(_ event: SchedulerEvent) {
+        perform(scheduler.handle(event, now: clock.now()))
+    }
+
+    // MARK: - Actions
+
+    private func perform(_ actions: [SchedulerAction]) {
+        for action in actions {
+            switch action {
+            case .submit(let key):
+                if stopping { continue }
+                spawn { await $0.submit(key) }
+            case .poll(let key, let taskID):
+                if stopping { continue }
+                spawn { await $0.poll(key, taskID: taskID) }
+            case .download(let key):
+                spawn { await $0.deliver(key) }
+            case .retryLater(let key, let at, let reason):
+                spawn { await $0.markRetrying(key, at: at, reason: reason) }
+            case .fail(let key, let reason):
+                spawn { await $0.finish(key, .failed, reason: reason) }
+            case .cancelRemote(let key, let taskID):
+                spawn { await $0.cancelRemote(key, taskID: taskID) }
+            case .discardWhenDone(let key):
+                logger.notice("job is rendering and cannot be cancelled remotely; its result will be discarded",
+                              metadata: ["job_id": "\(key)"])
+            case .deadlineAtRisk(let key, let p90, let deadline):
+                deadlineRisks[key] = "\(key): p90 finish \(Self.isoTime(p90)) is after its deadline \(Self.isoTime(deadline))"
+                logger.warning("deadline at risk: p90 finish is after the deadline",
+                               metadata: ["job_id": "\(key)", "p90": "\(p90)", "deadline": "\(deadline)"])
+            }
+        }
+        scheduleTick()
+    }
+
+    private func spawn(_ body: @escaping @Sendable (Engine) async -> Void) {
+        let id = UUID()
+        let task = Task { [self] in
+            await body(self)
+            await self.removeInflight(id)
+        }
+        inflight[id] = task
+    }
+
+    private func removeInflight(_ id: UUID) { inflight[id] = nil }
+
+    private func scheduleTick(force: Bool = false) {
+        let now = clock.now()
+        guard let next = scheduler.nextWakeup(after: now) else {
+            lastTick = now
+            return
+        }
+        if !force, let at = tickAt, at <= next, tickTask != nil { return }
+        tickTask?.cancel()
+        tickAt = next
+        let delay = max(0, next - now)
+        tickTask = Task { [self] in
+            try? await Task.sleep(for: .seconds(delay))
+            if Task.isCancelled { return }
+            await self.tick()
+        }
+    }
+
+    private func tick() {
+        tickTask = nil
+        tickAt = nil
+        let now = clock.now()
+        lastTick = now
+        perform(scheduler.handle(.tick, now: now))
+    }
+
+    func record(_ key: JobKey, to state: JobState, from: Set<JobState>, cause: String,
+                update: @escaping @Sendable (inout JobRow) -> Void = { _ in }) async {
+        do {
+            if try await store.transition(key, from: from, to: state, cause: cause, now: clock.now(), update: update) {
+                logger.debug("job \(state.rawValue)", metadata: ["job_id": "\(key)", "cause": "\(cause)"])
+                publish(.jobsChanged([key]))
+            }
+        } catch {
+            logger.error("store transition failed", metadata: ["job_id": "\(key)", "error": "\(error)"])
+        }
+    }
+
+    /// Records that the scheduler will offer the job again at `at` (backoff, throttling).
+    func markRetrying(_ key: JobKey, at: Timestamp, reason: String) async {
+        let now = clock.now()
+        do {
+            if try await store.update(key, ifIn: [.retrying], now: now, { $0.nextAttemptAt = at; $0.reason = reason }) {
+                return
+            }
+            if try await store.transition(key, from: [.queued, .submitting], to: .retrying, cause: reason, now: now,
+                                          update: { $0.nextAttemptAt = at; $0.reason = reason }) {
+                publish(.jobsChanged([key]))
+            }
+        } catch {
+            logger.error("cannot record a retry", metadata: ["job_id": "\(key)", "error": "\(error)"])
+        }
+    }
+
+    func finish(_ key: JobKey, _ state: JobState, reason: String) async {
+        let from: Set<JobState> = Set(JobState.allCases.filter { !$0.isTerminal && $0.canMove(to: state) })
+        await record(key, to: state, from: from, cause: reason) { $0.reason = reason }
+        logger.notice("job \(state.rawValue): \(reason)", metadata: ["job_id": "\(key)"])
+        await checkBatchEnd(key.batch)
+    }
+
+    func schedulerJob(_ row: JobRow) -> SchedulerJob {
+        SchedulerJob(key: row.key, priority: row.priority, deadline: row.deadline,
+                     enqueuedAt: row.createdAt, model: row.spec.model, resolution: row.spec.resolution,
+                     durationSeconds: row.spec.durationSeconds, attempts: row.attempt)
+    }
+
+    // MARK: - Observers (SSE, watch)
+
+    public func events() -> AsyncStream<EngineEvent> {
+        let (stream, continuation) = AsyncStream<EngineEvent>.makeStream(bufferingPolicy: .bufferingNewest(256))
+        let id = UUID()
+        listeners[id] = continuation
+        continuation.onTermination = { _ in Task { await self.dropListener(id) } }
+        return stream
+    }
+
+    private func dropListener(_ id: UUID) { listeners[id] = nil }
+
+    func publish(_ event: EngineEvent) {
+        for c in listeners.values { c.yield(event) }
+    }
+
+    public var schedulerSnapshot: SchedulerSnapshot { scheduler.snapshot }
+
+    /// Deadline warnings raised by the scheduler, for `reelctl status` (the newest 20).
+    public var deadlineWarnings: [String] { Array(deadlineRisks.values.sorted().suffix(20)) }
+
+    public func eta(of key: JobKey) -> ETA? { scheduler.eta(of: key, now: clock.now()) }
+
+    public func batchETA(_ batch: String) -> ETA? { scheduler.batchETA(batch, now: clock.now()) }
+}
+
+extension Engine {
+    static func isoTime(_ t: Timestamp) -> String {
+        Date(timeIntervalSince1970: t).formatted(.iso8601)
+    }
+}
+
+/// What the engine tells observers (`GET /v1/events`).
+public enum EngineEvent: Sendable {
+    case jobsChanged([JobKey])
+    case batchCompleted(String)
+}

@@ -1,0 +1,49 @@
+import Foundation
+import ReelCore
+import ReelStore
+
+/// `GET /v1/metrics` in the Prometheus text exposition format.
+enum Metrics {
+    static func render(store: Store, engine: Engine, now: Timestamp, startedAt: Timestamp) async throws -> String {
+        let counts = try await store.counts()
+        let s = await engine.schedulerSnapshot
+        let limits = await engine.options.limits
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (labels, value) in samples {
+                out += "\(name)\(labels.isEmpty ? "" : "{\(labels)}") \(value.isFinite ? String(value) : "NaN")\n"
+            }
+        }
+        var byStateModel: [(String, Double)] = []
+        for state in JobState.allCases {
+            for model in RenderModel.allCases {
+                let n = counts.groups.filter { $0.state == state && $0.model == model }.reduce(0) { $0 + $1.jobs }
+                byStateModel.append(("state=\"\(state.rawValue)\",model=\"\(model.rawValue)\"", Double(n)))
+            }
+        }
+        metric("reel_jobs", "gauge", "Jobs by state and model.", byStateModel)
+        metric("reel_slots_in_use", "gauge", "Render slots held (submitting, in doubt, pending, running).", [("", Double(s.slotsHeld))])
+        metric("reel_concurrency_limit", "gauge", "Configured account concurrency.", [("", Double(limits.concurrency))])
+        metric("reel_concurrency_cap", "gauge", "Concurrency in force after adaptive throttling.", [("", Double(s.concurrencyCap))])
+        metric("reel_queued", "gauge", "Jobs waiting for a slot (scheduler view).", [("", Double(s.queued))])
+        metric("reel_downloads_in_progress", "gauge", "Results being downloaded or verified.", [("", Double(s.downloading))])
+        metric("reel_throttles_total", "counter", "Throttling answers from the provider since start.", [("", Double(s.throttleCount))])
+        metric("reel_polls_total", "counter", "Status queries issued since start.", [("", Double(s.pollsIssued))])
+        metric("reel_creates_total", "counter", "Create calls issued since start.", [("", Double(s.submitsIssued))])
+        let breakerOpen: Double = if case .open = s.breaker { 1 } else { 0 }
+        metric("reel_provider_breaker_open", "gauge", "1 while the provider breaker is open.", [("", breakerOpen)])
+        metric("reel_account_blocked", "gauge", "1 while submission is stopped by an account error.", [("", s.accountBlock == nil ? 0 : 1)])
+        metric("reel_spend_usd_total", "counter", "USD spent on delivered renders (from provider usage).", [("", counts.costUSD)])
+        var etas: [(String, Double)] = []
+        for summary in try await store.batches() where !summary.isComplete {
+            if let eta = await engine.batchETA(summary.name) {
+                etas.append(("batch=\"\(summary.name)\",quantile=\"0.5\"", max(0, eta.p50 - now)))
+                etas.append(("batch=\"\(summary.name)\",quantile=\"0.9\"", max(0, eta.p90 - now)))
+            }
+        }
+        metric("reel_batch_eta_seconds", "gauge", "Seconds until an unfinished batch is expected to finish.", etas)
+        metric("reel_uptime_seconds", "gauge", "Seconds since reeld started.", [("", now - startedAt)])
+        return out
+    }
+}

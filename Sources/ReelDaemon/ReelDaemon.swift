@@ -1,1 +1,0 @@
-// ReelDaemon: the Services composed by reeld.
