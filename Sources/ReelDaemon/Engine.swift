@@ -40,6 +40,8 @@ public actor Engine {
     /// Batches already finished and announced (batch.json written); reset when a batch gains jobs.
     var completedBatches: Set<String> = []
     var deadlineRisks: [JobKey: String] = [:]
+    /// Uploads of local references under way, by model and content hash.
+    var uploadsInFlight: [String: Task<String, any Error>] = [:]
     let batchEnd: BatchEndHandler
 
     public init(store: Store, api: any RenderAPI, tree: OutputTree, clock: any WallClock, options: Options,

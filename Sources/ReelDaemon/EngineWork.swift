@@ -101,18 +101,27 @@ extension Engine {
                              shotType: spec.shotType, watermark: spec.watermark, seed: spec.seed, audio: spec.audio)
     }
 
+    /// Uploads a local reference once per content and validity window: the store caches finished uploads, and
+    /// concurrent submissions of jobs sharing a file wait for the one upload in flight.
     private func upload(path: String, sha256 known: String?, model: RenderModel, key: JobKey) async throws -> String {
         let digest = try known ?? Self.sha256(ofFile: path)
+        let slot = "\(model.rawValue)/\(digest)"
+        if let running = uploadsInFlight[slot] { return try await running.value }
         if let cached = try await store.cachedUpload(sha256: digest, model: model, validAt: clock.now()) {
             return cached
         }
-        let (url, exchange) = try await api.uploadFile(path: path, model: model)
-        let now = clock.now()
-        try? await store.recordAttempt(key, exchange, now: now)
-        // Temporary uploads live about 48 h; reuse them for 24 h to stay well inside that.
-        try await store.saveUpload(sha256: digest, model: model, ossURL: url, uploadedAt: now, expiresAt: now + 24 * 3600)
-        logger.info("uploaded local reference", metadata: ["job_id": "\(key)", "sha256": "\(digest)"])
-        return url
+        let task = Task { [api, store, clock, logger] () throws -> String in
+            let (url, exchange) = try await api.uploadFile(path: path, model: model)
+            let now = clock.now()
+            try? await store.recordAttempt(key, exchange, now: now)
+            // Temporary uploads live about 48 h; reuse them for 24 h to stay well inside that.
+            try await store.saveUpload(sha256: digest, model: model, ossURL: url, uploadedAt: now, expiresAt: now + 24 * 3600)
+            logger.info("uploaded local reference", metadata: ["job_id": "\(key)", "sha256": "\(digest)"])
+            return url
+        }
+        uploadsInFlight[slot] = task
+        defer { uploadsInFlight[slot] = nil }
+        return try await task.value
     }
 
     static func fingerprint(_ request: RenderRequest) -> String {
