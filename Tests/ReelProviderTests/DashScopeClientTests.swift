@@ -327,3 +327,17 @@ import Testing
         }
     }
 }
+
+@Suite struct BlameOfClientFailures {
+    /// A create answered 200 without a task id (what `DashScopeClient` throws as MalformedResponse, with
+    /// `requestMayHaveArrived`) may have created a billed task: in doubt, never silently retried.
+    @Test func malformedCreateIsAmbiguousButMalformedQueryIsNot() {
+        func failure(_ kind: Exchange.Kind) -> ProviderFailure {
+            ProviderFailure(exchange: Exchange(kind: kind, httpStatus: 200, providerCode: DashScopeClient.malformedCode,
+                                               durationMilliseconds: 1),
+                            code: DashScopeClient.malformedCode, message: "malformed", requestMayHaveArrived: true)
+        }
+        #expect(failure(.create).blame == .ambiguous)
+        #expect(failure(.query).blame == .provider)
+    }
+}
