@@ -131,6 +131,19 @@ import Testing
         }
     }
 
+    @Test func createTimeoutAfterSendingIsInDoubt() async throws {
+        try await ProviderHarness.with { h in
+            let impatient = DashScopeClient(baseURL: h.sandbox.url, apiKey: ProviderHarness.key,
+                                            curl: ProviderHarness.curl, timeouts: .init(connect: 5, api: 0.3))
+            try await h.faults(#"[{"fault":"create_delay","seconds":3,"count":1}]"#)
+            let timedOut = await expectFailure("timeout") { _ = try await impatient.createTask(ProviderHarness.request()) }
+            #expect(timedOut?.exchange.httpStatus == 0)
+            #expect(timedOut?.exchange.transportError?.lowercased().contains("timed out") == true)
+            #expect(timedOut?.requestMayHaveArrived == true)
+            #expect(timedOut?.blame == .ambiguous)
+        }
+    }
+
     /// A query reset on a kept-alive connection is re-sent once by libcurl (GET is idempotent); a create is
     /// never re-sent (see `errorEnvelopesAreClassified`).
     @Test func queryResetOnAReusedConnectionIsRetried() async throws {
