@@ -191,15 +191,17 @@ public struct FiredFault: Sendable, Hashable {
 struct FaultBook {
     var rules: [FaultRule] = []
 
-    /// The faults of `phase` that fire for a request about `prompt`/`model`, first match per fault name.
+    /// The faults of `phase` that fire for a request about `prompt`/`model`: every prompt marker, then the
+    /// first matching rule (plus any `create_delay` rule before it).
     mutating func fire(_ phase: FaultName.Phase, prompt: String?, model: String?,
                        random: inout SplitMix64) -> [FiredFault] {
         var fired: [FiredFault] = []
-        if let prompt {
+        if let prompt, prompt.contains("__FAULT:") {
             for name in FaultName.allCases where name.phase == phase && prompt.contains(name.marker) {
                 fired.append(FiredFault(name: name, rule: nil))
             }
         }
+        guard !rules.isEmpty else { return fired }
         for i in rules.indices where rules[i].fault.phase == phase {
             let rule = rules[i]
             if fired.contains(where: { $0.name == rule.fault }) { continue }
@@ -209,6 +211,8 @@ struct FaultBook {
             if let p = rule.probability, random.nextUnit() >= p { continue }
             if let c = rule.count { rules[i].count = c - 1 }
             fired.append(FiredFault(name: rule.fault, rule: rule))
+            // One rule answers a request (a delay may come on top), so later rules keep their counts.
+            if rule.fault != .createDelay { break }
         }
         return fired
     }

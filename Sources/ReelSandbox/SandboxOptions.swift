@@ -41,6 +41,9 @@ public struct SandboxOptions: Sendable {
     /// Seeds run times and fault probabilities; nil seeds from the system generator.
     public var seed: UInt64?
     public var faults: FaultScenario = FaultScenario()
+    /// Seconds on a monotonic clock for the per-second rate windows; nil uses the real clock. Tests freeze it
+    /// so that "more than N per second" does not depend on how busy the machine is.
+    public var rateClock: (@Sendable () -> Double)?
     /// Largest accepted request body (uploads included).
     public var maxBodyBytes: Int = 120 << 20
 

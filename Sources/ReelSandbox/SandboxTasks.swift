@@ -135,7 +135,7 @@ extension Sandbox {
             refs.contains { $0.lowercased().hasPrefix("oss://") && s.uploads[String($0.dropFirst(6))] == nil }
         }
 
-        let realNow = realElapsed()
+        let realNow = options.rateClock?() ?? realElapsed()
         let frame = FrameSize(providerString: size) ?? FrameSize(width: 1280, height: 720)
         let decision: (HTTPResponse, SandboxTask?, Double?) = state.withLock { s in
             let t = sandboxNow(s)
@@ -224,7 +224,7 @@ extension Sandbox {
 
     func query(_ request: HTTPRequest, id: String, _ entry: inout JournalEntry) -> HTTPResponse {
         if let failure = authFailure(request) { return failure }
-        let realNow = realElapsed()
+        let realNow = options.rateClock?() ?? realElapsed()
         let base = Self.base(request)
         return state.withLock { s -> HTTPResponse in
             let t = sandboxNow(s)
