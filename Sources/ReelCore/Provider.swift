@@ -177,7 +177,8 @@ public struct ProviderFailure: Error, Hashable, Sendable, Codable, CustomStringC
         }
         if exchange.httpStatus == 429 { return .throttled }
         if exchange.kind == .create {
-            if exchange.httpStatus >= 500 || (exchange.httpStatus == 0 && requestMayHaveArrived) { return .ambiguous }
+            // 5xx, a transport error after sending, or a 2xx without a usable task id: a task may exist.
+            if exchange.httpStatus >= 500 || (exchange.httpStatus < 400 && requestMayHaveArrived) { return .ambiguous }
         }
         if exchange.httpStatus == 401 || exchange.httpStatus == 403 { return .account }
         if exchange.httpStatus >= 400 && exchange.httpStatus < 500 { return .jobPermanent }

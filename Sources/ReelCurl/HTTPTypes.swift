@@ -31,6 +31,10 @@ public struct LowSpeedLimit: Hashable, Sendable {
 }
 
 /// What to send. `body` and `form` are exclusive; a POST with neither sends an empty body.
+///
+/// Idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS) reuse kept-alive connections, and libcurl transparently
+/// retries one whose reused connection died before any answer. Any other method (POST, PATCH…) always opens a
+/// fresh connection, so such a request is never sent twice behind the caller's back.
 public struct HTTPRequestSpec: Hashable, Sendable {
     /// `GET`, `POST`, `HEAD`, or any other verb (sent with CURLOPT_CUSTOMREQUEST).
     public var method: String

@@ -307,6 +307,11 @@ enum Curl {
             case "POST": try set(CURLOPT_POST, 1)
             default: try set(CURLOPT_CUSTOMREQUEST, method)
             }
+            if !["GET", "HEAD", "PUT", "DELETE", "OPTIONS"].contains(method) {
+                // libcurl silently re-sends a request whose *reused* connection died before any answer. For a
+                // non-idempotent call (a create) that would be a second paid task, so never reuse one for it.
+                try set(CURLOPT_FRESH_CONNECT, 1)
+            }
             let sendsBody = method == "POST" || spec.body != nil || spec.form != nil
             if let form = spec.form {
                 guard spec.body == nil else { throw SetupError(code: 43, message: "both body and form given") }
@@ -342,7 +347,7 @@ enum Curl {
             var lines = spec.headers.map { "\($0.name): \($0.value)" }
             if sendsBody { lines.append("Expect:") }  // no 100-continue round trip
             for line in lines {
-                guard !line.contains(where: { $0 == "\r" || $0 == "\n" }) else {
+                guard !line.utf8.contains(where: { $0 == 13 || $0 == 10 }) else {
                     throw SetupError(code: 43, message: "header contains a line break")
                 }
                 headerList = curl_slist_append(headerList, line)

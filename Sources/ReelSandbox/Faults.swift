@@ -196,11 +196,12 @@ struct FaultBook {
     mutating func fire(_ phase: FaultName.Phase, prompt: String?, model: String?,
                        random: inout SplitMix64) -> [FiredFault] {
         var fired: [FiredFault] = []
-        if let prompt {
+        if let prompt, prompt.contains("__FAULT:") {
             for name in FaultName.allCases where name.phase == phase && prompt.contains(name.marker) {
                 fired.append(FiredFault(name: name, rule: nil))
             }
         }
+        guard !rules.isEmpty else { return fired }
         for i in rules.indices where rules[i].fault.phase == phase {
             let rule = rules[i]
             if fired.contains(where: { $0.name == rule.fault }) { continue }

@@ -51,7 +51,7 @@ final class ResultMedia: Sendable {
         args += ["-t", "\(key.seconds)", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
         if key.audio { args += ["-c:a", "aac", "-b:a", "64k", "-shortest"] }
         args += ["-movflags", "+faststart", tmp]
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ffmpeg)
         process.arguments = args

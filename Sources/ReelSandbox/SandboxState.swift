@@ -161,9 +161,13 @@ enum ProviderTime {
         var t = time_t(floor(unix + offset))
         var tm = tm()
         gmtime_r(&t, &tm)
-        let ms = Int(((unix + offset) - floor(unix + offset)) * 1000)
-        return String(format: "%04d-%02d-%02d %02d:%02d:%02d.%03d", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
-                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), ms)
+        let ms = min(999, Int(((unix + offset) - floor(unix + offset)) * 1000))
+        func pad(_ v: Int32, _ width: Int) -> String {
+            let digits = String(v)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2)) "
+            + "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(ms), 3))"
     }
 
     /// Parses the list API's `YYYYMMDDhhmmss` (UTC+8) into unix seconds.

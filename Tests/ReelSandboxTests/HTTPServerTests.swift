@@ -76,8 +76,10 @@ func decodeEcho(_ r: TestHTTPResponse) throws -> EchoReply {
                 TestHTTPRequest("GET", "/a%20b?x=1&y=two+words&z=%2F"),
                 TestHTTPRequest("POST", "/post", json: #"{"k":1}"#),
                 TestHTTPRequest("HEAD", "/head"),
+                TestHTTPRequest("POST", "/continue", headers: ["Expect": "100-continue"], body: Array("abc".utf8)),
             ])
-            #expect(replies.count == 3)
+            #expect(replies.count == 4)
+            #expect(try decodeEcho(replies[3]).body == "abc")   // a 100 Continue came first, then the reply
             let first = try decodeEcho(replies[0])
             #expect(first.path == "/a b")
             #expect(first.query == ["x": "1", "y": "two words", "z": "/"])

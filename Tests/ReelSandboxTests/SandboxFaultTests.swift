@@ -189,6 +189,17 @@ import Testing
         #expect(sandbox.stop() == 0)
     }
 
+    @Test func scenarioFileFromTheCommandLine() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("faults-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(#"{"rules":[{"fault":"create_error","count":1}]}"#.utf8).write(to: file)
+        let sandbox = try await SandboxProcess.start(["--faults", file.path, "--time-scale", "1000"])
+        let create = TestHTTPRequest("POST", Sandbox.createPath, headers: SandboxClient.auth, json: SandboxClient.body())
+        #expect(try await sandbox.send(create).status == 500)
+        #expect(try await sandbox.send(create).status == 200)
+        #expect(sandbox.stop() == 0)
+    }
+
     @Test func helpDocumentsEveryOptionAndFault() async throws {
         let path = try #require(SandboxProcess.binaryPath())
         let process = Process()

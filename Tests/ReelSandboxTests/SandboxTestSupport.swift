@@ -110,6 +110,6 @@ func withSandbox(_ configure: (inout SandboxOptions) -> Void = { _ in },
 func probe(_ bytes: [UInt8]) async throws -> MediaProbe {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("probe-\(UUID().uuidString).mp4").path
     defer { unlink(path) }
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     return try await FFprobe.probe(path)
 }
