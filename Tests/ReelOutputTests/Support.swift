@@ -21,20 +21,24 @@ struct TempDir {
     }
 }
 
-/// Real clips made once per test process with ffmpeg and shared read-only by the tests.
+/// Real clips made with ffmpeg and shared read-only by the tests. They live in one fixed cache directory under
+/// the temp dir (ffmpeg's test sources are deterministic), reused by later runs instead of piling up.
 actor Clips {
     static let shared = Clips()
     private var made: [String: String] = [:]
-    private var dir: String?
 
     /// A 1280x720 H.264 clip (the size of 720p 16:9), unless told otherwise.
     func clip(width: Int = 1280, height: Int = 720, seconds: Double = 2, audio: Bool = true,
               codec: String = "h264") async throws -> String {
         let name = "\(width)x\(height)-\(seconds)-\(audio)-\(codec).mp4"
         if let p = made[name] { return p }
-        let d = try dir ?? TempDir().path
-        dir = d
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("reel-output-test-clips-v1").path
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         let path = "\(d)/\(name)"
+        if FileManager.default.fileExists(atPath: path) {
+            made[name] = path
+            return path
+        }
         if codec == "h264" {
             try await FFmpeg.renderClip(size: FrameSize(width: width, height: height), seconds: seconds, audio: audio, to: path)
         } else {
@@ -42,9 +46,13 @@ actor Clips {
             if audio { args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"] }
             args += ["-t", String(seconds), "-c:v", codec]
             if audio { args += ["-c:a", "aac", "-shortest"] }
-            args.append(path)
+            let tmp = "\(path).tmp-\(getpid()).mp4"
+            args.append(tmp)
             let out = try await runProcess(which("ffmpeg")!, args)
-            guard out.status == 0 else { throw DeliveryError.invalidArgument("ffmpeg: \(out.stderrText)") }
+            guard out.status == 0, rename(tmp, path) == 0 else {
+                unlink(tmp)
+                throw DeliveryError.invalidArgument("ffmpeg: \(out.stderrText)")
+            }
         }
         made[name] = path
         return path
