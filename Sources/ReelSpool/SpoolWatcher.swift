@@ -1,0 +1,175 @@
+import Dispatch
+import Glibc
+import Synchronization
+
+/// What the watcher tells the intake loop.
+public enum SpoolHint: Sendable, Hashable {
+    /// `incoming/NAME` was renamed in or closed after writing; read it now (it may already be gone).
+    case file(String)
+    /// List the directory: at start, periodically, and whenever hints may have been lost.
+    case rescan(RescanReason)
+}
+
+public enum RescanReason: String, Sendable, Hashable {
+    /// The first hint, after the watch is in place: files that arrived before it are found this way.
+    case startup
+    /// The periodic timer (inotify misses writes made over NFS and by other hosts).
+    case periodic
+    /// The kernel's event queue overflowed (IN_Q_OVERFLOW): events were lost.
+    case overflow
+    /// The hint buffer was full, so hints were dropped.
+    case hintsDropped
+    /// `incoming/` was deleted, moved or unmounted: the watch is dead. Re-run `SpoolLayout.prepare()` and make a
+    /// new watcher; periodic rescans continue meanwhile.
+    case directoryGone
+    /// `requestRescan(after:)`.
+    case requested
+}
+
+/// Watches `incoming/` with inotify (IN_MOVED_TO, IN_CLOSE_WRITE, IN_Q_OVERFLOW, IN_DELETE_SELF, IN_MOVE_SELF) on
+/// a dedicated dispatch queue, never on the cooperative pool, and delivers `hints`: `.rescan(.startup)` first,
+/// `.file(name)` for each `*.json` non-dotfile with a UTF-8 name that arrives, `.rescan(.periodic)` every
+/// `rescanInterval`, and `.rescan` whenever hints may have been lost.
+///
+/// The stream holds at most `bufferLimit` hints; when a hint has to be dropped, a `.rescan(.hintsDropped)` is
+/// delivered as soon as there is room. Keep the watcher alive while consuming: `cancel()`, deinit, or ending
+/// the iteration stops it and finishes the stream.
+public final class SpoolWatcher: Sendable {
+    public let hints: AsyncStream<SpoolHint>
+    // DispatchSource is thread-safe but not Sendable in corelibs-dispatch (toolchain §7 pitfall 7); these are
+    // set up in init and afterwards only cancelled.
+    nonisolated(unsafe) private let source: any DispatchSourceRead
+    nonisolated(unsafe) private let timer: (any DispatchSourceTimer)?
+    private let feed: HintFeed
+
+    /// Starts watching `directory`. Throws if it cannot be watched (missing, not a directory, no inotify).
+    public init(directory: String, rescanInterval: Duration? = .seconds(60), bufferLimit: Int = 16_384) throws {
+        let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard fd >= 0 else {
+            throw SpoolError.system("inotify_init1", directory, errno,
+                                    hint: "raise fs.inotify.max_user_instances")
+        }
+        let mask = UInt32(IN_MOVED_TO | IN_CLOSE_WRITE | IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+        guard inotify_add_watch(fd, directory, mask) >= 0 else {
+            let err = errno
+            close(fd)
+            throw SpoolError.system("inotify_add_watch", directory, err,
+                                    hint: "create the spool first (SpoolLayout.prepare) or raise "
+                                        + "fs.inotify.max_user_watches")
+        }
+        let queue = DispatchQueue(label: "reel.spool.watcher")
+        let (stream, continuation) = AsyncStream.makeStream(of: SpoolHint.self,
+                                                            bufferingPolicy: .bufferingOldest(max(1, bufferLimit)))
+        let feed = HintFeed(continuation: continuation, queue: queue)
+        hints = stream
+        self.feed = feed
+
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        source.setEventHandler {
+            var buffer = [UInt8](repeating: 0, count: 64 << 10)  // ≥ sizeof(inotify_event) + NAME_MAX + 1
+            while true {
+                let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else { break }  // EAGAIN: drained
+                for hint in buffer[..<n].withUnsafeBytes(Self.hints(parsing:)) { feed.send(hint) }
+            }
+        }
+        source.setCancelHandler {
+            close(fd)
+            continuation.finish()
+        }
+        self.source = source
+
+        if let rescanInterval {
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            let interval = DispatchTimeInterval.nanoseconds(Int(rescanInterval / .nanoseconds(1)))
+            timer.schedule(deadline: .now() + interval, repeating: interval,
+                           leeway: .nanoseconds(Int(rescanInterval / .nanoseconds(10))))
+            timer.setEventHandler { feed.send(.rescan(.periodic)) }
+            self.timer = timer
+        } else {
+            timer = nil
+        }
+        nonisolated(unsafe) let sources: [any DispatchSourceProtocol] = [source] + (timer.map { [$0] } ?? [])
+        continuation.onTermination = { _ in sources.forEach { $0.cancel() } }
+        queue.async { feed.send(.rescan(.startup)) }  // after the watch exists: nothing falls between the two
+        // Activate before anything can release the sources (releasing an inactive source crashes, pitfall 8).
+        source.activate()
+        timer?.activate()
+    }
+
+    deinit { cancel() }
+
+    /// Delivers `.rescan(.requested)` after `delay` (e.g. when a scan skipped files as `.settling`).
+    public func requestRescan(after delay: Duration = .zero) {
+        feed.queue.asyncAfter(deadline: .now() + .nanoseconds(Int(delay / .nanoseconds(1)))) { [feed] in
+            feed.send(.rescan(.requested))
+        }
+    }
+
+    /// Stops watching: closes the inotify descriptor and finishes `hints`.
+    public func cancel() {
+        source.cancel()
+        timer?.cancel()
+    }
+
+    /// Turns a buffer of `struct inotify_event` records into hints. Each record is a 16-byte header (wd, mask,
+    /// cookie, len) followed by `len` bytes of NUL-padded name (`char name[]` is not imported into Swift).
+    /// A truncated trailing record is ignored.
+    static func hints(parsing buffer: UnsafeRawBufferPointer) -> [SpoolHint] {
+        let header = MemoryLayout<inotify_event>.size
+        var hints: [SpoolHint] = []
+        var offset = 0
+        while offset + header <= buffer.count {
+            let event = buffer.loadUnaligned(fromByteOffset: offset, as: inotify_event.self)
+            let end = offset + header + Int(event.len)
+            guard end <= buffer.count else { break }
+            let name = Array(buffer[(offset + header)..<end].prefix(while: { $0 != 0 }))
+            offset = end
+            if event.mask & UInt32(IN_Q_OVERFLOW) != 0 {
+                hints.append(.rescan(.overflow))
+            } else if event.mask & UInt32(IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_UNMOUNT) != 0 {
+                hints.append(.rescan(.directoryGone))
+            } else if event.mask & UInt32(IN_MOVED_TO | IN_CLOSE_WRITE) != 0, SpoolName.isCandidate(name),
+                      let string = SpoolName.decode(name) {
+                hints.append(.file(string))
+            }
+        }
+        return hints
+    }
+}
+
+/// The continuation plus the "a rescan is owed" flag, shared by the watcher's handlers on its queue.
+private final class HintFeed: Sendable {
+    let continuation: AsyncStream<SpoolHint>.Continuation
+    let queue: DispatchQueue
+    private let owed = Mutex(false)
+
+    init(continuation: AsyncStream<SpoolHint>.Continuation, queue: DispatchQueue) {
+        self.continuation = continuation
+        self.queue = queue
+    }
+
+    /// Yields `hint`; if the buffer is full, owes a rescan instead, retried until there is room. While a rescan
+    /// is owed, hints are not yielded (the rescan covers them).
+    func send(_ hint: SpoolHint) {
+        let wasOwed = owed.withLock { $0 }
+        if wasOwed, !payOwedRescan() { return }
+        if case .dropped = continuation.yield(hint) {
+            owed.withLock { $0 = true }
+            if !wasOwed { retryLater() }
+        }
+    }
+
+    private func payOwedRescan() -> Bool {
+        if case .dropped = continuation.yield(.rescan(.hintsDropped)) { return false }
+        owed.withLock { $0 = false }
+        return true
+    }
+
+    private func retryLater() {
+        queue.asyncAfter(deadline: .now() + .milliseconds(20)) { [self] in
+            if owed.withLock({ $0 }), !payOwedRescan() { retryLater() }
+        }
+    }
+}
