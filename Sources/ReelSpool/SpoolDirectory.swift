@@ -121,7 +121,15 @@ public final class SpoolDirectory: Sendable {
     /// everything else is a `SpoolSkip`. With `settledBefore`, names modified after that time are skipped as
     /// `.settling` (use `now - 2 s` for rescans; files that arrive by rename or close come with a watcher hint and
     /// are read at once). Candidates may still be symlinks, FIFOs or directories: `read` refuses those.
+    ///
+    /// Throws `.unavailable` if `incoming/` was removed since it was opened (then prepare the layout again and
+    /// open a new `SpoolDirectory`; while this one holds the removed directory open, inotify reports nothing).
     public func scan(settledBefore cutoff: Timestamp? = nil) throws -> SpoolScan {
+        var home = stat()
+        if fstat(incoming, &home) == 0, home.st_nlink == 0 {
+            throw SpoolError(.unavailable, path: layout.incoming, message: "incoming/ was removed",
+                             hint: "prepare the spool again and reopen it (restart reeld)")
+        }
         let fd = openat(incoming, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)  // own offset: scans may overlap
         guard fd >= 0, let dir = fdopendir(fd) else {
             let err = errno
@@ -328,7 +336,7 @@ public final class SpoolDirectory: Sendable {
                          hint: "clean up rejected/")
     }
 
-    /// Writes `bytes` to `dir/.NAME.<random>.tmp` (O_EXCL, no links), fsyncs and renames it over `dir/NAME`.
+    /// Writes `bytes` to `dir/.reel.<random>.tmp` (O_EXCL, no links), fsyncs and renames it over `dir/NAME`.
     private func writeAtomically(_ bytes: [UInt8], in dir: Int32, as name: [UInt8], path: String) throws {
         let temp = try writeTemp(bytes, in: dir, for: name, path: path)
         let ok = withCName(temp) { t in withCName(name) { renameat(dir, t, dir, $0) } } == 0
@@ -339,9 +347,9 @@ public final class SpoolDirectory: Sendable {
         }
     }
 
-    /// Creates `dir/.NAME.<random>.tmp` with `bytes`, fsynced; returns its name.
+    /// Creates `dir/.reel.<random>.tmp` with `bytes`, fsynced; returns its name.
     private func writeTemp(_ bytes: [UInt8], in dir: Int32, for name: [UInt8], path: String) throws -> [UInt8] {
-        let temp = Array(".".utf8) + name + Array(".\(randomSuffix()).tmp".utf8)
+        let temp = Array(".reel.\(randomSuffix()).tmp".utf8)  // not derived from `name`: that may be NAME_MAX long
         let fd = withCName(temp) { openat(dir, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640) }
         guard fd >= 0 else { throw SpoolError.system("create", path + "/" + SpoolName.display(temp), errno) }
         var err = writeAll(fd, bytes)
