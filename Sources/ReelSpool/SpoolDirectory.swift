@@ -12,6 +12,9 @@ public struct SpoolFile: Sendable, Hashable {
     public var size: Int
     /// Modification time, seconds since 1970.
     public var mtime: Timestamp
+    /// The inode read, so `accept` never removes a different file renamed over the same name meanwhile.
+    var device: UInt64
+    var inode: UInt64
 }
 
 /// Why the spool refuses an entry, in the words a rejection report uses.
@@ -213,7 +216,8 @@ public final class SpoolDirectory: Sendable {
             return .notReady(reason: "it changed while being read (writers should write in tmp/ and rename)")
         }
         let digest = SHA256.hash(data: bytes).map { SpoolName.hex2($0) }.joined()
-        return .ok(SpoolFile(name: name, bytes: bytes, sha256: digest, size: bytes.count, mtime: seconds(st.st_mtim)))
+        return .ok(SpoolFile(name: name, bytes: bytes, sha256: digest, size: bytes.count, mtime: seconds(st.st_mtim),
+                             device: UInt64(st.st_dev), inode: UInt64(st.st_ino)))
     }
 
     private static let putRegularFile = "put a regular file there: write it in tmp/ and rename it into incoming/, "
@@ -265,22 +269,25 @@ public final class SpoolDirectory: Sendable {
 
     // MARK: accept / reject
 
-    /// Removes `incoming/NAME` once its jobs are committed, then fsyncs the directory. False if it was already
-    /// gone (a second pass after a crash).
+    /// Removes a file from `incoming/` once its jobs are committed, then fsyncs the directory. Only the inode that
+    /// was read is removed: if another file was renamed over the name since, it stays (and gets its own hint).
+    /// False if nothing was removed (already gone after a crash, or replaced).
     @discardableResult
-    public func accept(_ name: String) throws -> Bool { try accept([name]) == 1 }
+    public func accept(_ file: SpoolFile) throws -> Bool { try accept([file]) == 1 }
 
-    /// `accept` for many names with one directory fsync; returns how many were removed.
+    /// `accept` for many files with one directory fsync; returns how many were removed.
     @discardableResult
-    public func accept(_ names: [String]) throws -> Int {
+    public func accept(_ files: [SpoolFile]) throws -> Int {
         var removed = 0
-        for name in names {
-            let raw = Array(name.utf8)
-            guard SpoolName.isPlain(raw) else { throw invalidName(name) }
+        for file in files {
+            let raw = Array(file.name.utf8)
+            guard SpoolName.isPlain(raw) else { throw invalidName(file.name) }
+            guard let st = lstatAt(incoming, raw), UInt64(st.st_dev) == file.device, UInt64(st.st_ino) == file.inode
+            else { continue }
             if withCName(raw, { unlinkat(incoming, $0, 0) }) == 0 {
                 removed += 1
             } else if errno != ENOENT {
-                throw SpoolError.system("unlink", layout.incoming + "/" + name, errno)
+                throw SpoolError.system("unlink", layout.incoming + "/" + file.name, errno)
             }
         }
         guard fsync(incoming) == 0 else { throw SpoolError.system("fsync", layout.incoming, errno) }

@@ -17,12 +17,23 @@ import Testing
         #expect(settled.skipped == [SpoolSkip(rawName: Array("new.json".utf8), name: "new.json", reason: .settling)])
     }
 
-    @Test func acceptRemovesFromIncomingAndIsIdempotent() throws {
+    @Test func acceptRemovesWhatWasReadAndIsIdempotent() throws {
         let t = try TempSpool()
         for i in 0..<5 { try put(t.incoming + "/m\(i).json", "{}") }
-        #expect(try t.spool.accept(["m0.json", "m1.json", "m2.json"]) == 3)
-        #expect(try t.spool.accept(["m0.json", "m3.json"]) == 1)
+        let files = try (0..<5).map { try #require(t.spool.read("m\($0).json").file) }
+        #expect(try t.spool.accept(Array(files[0..<3])) == 3)
+        #expect(try t.spool.accept([files[0], files[3]]) == 1)
         #expect(names(t.incoming) == ["m4.json"])
+    }
+
+    @Test func acceptLeavesAFileRenamedOverTheNameSinceItWasRead() throws {
+        let t = try TempSpool()
+        try put(t.incoming + "/x.json", "first")
+        let first = try #require(t.spool.read("x.json").file)
+        try put(t.layout.tmp + "/x.json", "second")
+        rename(t.layout.tmp + "/x.json", t.incoming + "/x.json")
+        #expect(try t.spool.accept(first) == false)
+        #expect(text(t.incoming + "/x.json") == "second")
     }
 
     @Test func rejectNeverOverwritesEarlierRejections() throws {

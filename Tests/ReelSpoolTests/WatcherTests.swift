@@ -35,10 +35,9 @@ import Testing
         #expect(hinted == Set(names) || hints.dropFirst().contains { if case .rescan = $0 { true } else { false } })
         let scan = try t.spool.scan()
         #expect(scan.candidates.count == 1000 && Set(scan.candidates) == Set(names))
-        var shas = Set<String>()
-        for name in scan.candidates { shas.insert(try #require(t.spool.read(name).file).sha256) }
-        #expect(shas.count == 1000)
-        #expect(try t.spool.accept(scan.candidates) == 1000)
+        let files = try scan.candidates.map { try #require(t.spool.read($0).file) }
+        #expect(Set(files.map(\.sha256)).count == 1000)
+        #expect(try t.spool.accept(files) == 1000)
         #expect(entries(t.incoming).isEmpty)
     }
 
