@@ -12,6 +12,9 @@ public struct SpoolFile: Sendable, Hashable {
     public var size: Int
     /// Modification time, seconds since 1970.
     public var mtime: Timestamp
+    /// The inode read, so `accept` never removes a different file renamed over the same name meanwhile.
+    var device: UInt64
+    var inode: UInt64
 }
 
 /// Why the spool refuses an entry, in the words a rejection report uses.
@@ -121,7 +124,15 @@ public final class SpoolDirectory: Sendable {
     /// everything else is a `SpoolSkip`. With `settledBefore`, names modified after that time are skipped as
     /// `.settling` (use `now - 2 s` for rescans; files that arrive by rename or close come with a watcher hint and
     /// are read at once). Candidates may still be symlinks, FIFOs or directories: `read` refuses those.
+    ///
+    /// Throws `.unavailable` if `incoming/` was removed since it was opened (then prepare the layout again and
+    /// open a new `SpoolDirectory`; while this one holds the removed directory open, inotify reports nothing).
     public func scan(settledBefore cutoff: Timestamp? = nil) throws -> SpoolScan {
+        var home = stat()
+        if fstat(incoming, &home) == 0, home.st_nlink == 0 {
+            throw SpoolError(.unavailable, path: layout.incoming, message: "incoming/ was removed",
+                             hint: "prepare the spool again and reopen it (restart reeld)")
+        }
         let fd = openat(incoming, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)  // own offset: scans may overlap
         guard fd >= 0, let dir = fdopendir(fd) else {
             let err = errno
@@ -205,7 +216,8 @@ public final class SpoolDirectory: Sendable {
             return .notReady(reason: "it changed while being read (writers should write in tmp/ and rename)")
         }
         let digest = SHA256.hash(data: bytes).map { SpoolName.hex2($0) }.joined()
-        return .ok(SpoolFile(name: name, bytes: bytes, sha256: digest, size: bytes.count, mtime: seconds(st.st_mtim)))
+        return .ok(SpoolFile(name: name, bytes: bytes, sha256: digest, size: bytes.count, mtime: seconds(st.st_mtim),
+                             device: UInt64(st.st_dev), inode: UInt64(st.st_ino)))
     }
 
     private static let putRegularFile = "put a regular file there: write it in tmp/ and rename it into incoming/, "
@@ -257,22 +269,25 @@ public final class SpoolDirectory: Sendable {
 
     // MARK: accept / reject
 
-    /// Removes `incoming/NAME` once its jobs are committed, then fsyncs the directory. False if it was already
-    /// gone (a second pass after a crash).
+    /// Removes a file from `incoming/` once its jobs are committed, then fsyncs the directory. Only the inode that
+    /// was read is removed: if another file was renamed over the name since, it stays (and gets its own hint).
+    /// False if nothing was removed (already gone after a crash, or replaced).
     @discardableResult
-    public func accept(_ name: String) throws -> Bool { try accept([name]) == 1 }
+    public func accept(_ file: SpoolFile) throws -> Bool { try accept([file]) == 1 }
 
-    /// `accept` for many names with one directory fsync; returns how many were removed.
+    /// `accept` for many files with one directory fsync; returns how many were removed.
     @discardableResult
-    public func accept(_ names: [String]) throws -> Int {
+    public func accept(_ files: [SpoolFile]) throws -> Int {
         var removed = 0
-        for name in names {
-            let raw = Array(name.utf8)
-            guard SpoolName.isPlain(raw) else { throw invalidName(name) }
+        for file in files {
+            let raw = Array(file.name.utf8)
+            guard SpoolName.isPlain(raw) else { throw invalidName(file.name) }
+            guard let st = lstatAt(incoming, raw), UInt64(st.st_dev) == file.device, UInt64(st.st_ino) == file.inode
+            else { continue }
             if withCName(raw, { unlinkat(incoming, $0, 0) }) == 0 {
                 removed += 1
             } else if errno != ENOENT {
-                throw SpoolError.system("unlink", layout.incoming + "/" + name, errno)
+                throw SpoolError.system("unlink", layout.incoming + "/" + file.name, errno)
             }
         }
         guard fsync(incoming) == 0 else { throw SpoolError.system("fsync", layout.incoming, errno) }
@@ -328,7 +343,7 @@ public final class SpoolDirectory: Sendable {
                          hint: "clean up rejected/")
     }
 
-    /// Writes `bytes` to `dir/.NAME.<random>.tmp` (O_EXCL, no links), fsyncs and renames it over `dir/NAME`.
+    /// Writes `bytes` to `dir/.reel.<random>.tmp` (O_EXCL, no links), fsyncs and renames it over `dir/NAME`.
     private func writeAtomically(_ bytes: [UInt8], in dir: Int32, as name: [UInt8], path: String) throws {
         let temp = try writeTemp(bytes, in: dir, for: name, path: path)
         let ok = withCName(temp) { t in withCName(name) { renameat(dir, t, dir, $0) } } == 0
@@ -339,9 +354,9 @@ public final class SpoolDirectory: Sendable {
         }
     }
 
-    /// Creates `dir/.NAME.<random>.tmp` with `bytes`, fsynced; returns its name.
+    /// Creates `dir/.reel.<random>.tmp` with `bytes`, fsynced; returns its name.
     private func writeTemp(_ bytes: [UInt8], in dir: Int32, for name: [UInt8], path: String) throws -> [UInt8] {
-        let temp = Array(".".utf8) + name + Array(".\(randomSuffix()).tmp".utf8)
+        let temp = Array(".reel.\(randomSuffix()).tmp".utf8)  // not derived from `name`: that may be NAME_MAX long
         let fd = withCName(temp) { openat(dir, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640) }
         guard fd >= 0 else { throw SpoolError.system("create", path + "/" + SpoolName.display(temp), errno) }
         var err = writeAll(fd, bytes)

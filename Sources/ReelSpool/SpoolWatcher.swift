@@ -140,7 +140,7 @@ public final class SpoolWatcher: Sendable {
 }
 
 /// The continuation plus the "a rescan is owed" flag, shared by the watcher's handlers on its queue.
-private final class HintFeed: Sendable {
+final class HintFeed: Sendable {
     let continuation: AsyncStream<SpoolHint>.Continuation
     let queue: DispatchQueue
     private let owed = Mutex(false)
