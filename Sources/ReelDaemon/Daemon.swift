@@ -156,7 +156,7 @@ struct IntakeService: Service {
 
     func run() async throws {
         let watcher = try SpoolWatcher(directory: layout.incoming, rescanInterval: .milliseconds(Int(rescanInterval * 1000)))
-        await intake.scan(reason: "start")
+        if await intake.scan(reason: "start").settling { watcher.requestRescan(after: .seconds(2)) }
         await readiness.markSpoolScanned()
         await cancelWhenGracefulShutdown {
             for await hint in watcher.hints {
@@ -168,7 +168,9 @@ struct IntakeService: Service {
                         logger.error("spool incoming/ disappeared; recreating it (restart reeld to watch it again)")
                         try? layout.prepare()
                     }
-                    await intake.scan(reason: reason.rawValue)
+                    if await intake.scan(reason: reason.rawValue).settling {
+                        watcher.requestRescan(after: .seconds(2))
+                    }
                 }
             }
         }

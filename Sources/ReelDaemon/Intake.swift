@@ -26,15 +26,18 @@ public actor Intake {
         self.logger = logger
     }
 
-    /// Takes every candidate currently in `incoming/`. Returns the number of files ingested or rejected.
+    /// Takes every candidate currently in `incoming/`. Returns the number of files ingested or rejected, and
+    /// whether some file was still settling (modified in place within the last two seconds): scan again soon.
     @discardableResult
-    public func scan(reason: String) async -> Int {
+    public func scan(reason: String) async -> (handled: Int, settling: Bool) {
         let result: SpoolScan
         do {
-            result = try spool.scan()
+            // Files modified in the last two seconds may still be written in place; their writer's close
+            // (a watcher hint) or the next rescan brings them back.
+            result = try spool.scan(settledBefore: clock.now() - 2)
         } catch {
             logger.error("cannot scan the spool", metadata: ["error": "\(error)", "reason": "\(reason)"])
-            return 0
+            return (0, false)
         }
         for skip in result.skipped where skip.reason == .nameNotUTF8 {
             let report = Self.report(file: skip.name, batch: nil, issues: [
@@ -47,7 +50,8 @@ public actor Intake {
             reportedSkips.insert(skip.name)
             logger.notice("ignoring a spool file that is not *.json", metadata: ["file": "\(skip.name)"])
         }
-        return await take(result.candidates)
+        let handled = await take(result.candidates)
+        return (handled, result.skipped.contains { $0.reason == .settling })
     }
 
     /// Processes the named files (from watcher hints or a scan), accepting committed ones in bulk (one directory
@@ -59,12 +63,12 @@ public actor Intake {
         while index < names.endIndex {
             let chunk = names[index..<min(index + 64, names.endIndex)]
             index = chunk.endIndex
-            var accepted: [String] = []
+            var accepted: [SpoolFile] = []
             var added: [JobKey] = []
             for name in chunk {
                 switch await ingest(name) {
-                case .committed(let keys):
-                    accepted.append(name)
+                case .committed(let file, let keys):
+                    accepted.append(file)
                     added += keys
                 case .rejected:
                     handled += 1
@@ -87,7 +91,7 @@ public actor Intake {
     }
 
     enum Outcome {
-        case committed([JobKey])
+        case committed(SpoolFile, [JobKey])
         case rejected
         case skipped
     }
@@ -118,14 +122,14 @@ public actor Intake {
                                           jobs: report.jobs, now: now) {
             case .alreadyIngested:
                 log.info("manifest already ingested (same content); removing it from incoming/")
-                return .committed([])
+                return .committed(file, [])
             case .accepted(let added, let unchanged):
                 for warning in report.warnings {
                     log.notice("manifest warning: \(warning.message)", metadata: ["pointer": "\(warning.pointer)"])
                 }
                 log.info("manifest accepted", metadata: ["batch": "\(batch)", "added": "\(added.count)",
                                                          "unchanged": "\(unchanged.count)"])
-                return .committed(added)
+                return .committed(file, added)
             case .rejected(let conflicts):
                 let issues = conflicts.map { c -> ManifestIssue in
                     let index = report.jobs.firstIndex { $0.key == c.key } ?? 0
