@@ -46,8 +46,11 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
             continuation.resume(throwing: SubprocessError(description: "cannot run \(executable): \(error)"))
             return
         }
+        // The timeout runs on a thread of its own: libdispatch's global queue can be starved under load.
         let pid = process.processIdentifier
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+        Thread.detachNewThread {
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
             if process.isRunning { kill(pid, SIGKILL) }
         }
     }

@@ -30,8 +30,8 @@ final class UnixSocketServer: Sendable {
             }
         }
         guard bound == 0, listen(fd, 4) == 0 else { throw SocketError(errno: errno) }
-        // accept() and read() give up after 5 s, so a failing test cannot hang on this server.
-        var limit = timeval(tv_sec: 5, tv_usec: 0)
+        // accept() and read() give up after 30 s, so a failing test cannot hang on this server.
+        var limit = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 
@@ -42,7 +42,7 @@ final class UnixSocketServer: Sendable {
             Thread {
                 var seen: [String] = []
                 let client = accept(fd, nil, nil)
-                var limit = timeval(tv_sec: 5, tv_usec: 0)
+                var limit = timeval(tv_sec: 30, tv_usec: 0)
                 setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 var pending = ""
@@ -78,7 +78,7 @@ final class UnixSocketServer: Sendable {
         let server = try UnixSocketServer(path: path)
         async let requests = server.serve(requests: 2, reply: #"{"status":"ok"}"#)
         let spec = HTTPRequestSpec(url: "http://reel/v1/status", headers: [HTTPHeader("X-Trace", "1")],
-                                   timeout: 10, unixSocketPath: path)
+                                   timeout: 30, unixSocketPath: path)
         let curl = CurlClient(threads: 1)  // one handle, so the second request can reuse the first's connection
         let first = try await curl.perform(spec)
         let second = try await curl.perform(spec)

@@ -207,7 +207,9 @@ import Testing
     }
 
     @Test func cancelPendingAndRefuseOthers() async throws {
-        try await ProviderHarness.with { h in
+        // Time scale 10: the slow_queue fault keeps the task PENDING for 360 s of real time, so a loaded machine
+        // cannot let it start before the cancel arrives.
+        try await ProviderHarness.with(["--time-scale", "10", "--run-time", "1..2"]) { h in
             let slow = try await h.client.createTask(ProviderHarness.request(prompt: "a __FAULT:slow_queue__"))
             let exchange = try await h.client.cancelTask(slow.taskID)
             #expect(exchange.kind == .cancel && exchange.httpStatus == 200)
