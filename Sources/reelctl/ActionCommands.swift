@@ -48,32 +48,43 @@ func bulk(_ action: String, _ global: GlobalOptions, _ keys: [JobKey]) async thr
     if failures > 0 { throw CLIError(description: "\(failures) of \(keys.count) failed", code: Exit.failed) }
 }
 
-struct Cancel: AsyncParsableCommand {
+/// The bulk job verbs share one shape: options, job ids, one POST per job.
+protocol BulkJobCommand: AsyncParsableCommand {
+    static var action: String { get }
+    var global: GlobalOptions { get }
+    var targets: JobArguments { get }
+}
+
+extension BulkJobCommand {
+    func run() async throws { try await bulk(Self.action, global, targets.keys()) }
+}
+
+struct Cancel: BulkJobCommand {
     static let configuration = CommandConfiguration(abstract: "Cancel jobs (remotely while PENDING; a running render finishes and is discarded).")
+    static let action = "cancel"
     @OptionGroup var global: GlobalOptions
     @OptionGroup var targets: JobArguments
-    func run() async throws { try await bulk("cancel", global, targets.keys()) }
 }
 
-struct Retry: AsyncParsableCommand {
+struct Retry: BulkJobCommand {
     static let configuration = CommandConfiguration(abstract: "Queue failed, cancelled or expired jobs again.")
+    static let action = "retry"
     @OptionGroup var global: GlobalOptions
     @OptionGroup var targets: JobArguments
-    func run() async throws { try await bulk("retry", global, targets.keys()) }
 }
 
-struct Hold: AsyncParsableCommand {
+struct Hold: BulkJobCommand {
     static let configuration = CommandConfiguration(abstract: "Keep queued jobs from being submitted until released.")
+    static let action = "hold"
     @OptionGroup var global: GlobalOptions
     @OptionGroup var targets: JobArguments
-    func run() async throws { try await bulk("hold", global, targets.keys()) }
 }
 
-struct Release: AsyncParsableCommand {
+struct Release: BulkJobCommand {
     static let configuration = CommandConfiguration(abstract: "Release held jobs (operator or budget holds).")
+    static let action = "release"
     @OptionGroup var global: GlobalOptions
     @OptionGroup var targets: JobArguments
-    func run() async throws { try await bulk("release", global, targets.keys()) }
 }
 
 /// `pause`/`resume` with an optional batch, `drain`, `reload`.
