@@ -596,6 +596,7 @@ public enum OpenAPIDocument {
         "parameters": [
           {
             "description": "batch name",
+            "example": "spring-campaign",
             "in": "path",
             "name": "batch",
             "required": true,
@@ -636,6 +637,7 @@ public enum OpenAPIDocument {
         "parameters": [
           {
             "description": "batch name",
+            "example": "spring-campaign",
             "in": "path",
             "name": "batch",
             "required": true,
@@ -696,6 +698,7 @@ public enum OpenAPIDocument {
         "parameters": [
           {
             "description": "batch name",
+            "example": "spring-campaign",
             "in": "path",
             "name": "batch",
             "required": true,
@@ -756,6 +759,7 @@ public enum OpenAPIDocument {
         "parameters": [
           {
             "description": "batch name",
+            "example": "spring-campaign",
             "in": "path",
             "name": "batch",
             "required": true,
@@ -963,6 +967,7 @@ public enum OpenAPIDocument {
         "parameters": [
           {
             "description": "batch name",
+            "example": "spring-campaign",
             "in": "path",
             "name": "batch",
             "required": true,
@@ -973,6 +978,7 @@ public enum OpenAPIDocument {
           },
           {
             "description": "job id",
+            "example": "hero-001",
             "in": "path",
             "name": "id",
             "required": true,
@@ -1023,6 +1029,7 @@ public enum OpenAPIDocument {
         "parameters": [
           {
             "description": "batch name",
+            "example": "spring-campaign",
             "in": "path",
             "name": "batch",
             "required": true,
@@ -1033,6 +1040,7 @@ public enum OpenAPIDocument {
           },
           {
             "description": "job id",
+            "example": "hero-001",
             "in": "path",
             "name": "id",
             "required": true,
@@ -1103,6 +1111,7 @@ public enum OpenAPIDocument {
         "parameters": [
           {
             "description": "batch name",
+            "example": "spring-campaign",
             "in": "path",
             "name": "batch",
             "required": true,
@@ -1113,6 +1122,7 @@ public enum OpenAPIDocument {
           },
           {
             "description": "job id",
+            "example": "hero-001",
             "in": "path",
             "name": "id",
             "required": true,
@@ -1183,6 +1193,7 @@ public enum OpenAPIDocument {
         "parameters": [
           {
             "description": "batch name",
+            "example": "spring-campaign",
             "in": "path",
             "name": "batch",
             "required": true,
@@ -1193,6 +1204,7 @@ public enum OpenAPIDocument {
           },
           {
             "description": "job id",
+            "example": "hero-001",
             "in": "path",
             "name": "id",
             "required": true,
@@ -1263,6 +1275,7 @@ public enum OpenAPIDocument {
         "parameters": [
           {
             "description": "batch name",
+            "example": "spring-campaign",
             "in": "path",
             "name": "batch",
             "required": true,
@@ -1273,6 +1286,7 @@ public enum OpenAPIDocument {
           },
           {
             "description": "job id",
+            "example": "hero-001",
             "in": "path",
             "name": "id",
             "required": true,
@@ -1353,6 +1367,7 @@ public enum OpenAPIDocument {
         "parameters": [
           {
             "description": "batch name",
+            "example": "spring-campaign",
             "in": "path",
             "name": "batch",
             "required": true,
@@ -1363,6 +1378,7 @@ public enum OpenAPIDocument {
           },
           {
             "description": "job id",
+            "example": "hero-001",
             "in": "path",
             "name": "id",
             "required": true,

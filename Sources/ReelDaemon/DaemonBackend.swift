@@ -49,7 +49,13 @@ struct DaemonBackend: ControlBackend {
     }
 
     func jobs(state: JobState?, batch: String?, limit: Int, cursor: String?) async throws -> ReelProtocol.JobPage {
-        let page = try await store.listJobs(state: state, batch: batch, limit: limit, after: cursor)
+        let page: ReelStore.JobPage
+        do {
+            page = try await store.listJobs(state: state, batch: batch, limit: limit, after: cursor)
+        } catch StoreError.invalidCursor(let c) {
+            throw ControlError(.badRequest, code: "bad_cursor", message: "\(c) is not a cursor from this API",
+                               hint: "pass next_cursor from the previous page unchanged, or omit cursor to start over")
+        }
         var views: [JobView] = []
         for row in page.rows { views.append(await view(row)) }
         return ReelProtocol.JobPage(jobs: views, next_cursor: page.nextCursor)

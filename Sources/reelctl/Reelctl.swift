@@ -12,7 +12,8 @@ struct Reelctl: AsyncParsableCommand {
         """,
         subcommands: [Status.self, Jobs.self, Show.self, Batches.self, BatchCommand.self,
                       Cancel.self, Retry.self, Hold.self, Release.self, Pause.self, Resume.self, Drain.self,
-                      Reload.self, Watch.self, Shape.self, Resolve.self, Validate.self, Estimate.self, Submit.self])
+                      Reload.self, Watch.self, Shape.self, Resolve.self, Validate.self, Estimate.self, Submit.self,
+                      GenerateManual.self])
 
     /// Maps errors onto the exit codes of spec §8 (ArgumentParser's own usage code is 64; ours is 2).
     static func main() async {
