@@ -156,7 +156,13 @@ struct IntakeService: Service {
 
     func run() async throws {
         let watcher = try SpoolWatcher(directory: layout.incoming, rescanInterval: .milliseconds(Int(rescanInterval * 1000)))
-        if await intake.scan(reason: "start").settling { watcher.requestRescan(after: .seconds(2)) }
+        // Files still settling (maybe being written in place) are looked at again once they may have settled.
+        @Sendable func scan(_ reason: String) async {
+            if await intake.scan(reason: reason).rescan {
+                watcher.requestRescan(after: .milliseconds(Int(Intake.settleSeconds * 1000) + 100))
+            }
+        }
+        await scan("start")
         await readiness.markSpoolScanned()
         await cancelWhenGracefulShutdown {
             for await hint in watcher.hints {
@@ -168,9 +174,7 @@ struct IntakeService: Service {
                         logger.error("spool incoming/ disappeared; recreating it (restart reeld to watch it again)")
                         try? layout.prepare()
                     }
-                    if await intake.scan(reason: reason.rawValue).settling {
-                        watcher.requestRescan(after: .seconds(2))
-                    }
+                    await scan(reason.rawValue)
                 }
             }
         }

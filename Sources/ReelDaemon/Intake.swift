@@ -26,19 +26,32 @@ public actor Intake {
         self.logger = logger
     }
 
-    /// Takes every candidate currently in `incoming/`. Returns the number of files ingested or rejected, and
-    /// whether some file was still settling (modified in place within the last two seconds): scan again soon.
+    /// A scan leaves files modified less than this long ago alone: their writer may still be writing them in
+    /// place. Files renamed in or closed after writing come with a watcher hint and are taken at once.
+    public static let settleSeconds = 2.0
+    /// A name still settling after this long (a writer that never stops, an mtime in the future) is taken anyway;
+    /// the read's own before/after check still refuses a file that changes while it is read.
+    static let maxSettleSeconds = 60.0
+    /// When each name was first seen settling.
+    private var settlingSince: [String: Timestamp] = [:]
+    /// Until when a rescan for settling files is already owed (one at a time).
+    private var settleRescanDue: Timestamp?
+
+    /// Takes every candidate currently in `incoming/` that has settled. Returns how many files were ingested or
+    /// rejected, and `rescan`: some were left to settle and the caller should scan again after `settleSeconds`.
     @discardableResult
-    public func scan(reason: String) async -> (handled: Int, settling: Bool) {
+    public func scan(reason: String) async -> (handled: Int, rescan: Bool) {
         let result: SpoolScan
+        let now = clock.now()
         do {
-            // Files modified in the last two seconds may still be written in place; their writer's close
-            // (a watcher hint) or the next rescan brings them back.
-            result = try spool.scan(settledBefore: clock.now() - 2)
+            result = try spool.scan(settledBefore: now - Self.settleSeconds)
         } catch {
             logger.error("cannot scan the spool", metadata: ["error": "\(error)", "reason": "\(reason)"])
             return (0, false)
         }
+        let settling = result.skipped.filter { $0.reason == .settling }.map(\.name)
+        settlingSince = settling.reduce(into: [:]) { $0[$1] = settlingSince[$1] ?? now }
+        let overdue = settling.filter { now - (settlingSince[$0] ?? now) >= Self.maxSettleSeconds }
         for skip in result.skipped where skip.reason == .nameNotUTF8 {
             let report = Self.report(file: skip.name, batch: nil, issues: [
                 ManifestIssue(.error, "", "the file name is not valid UTF-8",
@@ -50,8 +63,9 @@ public actor Intake {
             reportedSkips.insert(skip.name)
             logger.notice("ignoring a spool file that is not *.json", metadata: ["file": "\(skip.name)"])
         }
-        let handled = await take(result.candidates)
-        return (handled, result.skipped.contains { $0.reason == .settling })
+        let rescan = settling.count > overdue.count && settleRescanDue.map { now >= $0 } != false
+        if rescan { settleRescanDue = now + Self.settleSeconds }
+        return (await take(result.candidates + overdue), rescan)
     }
 
     /// Processes the named files (from watcher hints or a scan), accepting committed ones in bulk (one directory

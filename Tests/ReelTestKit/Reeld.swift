@@ -14,6 +14,8 @@ public final class ReeldProcess: @unchecked Sendable {
     public var configPath: String { root.appendingPathComponent("reel.toml").path }
     public var logPath: String { root.appendingPathComponent("reeld.log").path }
     public let environment: [String: String]
+    /// A command that runs reeld, e.g. `["/usr/bin/setpriv", "--inh-caps=-dac_override", "--"]`; empty: run it directly.
+    public var launcher: [String] = []
 
     /// Fast settings for a sandbox whose renders take milliseconds.
     public static let fastConfig = """
@@ -69,8 +71,8 @@ public final class ReeldProcess: @unchecked Sendable {
             throw TestHTTPError(description: "reeld binary not found: run `swift build` or set REEL_BIN_DIR")
         }
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = ["--config", configPath]
+        p.executableURL = URL(fileURLWithPath: launcher.first ?? binary)
+        p.arguments = launcher.dropFirst() + (launcher.isEmpty ? [] : [binary]) + ["--config", configPath]
         var env = ProcessInfo.processInfo.environment
         for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
                     "JOURNAL_STREAM", "DASHSCOPE_API_KEY", "CREDENTIALS_DIRECTORY"] { env[key] = nil }

@@ -26,6 +26,11 @@ public struct TestHTTPError: Error, CustomStringConvertible, Sendable {
     public var description: String
     /// The errno behind the failure (ECONNRESET for a reset), 0 if none.
     public var errno: Int32 = 0
+
+    public init(description: String, errno: Int32 = 0) {
+        self.description = description
+        self.errno = errno
+    }
 }
 
 /// One request for `TestHTTP.exchange`.

@@ -1,0 +1,141 @@
+import Foundation
+import Glibc
+import ReelTestKit
+import Testing
+
+/// Spool intake through the real reeld: real inotify, real SQLite, real files. The daemon is paused, so nothing
+/// is submitted and the store's job counts are exactly what intake took.
+@Suite(.serialized) struct IntakeTests {
+    /// A paused reeld against a sandbox (which it never calls while paused).
+    static func pausedDaemon(extraConfig: String = ReeldProcess.fastConfig) async throws
+        -> (SandboxProcess, ReeldProcess)
+    {
+        let sandbox = try await SandboxProcess.start()
+        let reeld = try ReeldProcess(providerURL: sandbox.url, extraConfig: extraConfig)
+        try await reeld.start()
+        let pause = try await reeld.post("/v1/pause")
+        #expect(pause.status == 200, "POST /v1/pause: \(pause.text)")
+        return (sandbox, reeld)
+    }
+
+    /// 1,000 manifests renamed into incoming/ at once are all taken, each exactly once.
+    @Test func thousandManifestsDroppedAtOnceAreEachTakenOnce() async throws {
+        let (sandbox, reeld) = try await Self.pausedDaemon()
+        defer { sandbox.stop(); reeld.stop() }
+        let (files, jobs) = IntakeKit.manyManifests(1000, prefix: "k")
+        try IntakeKit.dropAll(files, into: reeld)
+
+        let counts = try await IntakeKit.waitUntilTaken(reeld, jobs: jobs)
+        #expect(counts == ["queued": jobs], "every job queued once, nothing submitted while paused")
+        #expect(IntakeKit.names(reeld.spool + "/rejected").isEmpty)
+        #expect(IntakeKit.names(reeld.spool + "/incoming").isEmpty)
+        #expect(try await IntakeKit.sql(reeld, "SELECT count(*), count(DISTINCT sha256) FROM manifests") == "1000|1000")
+        #expect(try await IntakeKit.sql(reeld, "SELECT count(*), count(DISTINCT batch || '/' || id) FROM jobs")
+                == "\(jobs)|\(jobs)")
+        // Each file was read and committed once: no second pass met an already-ingested file.
+        let log = IntakeKit.log(reeld)
+        #expect(IntakeKit.occurrences(of: "manifest accepted", in: log) == 1000)
+        #expect(IntakeKit.occurrences(of: "already ingested", in: log) == 0)
+        #expect(try await sandbox.journal().isEmpty, "a paused daemon calls nothing")
+    }
+
+    /// SIGKILL while thousands of manifests are being ingested, then restart: every job exactly once, and the
+    /// window between a commit and its file's removal is really crossed (the restarted daemon meets files it
+    /// had already committed and recognises them by content hash).
+    @Test func sigkillMidIntakeIngestsEachJobExactlyOnce() async throws {
+        let (sandbox, reeld) = try await Self.pausedDaemon()
+        defer { sandbox.stop(); reeld.stop() }
+        let (files, jobs) = IntakeKit.manyManifests(3000, prefix: "crash")
+        try IntakeKit.dropAll(files, into: reeld)
+
+        // Kill once some, not all, are committed; repeat (at most 4 times) until a restart has met a file that
+        // was committed but not yet removed, so the content-hash path is proven, not just reachable.
+        var alreadyIngested = 0
+        var kills: [Int] = []
+        for _ in 0..<4 where alreadyIngested == 0 {
+            let committed = try await IntakeKit.sql(reeld, "SELECT count(*) FROM manifests")
+            let target = (Int(committed) ?? 0) + 100
+            try await IntakeKit.wait("\(target) manifests committed", timeout: 60) {
+                (Int(Self.syncSQL(reeld, "SELECT count(*) FROM manifests")) ?? 0) >= target
+            }
+            reeld.crash()
+            let before = Int(try await IntakeKit.sql(reeld, "SELECT count(*) FROM manifests")) ?? 0
+            kills.append(before)
+            #expect(before < files.count, "the kill came before intake finished (\(before) of \(files.count))")
+            if before >= files.count { break }
+            let offset = IntakeKit.logSize(reeld)
+            try await reeld.start()
+            // The first chunk after a restart holds the files committed before the kill, if any.
+            try await IntakeKit.wait("the restarted daemon to take 200 more files", timeout: 60) {
+                (Int(Self.syncSQL(reeld, "SELECT count(*) FROM manifests")) ?? 0) >= min(before + 200, files.count)
+            }
+            alreadyIngested += IntakeKit.occurrences(of: "already ingested", in: IntakeKit.log(reeld, from: offset))
+        }
+        #expect(alreadyIngested > 0, "no restart met a committed-but-unremoved file (kills at \(kills))")
+
+        let counts = try await IntakeKit.waitUntilTaken(reeld, jobs: jobs)
+        #expect(counts == ["queued": jobs], "\(counts)")
+        #expect(IntakeKit.names(reeld.spool + "/rejected").isEmpty)
+        #expect(try await IntakeKit.sql(reeld, "SELECT count(*), count(DISTINCT sha256) FROM manifests")
+                == "\(files.count)|\(files.count)")
+        #expect(try await IntakeKit.sql(reeld, "SELECT count(*), count(DISTINCT batch || '/' || id) FROM jobs")
+                == "\(jobs)|\(jobs)")
+        // One creation transition per job: none was taken twice.
+        #expect(try await IntakeKit.sql(reeld, "SELECT count(*) FROM transitions WHERE from_state IS NULL") == "\(jobs)")
+        // The paused setting survived every crash: nothing was submitted.
+        #expect(try await sandbox.journal().isEmpty)
+    }
+
+    /// sqlite3 from a synchronous poll condition.
+    static func syncSQL(_ reeld: ReeldProcess, _ query: String) -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        p.arguments = ["-readonly", reeld.state + "/reel.sqlite3", query]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return "" }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Identity (spec §2): the same BATCH/ID with the same content in another file is a no-op; with different
+    /// content the whole file is rejected with a hint naming `reelctl cancel` and a new id.
+    @Test func sameJobTwiceIsANoOpAndChangedContentIsRejected() async throws {
+        let (sandbox, reeld) = try await Self.pausedDaemon()
+        defer { sandbox.stop(); reeld.stop() }
+        try reeld.drop(IntakeKit.manifest(batch: "ident", ids: ["hero"]), as: "first.json")
+        _ = try await IntakeKit.waitUntilTaken(reeld, jobs: 1)
+
+        // Same job, same content, different bytes (another job beside it, other spacing): hero is unchanged,
+        // extra is new.
+        let again = IntakeKit.manifest(batch: "ident", ids: ["hero", "extra"]).replacingOccurrences(of: ", ", with: ",  ")
+        try reeld.drop(again, as: "second.json")
+        let counts = try await IntakeKit.waitUntilTaken(reeld, jobs: 2)
+        #expect(counts == ["queued": 2])
+        // And the very same file again: recognised by its hash.
+        try reeld.drop(IntakeKit.manifest(batch: "ident", ids: ["hero"]), as: "third.json")
+        try await IntakeKit.wait("third.json taken") { IntakeKit.names(reeld.spool + "/incoming").isEmpty }
+        #expect(try await reeld.counts() == ["queued": 2])
+        #expect(IntakeKit.names(reeld.spool + "/rejected").isEmpty)
+
+        // Different content under the same id: rejected, nothing from the file is taken (not even its new job).
+        try reeld.drop(IntakeKit.manifest(batch: "ident", ids: ["fresh", "hero"], prompt: "character1 jumps"),
+                       as: "changed.json")
+        try await IntakeKit.wait("changed.error.json") {
+            FileManager.default.fileExists(atPath: reeld.spool + "/rejected/changed.error.json")
+        }
+        let issues = IntakeKit.issues(try IntakeKit.report(reeld, "changed.error.json"))
+        #expect(issues.count == 1, "\(issues)")
+        // Only hero conflicts; "fresh" differs from nothing (its prompt differs from hero's, not from a stored job).
+        let hero = issues.first { $0.pointer == "/jobs/1/id" }
+        #expect(hero != nil, "\(issues)")
+        #expect(hero?.message.contains("ident/hero") == true)
+        #expect(hero?.hint.contains("reelctl cancel ident/hero") == true)
+        #expect(hero?.hint.contains("new id") == true)
+        #expect(FileManager.default.fileExists(atPath: reeld.spool + "/rejected/changed.json"))
+        #expect(try await reeld.counts() == ["queued": 2], "nothing from a rejected file is taken")
+        #expect(try await IntakeKit.sql(reeld, "SELECT id FROM jobs ORDER BY id") == "extra\nhero")
+    }
+}
