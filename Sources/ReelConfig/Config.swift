@@ -53,6 +53,9 @@ public struct ReelConfig: Sendable, Equatable {
         public var minInterval: Double?
         public var maxInterval: Double?
         public var overdueInterval: Double?
+        /// While work waits for a slot, polls near the expected finish are at most this far apart (nil = off):
+        /// a late detection is then idle paid capacity. Trades polls for slot utilisation; see docs/scheduler.md.
+        public var latencyCapWhileQueued: Double?
 
         /// Overrides the scheduler's defaults with what the file sets.
         public func apply(to policy: inout PollPolicy) {
@@ -60,6 +63,7 @@ public struct ReelConfig: Sendable, Equatable {
             if let minInterval { policy.minInterval = minInterval }
             if let maxInterval { policy.maxInterval = maxInterval }
             if let overdueInterval { policy.overdueInterval = overdueInterval }
+            if let latencyCapWhileQueued { policy.latencyCapWhileQueued = latencyCapWhileQueued }
         }
     }
 
@@ -188,7 +192,8 @@ extension ReelConfig {
             }
         }
         if let t = reader.table(root, "polling") {
-            reader.allow(t, ["expected_run_time", "min_interval", "max_interval", "overdue_interval"], at: "polling")
+            reader.allow(t, ["expected_run_time", "min_interval", "max_interval", "overdue_interval",
+                            "latency_cap_while_queued"], at: "polling")
             reader.string(t, "expected_run_time", "polling") { text in
                 let parts = text.components(separatedBy: "..")
                 if parts.count == 2, let lo = ReelConfig.parseDuration(parts[0]), let hi = ReelConfig.parseDuration(parts[1]),
@@ -201,6 +206,9 @@ extension ReelConfig {
             reader.duration(t, "min_interval", "polling", 0.01...3600) { config.polling.minInterval = $0 }
             reader.duration(t, "max_interval", "polling", 0.1...3600) { config.polling.maxInterval = $0 }
             reader.duration(t, "overdue_interval", "polling", 0.01...3600) { config.polling.overdueInterval = $0 }
+            reader.duration(t, "latency_cap_while_queued", "polling", 0.01...3600) {
+                config.polling.latencyCapWhileQueued = $0
+            }
         }
         if let t = reader.table(root, "retry") {
             reader.allow(t, ["max_attempts", "base_delay", "max_delay"], at: "retry")

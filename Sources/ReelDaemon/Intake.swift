@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Logging
 import ReelCore
 import ReelMedia
@@ -65,31 +66,41 @@ public actor Intake {
         }
         let rescan = settling.count > overdue.count && settleRescanDue.map { now >= $0 } != false
         if rescan { settleRescanDue = now + Self.settleSeconds }
-        return (await take(result.candidates + overdue), rescan)
+        return (await takeNow(result.candidates + overdue), rescan)
     }
 
-    /// Processes the named files (from watcher hints or a scan), accepting committed ones in bulk (one directory
-    /// fsync per chunk).
+    /// Processes watcher hints. A hinted name still in `incoming/` triggers a scan, which takes it together with
+    /// everything else that has arrived: a burst of renames is taken in chunks (see `takeNow`), not one file at a
+    /// time. A hinted name that an earlier scan already took costs one `lstat`.
     @discardableResult
     public func take(_ names: [String]) async -> Int {
+        let waiting = names.contains { name in
+            var st = stat()
+            return lstat(spool.layout.incoming + "/" + name, &st) == 0
+        }
+        return waiting ? await scan(reason: "hint").handled : 0
+    }
+
+    /// Takes the named files in chunks of up to `chunkSize`: each file is read and validated, the chunk's good
+    /// manifests are committed in one store transaction, then removed from `incoming/` with one directory fsync
+    /// (a file leaves `incoming/` only after its jobs are committed; a crash in between re-reads it, and its content
+    /// hash makes that a no-op).
+    private func takeNow(_ names: [String]) async -> Int {
         var handled = 0
         var index = names.startIndex
         while index < names.endIndex {
-            let chunk = names[index..<min(index + 64, names.endIndex)]
+            let chunk = names[index..<min(index + Self.chunkSize, names.endIndex)]
             index = chunk.endIndex
-            var accepted: [SpoolFile] = []
-            var added: [JobKey] = []
+            var ready: [Checked] = []
             for name in chunk {
-                switch await ingest(name) {
-                case .committed(let file, let keys):
-                    accepted.append(file)
-                    added += keys
-                case .rejected:
-                    handled += 1
-                case .skipped:
-                    break
+                switch await check(name) {
+                case .ready(let checked): ready.append(checked)
+                case .rejected: handled += 1
+                case .skipped: break
                 }
             }
+            let (accepted, added, rejected) = await commit(ready)
+            handled += rejected
             if !accepted.isEmpty {
                 do {
                     _ = try spool.accept(accepted)
@@ -104,13 +115,26 @@ public actor Intake {
         return handled
     }
 
-    enum Outcome {
-        case committed(SpoolFile, [JobKey])
+    static let chunkSize = 64
+
+    /// A manifest that was read and passed validation, waiting for its commit.
+    struct Checked {
+        var name: String
+        var file: SpoolFile
+        var report: ManifestReport
+        var batch: String
+        var settings: BatchSettings
+        var log: Logger
+    }
+
+    enum Check {
+        case ready(Checked)
         case rejected
         case skipped
     }
 
-    private func ingest(_ name: String) async -> Outcome {
+    /// Reads and validates one file; a bad one is moved to `rejected/` here.
+    private func check(_ name: String) async -> Check {
         var log = logger
         log[metadataKey: "file"] = "\(name)"
         let file: SpoolFile
@@ -123,42 +147,70 @@ public actor Intake {
             log.debug("spool file not ready", metadata: ["reason": "\(reason)"])
             return .skipped
         case .reject(let refusal):
-            return reject(name, batch: nil, issues: [refusal.issue], log: log)
+            reject(name, batch: nil, issues: [refusal.issue], log: log)
+            return .rejected
         }
-        let now = clock.now()
-        let report = await ReferenceCheck.validate(file.bytes, now: now)
+        // Validated here on the actor: only local references need the (async) probe, which leaves the actor.
+        let analysis = ManifestValidator.analyze(file.bytes, now: clock.now())
+        let report = analysis.references.contains(where: { if case .path = $0.source { true } else { false } })
+            ? await ReferenceCheck.inspect(analysis.report, references: analysis.references)
+            : analysis.report
         guard report.isAccepted, let first = report.jobs.first, let batch = report.batch else {
-            return reject(name, batch: report.batch, issues: report.issues, log: log)
+            reject(name, batch: report.batch, issues: report.issues, log: log)
+            return .rejected
         }
         let settings = BatchSettings(priority: first.priority, deadline: first.deadline, budgetUSD: first.budgetUSD)
-        do {
-            switch try await store.ingest(manifestSHA256: file.sha256, fileName: name, batch: batch, settings: settings,
-                                          jobs: report.jobs, now: now) {
-            case .alreadyIngested:
-                log.info("manifest already ingested (same content); removing it from incoming/")
-                return .committed(file, [])
-            case .accepted(let added, let unchanged):
-                for warning in report.warnings {
-                    log.notice("manifest warning: \(warning.message)", metadata: ["pointer": "\(warning.pointer)"])
-                }
-                log.info("manifest accepted", metadata: ["batch": "\(batch)", "added": "\(added.count)",
-                                                         "unchanged": "\(unchanged.count)"])
-                return .committed(file, added)
-            case .rejected(let conflicts):
-                let issues = conflicts.map { c -> ManifestIssue in
-                    let index = report.jobs.firstIndex { $0.key == c.key } ?? 0
-                    return ManifestIssue(.error, "/jobs/\(index)/id", c.message,
-                                         hint: "to replace it, cancel it (`reelctl cancel \(c.key)`) and submit the job under a new id")
-                }
-                return reject(name, batch: batch, issues: issues + report.warnings, log: log)
-            }
-        } catch {
-            log.error("cannot commit the manifest's jobs; will try again", metadata: ["error": "\(error)"])
-            return .skipped
-        }
+        return .ready(Checked(name: name, file: file, report: report, batch: batch, settings: settings, log: log))
     }
 
-    private func reject(_ name: String, batch: String?, issues: [ManifestIssue], log: Logger) -> Outcome {
+    /// Commits the checked manifests in one store transaction. Returns the files to remove from `incoming/`, the
+    /// new jobs, and how many files were rejected (conflicts with stored jobs).
+    private func commit(_ ready: [Checked]) async -> (accepted: [SpoolFile], added: [JobKey], rejected: Int) {
+        guard !ready.isEmpty else { return ([], [], 0) }
+        let outcomes: [Result<IngestOutcome, any Error>]
+        do {
+            outcomes = try await store.ingest(ready.map {
+                ManifestIngest(manifestSHA256: $0.file.sha256, fileName: $0.name, batch: $0.batch,
+                               settings: $0.settings, jobs: $0.report.jobs)
+            }, now: clock.now())
+        } catch {
+            logger.error("cannot commit the manifests' jobs; will try again",
+                         metadata: ["error": "\(error)", "files": "\(ready.count)"])
+            return ([], [], 0)
+        }
+        var accepted: [SpoolFile] = []
+        var added: [JobKey] = []
+        var rejected = 0
+        for (c, outcome) in zip(ready, outcomes) {
+            let log = c.log
+            switch outcome {
+            case .success(.alreadyIngested):
+                log.info("manifest already ingested (same content); removing it from incoming/")
+                accepted.append(c.file)
+            case .success(.accepted(let new, let unchanged)):
+                for warning in c.report.warnings {
+                    log.notice("manifest warning: \(warning.message)", metadata: ["pointer": "\(warning.pointer)"])
+                }
+                log.info("manifest accepted", metadata: ["batch": "\(c.batch)", "added": "\(new.count)",
+                                                         "unchanged": "\(unchanged.count)"])
+                accepted.append(c.file)
+                added += new
+            case .success(.rejected(let conflicts)):
+                let issues = conflicts.map { conflict -> ManifestIssue in
+                    let index = c.report.jobs.firstIndex { $0.key == conflict.key } ?? 0
+                    return ManifestIssue(.error, "/jobs/\(index)/id", conflict.message,
+                                         hint: "to replace it, cancel it (`reelctl cancel \(conflict.key)`) and submit the job under a new id")
+                }
+                reject(c.name, batch: c.batch, issues: issues + c.report.warnings, log: log)
+                rejected += 1
+            case .failure(let error):
+                log.error("cannot commit the manifest's jobs; will try again", metadata: ["error": "\(error)"])
+            }
+        }
+        return (accepted, added, rejected)
+    }
+
+    private func reject(_ name: String, batch: String?, issues: [ManifestIssue], log: Logger) {
         let report = Self.report(file: name, batch: batch, issues: issues, now: clock.now())
         do {
             let where_ = try spool.reject(name, report: report)
@@ -169,7 +221,6 @@ public actor Intake {
         } catch {
             log.error("cannot move a rejected manifest", metadata: ["error": "\(error)"])
         }
-        return .rejected
     }
 
     /// `rejected/NAME.error.json`: every problem with its JSON pointer and a hint.

@@ -5,6 +5,23 @@ import ReelCore
 
 // MARK: - Intake
 
+/// One manifest's jobs for `Store.ingest(_:now:)`: the arguments of `ingest(manifestSHA256:fileName:…)`.
+public struct ManifestIngest: Sendable {
+    public var manifestSHA256: String
+    public var fileName: String
+    public var batch: String
+    public var settings: BatchSettings
+    public var jobs: [JobSpec]
+
+    public init(manifestSHA256: String, fileName: String, batch: String, settings: BatchSettings, jobs: [JobSpec]) {
+        self.manifestSHA256 = manifestSHA256
+        self.fileName = fileName
+        self.batch = batch
+        self.settings = settings
+        self.jobs = jobs
+    }
+}
+
 extension Store {
     /// Commits one manifest's jobs, whole or not at all, in one transaction.
     ///
@@ -19,68 +36,92 @@ extension Store {
     /// Every job's `key.batch` must equal `batch` and keys must be unique (`StoreError.invalidIngest` otherwise).
     public func ingest(manifestSHA256: String, fileName: String, batch: String, settings: BatchSettings,
                        jobs: [JobSpec], now: Timestamp) async throws -> IngestOutcome {
-        if let stray = jobs.first(where: { $0.key.batch != batch }) {
-            throw StoreError.invalidIngest("job \(stray.key) is not in batch \(batch)")
-        }
-        if Set(jobs.map(\.key)).count != jobs.count {
-            throw StoreError.invalidIngest("manifest \(fileName) lists a job id twice")
-        }
-        let prepared = try jobs.map { spec in
-            let data = try Codec.data(spec)
-            return (spec, Self.hex(SHA256.hash(data: data)), String(decoding: data, as: UTF8.self))
+        let manifest = ManifestIngest(manifestSHA256: manifestSHA256, fileName: fileName, batch: batch,
+                                      settings: settings, jobs: jobs)
+        return try await ingest([manifest], now: now)[0].get()
+    }
+
+    /// `ingest` for several manifests in one transaction (one commit for a burst of spool files). Each manifest is
+    /// decided on its own, exactly as if ingested alone in this order; a manifest that breaks the batch/unique-key
+    /// rules gets its own `.failure(StoreError.invalidIngest)` and the others go on. A database error throws and
+    /// commits nothing.
+    public func ingest(_ manifests: [ManifestIngest], now: Timestamp) async throws -> [Result<IngestOutcome, any Error>] {
+        let prepared = manifests.map { m in
+            Result { () throws -> (ManifestIngest, [(JobSpec, String, String)]) in
+                if let stray = m.jobs.first(where: { $0.key.batch != m.batch }) {
+                    throw StoreError.invalidIngest("job \(stray.key) is not in batch \(m.batch)")
+                }
+                if Set(m.jobs.map(\.key)).count != m.jobs.count {
+                    throw StoreError.invalidIngest("manifest \(m.fileName) lists a job id twice")
+                }
+                return (m, try m.jobs.map { spec in
+                    let data = try Codec.data(spec)
+                    return (spec, Self.hex(SHA256.hash(data: data)), String(decoding: data, as: UTF8.self))
+                })
+            }
         }
         return try await write { db in
-            if let seen = try Row.fetchOne(db, sql: "SELECT file_name, ingested_at FROM manifests WHERE sha256 = ?",
-                                           arguments: [manifestSHA256]) {
-                return .alreadyIngested(fileName: seen[0], at: seen[1])
-            }
-            var added: [(JobSpec, String, String)] = []
-            var unchanged: [JobKey] = []
-            var conflicts: [IngestConflict] = []
-            for (spec, digest, text) in prepared {
-                let lookup = try db.cachedStatement(
-                    sql: "SELECT spec_digest, state FROM jobs WHERE batch = ? AND id = ?")
-                guard let existing = try Row.fetchOne(lookup, arguments: [batch, spec.key.id]) else {
-                    added.append((spec, digest, text))
-                    continue
-                }
-                if existing[0] as String == digest {
-                    unchanged.append(spec.key)
-                } else {
-                    let state = try decodeEnum(JobState.self, existing[1], "state")
-                    conflicts.append(IngestConflict(key: spec.key, existingState: state,
-                                                    message: Self.conflictMessage(spec.key, state)))
+            try prepared.map { item in
+                switch item {
+                case .failure(let error): return .failure(error)
+                case .success(let (m, rows)): return .success(try Self.ingest(db, m, rows, now: now))
                 }
             }
-            guard conflicts.isEmpty else { return .rejected(conflicts) }
-            try db.run("""
-                INSERT INTO batches (name, priority, deadline, budget_usd, created_at, manifest_count)
-                VALUES (?, ?, ?, ?, ?, 1)
-                ON CONFLICT (name) DO UPDATE SET priority = excluded.priority,
-                  deadline = ifnull(excluded.deadline, deadline), budget_usd = ifnull(excluded.budget_usd, budget_usd),
-                  manifest_count = manifest_count + 1
-                """, [batch, settings.priority.rawValue, settings.deadline, settings.budgetUSD, now])
-            for (spec, digest, text) in added {
-                try db.run("""
-                    INSERT INTO jobs (batch, id, spec, spec_digest, model, resolution, duration_s, est_billed_seconds,
-                      priority, deadline, state, created_at, updated_at, state_changed_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
-                    """, [batch, spec.key.id, text, digest, spec.model.rawValue, spec.resolution.rawValue,
-                                     spec.durationSeconds, spec.estimatedBilledSeconds, spec.priority.rawValue,
-                                     spec.deadline, now, now, now])
-                try db.run("""
-                    INSERT INTO transitions (job_seq, from_state, to_state, cause, at) VALUES (?, NULL, 'queued', ?, ?)
-                    """, [db.lastInsertedRowID, "intake \(fileName)", now])
-            }
-            if !added.isEmpty {
-                try db.run("UPDATE batches SET completed_at = NULL WHERE name = ?", [batch])
-            }
-            try db.run("""
-                INSERT INTO manifests (sha256, file_name, batch, job_count, added_count, ingested_at)
-                VALUES (?, ?, ?, ?, ?, ?)
-                """, [manifestSHA256, fileName, batch, jobs.count, added.count, now])
-            return .accepted(added: added.map(\.0.key), unchanged: unchanged)
         }
+    }
+
+    private static func ingest(_ db: Database, _ m: ManifestIngest, _ rows: [(JobSpec, String, String)],
+                               now: Timestamp) throws -> IngestOutcome {
+        if let seen = try Row.fetchOne(db, sql: "SELECT file_name, ingested_at FROM manifests WHERE sha256 = ?",
+                                       arguments: [m.manifestSHA256]) {
+            return .alreadyIngested(fileName: seen[0], at: seen[1])
+        }
+        var added: [(JobSpec, String, String)] = []
+        var unchanged: [JobKey] = []
+        var conflicts: [IngestConflict] = []
+        for (spec, digest, text) in rows {
+            let lookup = try db.cachedStatement(
+                sql: "SELECT spec_digest, state FROM jobs WHERE batch = ? AND id = ?")
+            guard let existing = try Row.fetchOne(lookup, arguments: [m.batch, spec.key.id]) else {
+                added.append((spec, digest, text))
+                continue
+            }
+            if existing[0] as String == digest {
+                unchanged.append(spec.key)
+            } else {
+                let state = try decodeEnum(JobState.self, existing[1], "state")
+                conflicts.append(IngestConflict(key: spec.key, existingState: state,
+                                                message: Self.conflictMessage(spec.key, state)))
+            }
+        }
+        guard conflicts.isEmpty else { return .rejected(conflicts) }
+        try db.run("""
+            INSERT INTO batches (name, priority, deadline, budget_usd, created_at, manifest_count)
+            VALUES (?, ?, ?, ?, ?, 1)
+            ON CONFLICT (name) DO UPDATE SET priority = excluded.priority,
+              deadline = ifnull(excluded.deadline, deadline), budget_usd = ifnull(excluded.budget_usd, budget_usd),
+              manifest_count = manifest_count + 1
+            """, [m.batch, m.settings.priority.rawValue, m.settings.deadline, m.settings.budgetUSD, now])
+        for (spec, digest, text) in added {
+            try db.run("""
+                INSERT INTO jobs (batch, id, spec, spec_digest, model, resolution, duration_s, est_billed_seconds,
+                  priority, deadline, state, created_at, updated_at, state_changed_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
+                """, [m.batch, spec.key.id, text, digest, spec.model.rawValue, spec.resolution.rawValue,
+                                 spec.durationSeconds, spec.estimatedBilledSeconds, spec.priority.rawValue,
+                                 spec.deadline, now, now, now])
+            try db.run("""
+                INSERT INTO transitions (job_seq, from_state, to_state, cause, at) VALUES (?, NULL, 'queued', ?, ?)
+                """, [db.lastInsertedRowID, "intake \(m.fileName)", now])
+        }
+        if !added.isEmpty {
+            try db.run("UPDATE batches SET completed_at = NULL WHERE name = ?", [m.batch])
+        }
+        try db.run("""
+            INSERT INTO manifests (sha256, file_name, batch, job_count, added_count, ingested_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            """, [m.manifestSHA256, m.fileName, m.batch, m.jobs.count, added.count, now])
+        return .accepted(added: added.map(\.0.key), unchanged: unchanged)
     }
 
     static func conflictMessage(_ key: JobKey, _ state: JobState) -> String {

@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Scheduler benchmark (issue #6 acceptance 3): one batch through reeld and through the SDK baseline, each against
+a fresh reel-sandbox with the same seed (hence the same run-time draws), both runs at the same time.
+
+Measured from each sandbox's request journal (/__sandbox/requests) and the tasks' submit_time/end_time:
+  makespan   first create -> the query that detects the last task's end (downloads excluded for both clients)
+  ratio      makespan / (sum of run times / 5), run time = end_time - submit_time (the slot time at the provider)
+  polls/job  GET /api/v1/tasks/{id} per task
+  latency    task end_time -> the client's first query after it (the first one that sees SUCCEEDED)
+Invoked by bench/scheduler/run.sh, which documents the options.
+"""
+import argparse, datetime, http.client, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+
+UTC8 = datetime.timezone(datetime.timedelta(hours=8))
+
+
+def provider_time(text):
+    """The provider's `YYYY-MM-DD HH:mm:ss.SSS` (UTC+8) as unix seconds."""
+    return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC8).timestamp()
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=10)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.unix_path)
+
+
+def reeld_get(sock, path):
+    c = UnixHTTP(sock)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return json.loads(r.read())
+    finally:
+        c.close()
+
+
+def http_json(base, path):
+    host, port = base[len("http://"):].split(":")
+    c = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        c.request("GET", path, headers={"Authorization": "Bearer sk-bench"})
+        return json.loads(c.getresponse().read())
+    finally:
+        c.close()
+
+
+def start_sandbox(binary, args, log):
+    out = open(log, "w+")
+    p = subprocess.Popen([binary, "--listen", "127.0.0.1:0"] + args, stdout=out, stderr=subprocess.STDOUT)
+    for _ in range(300):
+        out.seek(0)
+        line = out.readline()
+        if line.startswith("listening on "):
+            return p, line.split()[-1]
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    sys.exit(f"reel-sandbox did not start: {open(log).read()}")
+
+
+def journal(base):
+    entries, since = [], 0
+    while True:
+        page = http_json(base, f"/__sandbox/requests?since={since}")
+        entries += page["requests"]
+        if not page["requests"] or page["next"] == since:
+            return entries
+        since = page["next"]
+
+
+def measure(base, jobs, concurrency):
+    """Metrics of one client's run, from its sandbox's journal and task records."""
+    entries = journal(base)
+    creates = [e for e in entries if e["method"] == "POST" and e["path"].endswith("/video-synthesis")]
+    accepted = [e for e in creates if e["status"] == 200 and e.get("task_id")]
+    queries = {}
+    for e in entries:
+        if e["method"] == "GET" and e["path"].startswith("/api/v1/tasks/") and e.get("task_id"):
+            queries.setdefault(e["task_id"], []).append(e["time"])
+    tasks, page = {}, 1
+    while True:  # the list API: one query per 100 tasks, well inside the sandbox's 20 queries/s
+        listing = http_json(base, f"/api/v1/tasks?page_no={page}&page_size=100")
+        tasks.update({t["task_id"]: t for t in listing["data"]})
+        if page >= listing["total_page"]:
+            break
+        page += 1
+    run, lat = [], []
+    last_detect = 0.0
+    for e in accepted:
+        t = tasks[e["task_id"]]
+        if t["status"] != "SUCCEEDED":
+            sys.exit(f"task {e['task_id']} ended {t['status']}")
+        start, end = provider_time(t["submit_time"]), provider_time(t["end_time"])
+        run.append(end - start)
+        seen = min(q for q in queries.get(e["task_id"], []) if q >= end)
+        lat.append(seen - end)
+        last_detect = max(last_detect, seen)
+    makespan = last_detect - min(e["time"] for e in accepted)
+    lat.sort()
+    p95 = lat[min(len(lat) - 1, int(round(0.95 * len(lat) + 0.5)) - 1)]  # nearest-rank
+    return {
+        "tasks": len(accepted), "creates": len(creates), "throttled_creates": len(creates) - len(accepted),
+        "makespan_s": makespan, "sum_run_s": sum(run),
+        "ratio": makespan / (sum(run) / concurrency),
+        "polls": sum(len(v) for v in queries.values()), "polls_per_job": sum(len(v) for v in queries.values()) / jobs,
+        "latency_p50_s": statistics.median(lat), "latency_p95_s": p95, "latency_mean_s": statistics.fmean(lat),
+        "latency_max_s": lat[-1],
+    }
+
+
+def manifest(jobs):
+    return {
+        "manifest_version": 1, "batch": "bench",
+        "defaults": {"model": "wan2.6-r2v", "resolution": "720p", "aspect_ratio": "16:9", "duration_s": 2},
+        "jobs": [{"id": f"job-{i:03d}", "prompt": f"character1 walks through a sunlit park, take {i}",
+                  "references": [{"url": "https://cdn.example.com/anna.png"}]} for i in range(1, jobs + 1)],
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--sdk", required=True)
+    ap.add_argument("--python", required=True)
+    ap.add_argument("--polling", required=True, help="keys of reeld's [polling] table, one a line (expected_run_time is set from --run-time/--scale)")
+    ap.add_argument("--jobs", type=int, default=100)
+    ap.add_argument("--scale", type=float, default=2)
+    ap.add_argument("--run-time", default="20..60")
+    ap.add_argument("--seed", type=int, default=6)
+    ap.add_argument("--json", help="also write the results here")
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="reel-bench-sched-")
+    procs = []
+
+    def cleanup():
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    try:
+        sandbox_args = ["--time-scale", str(a.scale), "--run-time", a.run_time, "--queue-delay", "0",
+                        "--seed", str(a.seed)]
+        sb_reel, url_reel = start_sandbox(f"{a.bin}/reel-sandbox", sandbox_args + ["--data", f"{work}/sb-reel"],
+                                          f"{work}/sandbox-reel.log")
+        procs.append(sb_reel)
+        sb_sdk, url_sdk = start_sandbox(f"{a.bin}/reel-sandbox", sandbox_args + ["--data", f"{work}/sb-sdk"],
+                                        f"{work}/sandbox-sdk.log")
+        procs.append(sb_sdk)
+        # The run-time prior is the sandbox's range in real seconds (what an operator would know of their renders);
+        # the scheduler replaces it with the learned distribution after five finishes.
+        lo, hi = (float(x) / a.scale for x in a.run_time.split(".."))
+        prior = f"{lo:g}s..{hi:g}s"
+        polling = "\n".join(l for l in open(a.polling).read().splitlines() if l.strip() and not l.startswith("#"))
+        m = manifest(a.jobs)
+        with open(f"{work}/bench.json", "w") as f:
+            json.dump(m, f)
+        for d in ("spool/tmp", "spool/incoming", "output", "state"):
+            os.makedirs(f"{work}/{d}")
+        sock = f"{work}/reel.sock"
+        with open(f"{work}/reel.toml", "w") as f:
+            f.write(f'[paths]\nspool = "{work}/spool"\noutput = "{work}/output"\nstate = "{work}/state"\n'
+                    f'socket = "{sock}"\n[provider]\nkind = "sandbox"\nbase_url = "{url_reel}"\n'
+                    f'[log]\nlevel = "info"\n[polling]\nexpected_run_time = "{prior}"\n{polling}\n')
+        env = dict(os.environ, DASHSCOPE_API_KEY="sk-bench")
+        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"):
+            env.pop(k, None)
+        reeld = subprocess.Popen([f"{a.bin}/reeld", "--config", f"{work}/reel.toml"],
+                                 stdout=open(f"{work}/reeld.log", "w"), stderr=subprocess.STDOUT, env=env)
+        procs.append(reeld)
+        for _ in range(600):
+            try:
+                reeld_get(sock, "/v1/status")
+                break
+            except OSError:
+                if reeld.poll() is not None:
+                    sys.exit(f"reeld exited: {open(f'{work}/reeld.log').read()[-3000:]}")
+                time.sleep(0.05)
+        sdk_env = dict(env, DASHSCOPE_HTTP_BASE_URL=f"{url_sdk}/api/v1")
+        sdk = subprocess.Popen([a.python, a.sdk, "--out", f"{work}/sdk-out", f"{work}/bench.json"],
+                               stdout=open(f"{work}/sdk.log", "w"), stderr=subprocess.STDOUT, env=sdk_env)
+        procs.append(sdk)
+        shutil.copy(f"{work}/bench.json", f"{work}/spool/tmp/bench.json")
+        os.rename(f"{work}/spool/tmp/bench.json", f"{work}/spool/incoming/bench.json")
+        started = time.monotonic()
+        while True:
+            jobs = reeld_get(sock, "/v1/status")["jobs"]
+            done = sum(jobs.get(s, 0) for s in ("succeeded", "failed", "cancelled", "expired"))
+            if done >= a.jobs and sdk.poll() is not None:
+                break
+            if time.monotonic() - started > 3600:
+                sys.exit(f"timed out: reeld {jobs}, sdk running={sdk.poll() is None}")
+            time.sleep(1)
+        if jobs.get("succeeded", 0) != a.jobs:
+            sys.exit(f"reeld: not every job succeeded: {jobs}")
+        if sdk.returncode != 0:
+            sys.exit(f"sdk_batch.py failed: {open(f'{work}/sdk.log').read()[-3000:]}")
+        status = reeld_get(sock, "/v1/status")
+        results = {"reel": measure(url_reel, a.jobs, 5), "sdk": measure(url_sdk, a.jobs, 5)}
+        results["reel"]["scheduler_polls"] = status["provider"]["polls"]
+        results["params"] = {"jobs": a.jobs, "scale": a.scale, "run_time": a.run_time, "seed": a.seed,
+                             "polling": f'expected_run_time = "{prior}"; ' + "; ".join(polling.splitlines())}
+        r, s = results["reel"], results["sdk"]
+        rows = [("makespan (s, real)", "makespan_s", "{:.1f}"), ("sum of run times (s, real)", "sum_run_s", "{:.1f}"),
+                ("makespan / (sum / 5)", "ratio", "{:.3f}"), ("polls per job", "polls_per_job", "{:.2f}"),
+                ("detection latency p50 (s)", "latency_p50_s", "{:.2f}"),
+                ("detection latency p95 (s)", "latency_p95_s", "{:.2f}"),
+                ("detection latency mean (s)", "latency_mean_s", "{:.2f}"),
+                ("detection latency max (s)", "latency_max_s", "{:.2f}"),
+                ("throttled creates", "throttled_creates", "{}")]
+        print(f"| {a.jobs} jobs, run time {a.run_time} s, time scale {a.scale:g}, seed {a.seed} | Reel | SDK |")
+        print("|---|---|---|")
+        for label, key, fmt in rows:
+            print(f"| {label} | {fmt.format(r[key])} | {fmt.format(s[key])} |")
+        print(f"\ntargets: makespan ratio {r['ratio']:.3f} <= 1.02: {'met' if r['ratio'] <= 1.02 else 'NOT met'}; "
+              f"polls {r['polls_per_job'] / s['polls_per_job']:.2f} x the SDK's <= 0.25: "
+              f"{'met' if r['polls_per_job'] <= 0.25 * s['polls_per_job'] else 'NOT met'}; "
+              f"p95 latency {r['latency_p95_s']:.2f} s <= SDK's {s['latency_p95_s']:.2f} s: "
+              f"{'met' if r['latency_p95_s'] <= s['latency_p95_s'] else 'NOT met'}")
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(results, f, indent=1)
+    finally:
+        cleanup()
+        if os.environ.get("REEL_BENCH_KEEP"):
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
