@@ -18,6 +18,11 @@ struct SplitMix64: RandomNumberGenerator {
     }
 }
 
+struct DurabilityTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
 enum Durability {
     /// A manifest of 2-second 720p flash jobs (one cached sandbox render serves them all).
     static func manifest(batch: String, jobs: [(id: String, prompt: String)]) -> String {
@@ -49,7 +54,7 @@ enum Durability {
     /// `GET /v1/jobs/BATCH/ID`: the job with its transitions and attempts.
     static func detail(_ reeld: ReeldProcess, _ key: String) async throws -> [String: Any] {
         let reply = try await reeld.get("/v1/jobs/\(key)")
-        guard reply.status == 200 else { throw TestHTTPError(description: "GET /v1/jobs/\(key): \(reply.status) \(reply.text)") }
+        guard reply.status == 200 else { throw DurabilityTestError( "GET /v1/jobs/\(key): \(reply.status) \(reply.text)") }
         return try reply.json()
     }
 
@@ -70,7 +75,7 @@ enum Durability {
             }
             try await Task.sleep(for: .milliseconds(30))
         }
-        throw TestHTTPError(description: "\(key): no \(what) within \(timeout) s (last: \(last))\n\(reeld.logTail())")
+        throw DurabilityTestError( "\(key): no \(what) within \(timeout) s (last: \(last))\n\(reeld.logTail())")
     }
 
     /// Polls one job until its state is in `states`.
@@ -106,7 +111,7 @@ enum Durability {
         while true {
             let reply = try await sandbox.send(TestHTTPRequest("GET", "/api/v1/tasks?page_no=\(page)&page_size=100",
                                                                headers: ["Authorization": "Bearer sk-reel-test"]))
-            guard reply.status == 200 else { throw TestHTTPError(description: "task list: \(reply.status) \(reply.text)") }
+            guard reply.status == 200 else { throw DurabilityTestError( "task list: \(reply.status) \(reply.text)") }
             let rows = try reply.json()["data"] as? [[String: Any]] ?? []
             for row in rows { if let id = row["task_id"] as? String { tasks[id] = row["prompt"] as? String ?? "" } }
             if rows.count < 100 { return tasks }

@@ -47,14 +47,14 @@ import Testing
         let lost = try await Durability.waitForState(reeld, "expiry/lost", ["expired"])
         let job = lost["job"] as? [String: Any] ?? [:]
         let reason = job["reason"] as? String ?? ""
-        #expect(reason.contains("billed but lost"), reason)
+        #expect(reason.contains("billed but lost"), "\(reason)")
         #expect(Durability.path(lost).suffix(2) == ["downloading", "expired"], "\(Durability.path(lost))")
         #expect(!FileManager.default.fileExists(atPath: reeld.output + "/expiry/lost.mp4"), "nothing published for lost")
         // A task the provider forgot while reeld was down (UNKNOWN past its 24 hours) is expired too, not failed.
         let late = try await Durability.waitForState(reeld, "expiry/late", ["expired", "failed"])
         #expect(Durability.path(late).suffix(2) == ["pending", "expired"], "\(Durability.path(late))")
         let lateReason = (late["job"] as? [String: Any])?["reason"] as? String ?? ""
-        #expect(lateReason.contains("UNKNOWN") && lateReason.contains("24"), lateReason)
+        #expect(lateReason.contains("UNKNOWN") && lateReason.contains("24"), "\(lateReason)")
         let warnings = try await reeld.status()["warnings"] as? [String] ?? []
         #expect(warnings.contains { $0.contains("expired") && $0.contains("billed") }, "status warns: \(warnings)")
         #expect(try await sandbox.journal().filter(\.isCreate).count == 3, "an expired result is never re-rendered")

@@ -50,7 +50,7 @@ import Testing
             return job?["state"] as? String == "in_doubt" && (job?["reason"] as? String ?? "").contains("reelctl resolve")
         }
         let reason = (waiting["job"] as? [String: Any])?["reason"] as? String ?? ""
-        #expect(reason.contains("no matching task"), reason)
+        #expect(reason.contains("no matching task"), "\(reason)")
         #expect(Durability.taskIDs(waiting).isEmpty)
         let warnings = try await reeld.status()["warnings"] as? [String] ?? []
         #expect(warnings.contains { $0.contains("in doubt") }, "status warns about the in-doubt job: \(warnings)")
