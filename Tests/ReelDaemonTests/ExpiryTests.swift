@@ -34,7 +34,7 @@ import Testing
         }
         #expect(attempts[(refused + 1)...].first { $0.0 != "download" }.map { $0 == ("query", 200) } == true, "\(attempts)")
         #expect(attempts.last.map { $0 == ("download", 200) || $0 == ("download", 206) } == true, "\(attempts)")
-        #expect(Durability.causes(fresh).contains("fresh result URL"), "\(Durability.causes(fresh))")
+        #expect(Durability.causes(fresh).contains { $0.contains("result URL") }, "\(Durability.causes(fresh))")
         let downloads = try await sandbox.journal().filter { $0.method == "GET" && $0.path.hasSuffix(".mp4") }
         #expect(Set(downloads.map(\.path)).count >= 2 || downloads.count >= 2, "two downloads: \(downloads.map(\.path))")
 
