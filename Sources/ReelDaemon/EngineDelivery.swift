@@ -101,8 +101,11 @@ extension Engine {
         do {
             let (snapshot, exchange) = try await api.queryTask(taskID)
             try? await store.recordAttempt(key, exchange, now: clock.now())
-            if snapshot.status == .succeeded, let url = snapshot.videoURL, url != row.videoURL {
-                _ = try? await store.transition(key, from: [.downloading], to: .downloading, cause: "fresh result URL",
+            // A SUCCEEDED task's URL is worth another try even when it comes back unchanged (the provider signs it
+            // once): the refusal may have been transient; the caller's attempt cap bounds the loop.
+            if snapshot.status == .succeeded, let url = snapshot.videoURL {
+                let cause = url == row.videoURL ? "result URL re-queried: unchanged, trying it again" : "fresh result URL"
+                _ = try? await store.transition(key, from: [.downloading], to: .downloading, cause: cause,
                                           now: clock.now()) { $0.videoURL = url }
                 return try? await store.job(key)
             }

@@ -286,8 +286,10 @@ extension Engine {
             publish(.jobsChanged([key]))
             await checkBatchEnd(key.batch)
         case .unknown:
-            let reason = "the provider no longer knows task \(snapshot.taskID) (UNKNOWN: expired or never created)"
-            _ = try? await store.transition(key, from: [.pending, .running], to: .failed, cause: reason, now: now) {
+            // The task id came from the provider, so UNKNOWN means its 24-hour lifetime passed while we were not
+            // looking: if it rendered, it was billed and the result is lost.
+            let reason = "the provider no longer knows task \(snapshot.taskID) (UNKNOWN: its 24-hour window passed); billed but lost if it rendered"
+            _ = try? await store.transition(key, from: [.pending, .running], to: .expired, cause: reason, now: now) {
                 $0.reason = reason
             }
             handle(.polled(key, .unknown))

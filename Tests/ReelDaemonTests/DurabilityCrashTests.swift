@@ -1,0 +1,149 @@
+import Foundation
+import ReelTestKit
+import Testing
+
+/// Issue #5, acceptance 1: a batch of 100 jobs on reel-sandbox while reeld is SIGKILLed at random moments (seeded;
+/// replay with `REEL_CRASH_SEED=N`), many of them while a create call is in flight (`create_delay` makes the
+/// sandbox create the task and answer 0.3 s later). Every job must end `succeeded` with exactly one task at the
+/// provider; the output tree never shows a partial or mismatching MP4.
+@Suite(.serialized) struct DurabilityCrashTests {
+    static let distinct = 96
+    static let twins = 4
+
+    @Test func hundredJobsSurviveRepeatedKills() async throws {
+        let seed = ProcessInfo.processInfo.environment["REEL_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...UInt64(Int32.max))
+        print("DurabilityCrashTests: seed \(seed) (replay with REEL_CRASH_SEED=\(seed))")
+        var rng = SplitMix64(seed: seed)
+        let began = Date()
+
+        let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "5..40", "--seed", "\(seed)",
+                                                      "--concurrency", "10", "--submit-rps", "10"])
+        defer { sandbox.stop() }
+        try await sandbox.setFaults(#"[{"fault": "create_delay", "probability": 0.3, "seconds": 0.3}]"#)
+        let reeld = try ReeldProcess(providerURL: sandbox.url, extraConfig: ReeldProcess.fastConfig + """
+
+            [limits]
+            concurrency = 8
+            submit_per_second = 8
+            """)
+        // Throttles after a restart's burst are definite refusals that count as attempts: never let them fail a job.
+        try Durability.editConfig(reeld) { $0.replacingOccurrences(of: "[retry]\n", with: "[retry]\nmax_attempts = 100\n") }
+        try await reeld.start()
+        defer { reeld.stop() }
+
+        // 96 distinct prompts, and 4 jobs sharing one prompt (reconciliation cannot tell those apart).
+        var jobs = (0..<Self.distinct).map { (id: String(format: "shot-%03d", $0),
+                                               prompt: "character1 crosses the square, take \($0) of the crash test") }
+        jobs += (0..<Self.twins).map { (id: "twin-\($0)", prompt: "character1 and character2 share one identical prompt") }
+        let ids = Set(jobs.map(\.id))
+        let prompts = Dictionary(uniqueKeysWithValues: jobs.map { ($0.id, $0.prompt) })
+        try reeld.drop(Durability.manifest(batch: "crash", jobs: jobs), as: "crash.json")
+
+        // Kill phase: at least 30 kills, and keep killing while work remains (at most 80).
+        var kills = 0, killsWithWork = 0, mp4Checks = 0
+        var treeProblems: [String] = []
+        while kills < 80 {
+            let counts = (try? await reeld.counts()) ?? [:]
+            let busy = counts.values.reduce(0, +) < jobs.count
+                || ["queued", "retrying", "submitting", "pending", "running", "downloading", "verifying"]
+                    .contains { (counts[$0] ?? 0) > 0 }
+            if kills >= 30 && !busy { break }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 50...600, using: &rng)))
+            reeld.crash()
+            kills += 1
+            if busy { killsWithWork += 1 }
+            let sample = await Durability.checkTree(reeld.output, ids: ids)
+            treeProblems += sample.problems
+            mp4Checks += sample.checked
+            try await reeld.start()
+        }
+        let killPhase = Date().timeIntervalSince(began)
+
+        // Operator phase: a job left in doubt with no unambiguous match is resolved as an operator would, from the
+        // provider's task list: adopt an unowned task with its prompt, or resubmit when none exists.
+        var operatorResolved: [String: String] = [:]
+        let deadline = Date().addingTimeInterval(40)
+        while Date() < deadline {
+            let all = try await Durability.jobs(reeld, batch: "crash")
+            let open = all.filter { !["succeeded", "failed", "cancelled", "expired"].contains($0["state"] as? String ?? "") }
+            if all.count == jobs.count && open.isEmpty { break }
+            let waiting = open.filter { $0["state"] as? String == "in_doubt" && ($0["reason"] as? String ?? "").contains("reelctl resolve") }
+            if waiting.isEmpty || waiting.count < open.count {
+                try await Task.sleep(for: .milliseconds(100))
+                continue
+            }
+            let owned = Set(all.compactMap { $0["task_id"] as? String })
+            let tasks = try await Durability.sandboxTasks(sandbox)
+            for job in waiting {
+                guard let id = job["id"] as? String else { continue }
+                let free = tasks.filter { $0.value == prompts[id] && !owned.contains($0.key) }.keys.sorted()
+                let body = free.first.map { #"{"action": "adopt", "task_id": "\#($0)"}"# } ?? #"{"action": "resubmit"}"#
+                let reply = try await reeld.post("/v1/jobs/crash/\(id)/resolve", json: body)
+                #expect(reply.status == 200, "resolve \(id): \(reply.status) \(reply.text)")
+                operatorResolved[id] = free.first.map { "adopt \($0)" } ?? "resubmit"
+                break   // one at a time: the next adoption must see this one's task as owned
+            }
+        }
+
+        // Every job succeeded.
+        let counts = try await reeld.counts()
+        #expect(counts["succeeded"] == jobs.count, "\(counts)\n\(reeld.logTail())")
+
+        // Exactly one task per job at the provider, and it is the job's own.
+        var details: [String: [String: Any]] = [:]
+        for job in jobs { details[job.id] = try await Durability.detail(reeld, "crash/\(job.id)") }
+        let tasks = try await Durability.sandboxTasks(sandbox)
+        var inDoubt: [String] = []
+        var autoAdopted = 0
+        for job in jobs {
+            let detail = details[job.id] ?? [:]
+            let own = Durability.taskIDs(detail)
+            #expect(own.count == 1, "\(job.id) owns one task: \(own)")
+            if Durability.path(detail).contains("in_doubt") {
+                inDoubt.append(job.id)
+                if operatorResolved[job.id] == nil { autoAdopted += 1 }
+            }
+            if job.id.hasPrefix("shot-") {
+                let created = tasks.filter { $0.value == job.prompt }.keys.sorted()
+                #expect(created == own, "\(job.id): the provider has \(created), the job owns \(own)")
+            }
+        }
+        let twinTasks = Set(tasks.filter { $0.value == jobs.last?.prompt }.keys)
+        let twinOwned = Set(jobs.filter { $0.id.hasPrefix("twin-") }.flatMap { Durability.taskIDs(details[$0.id] ?? [:]) })
+        #expect(twinTasks == twinOwned && twinOwned.count == Self.twins, "twins: provider \(twinTasks), owned \(twinOwned)")
+        #expect(tasks.count == jobs.count, "the provider rendered \(tasks.count) tasks for \(jobs.count) jobs")
+
+        // The journal: one create that made a task per job.
+        let journal = try await sandbox.journal()
+        let creates = journal.filter(\.isCreate)
+        let withTask = Set(creates.compactMap(\.taskID))
+        #expect(withTask == Set(tasks.keys), "creates that made tasks: \(withTask.count), tasks \(tasks.count)")
+        let statuses = Dictionary(grouping: creates, by: \.status).mapValues(\.count)
+
+        // The output tree: never anything but finished, matching files; at the end all 100 with their sidecars.
+        #expect(treeProblems.isEmpty, "\(treeProblems.prefix(10))")
+        let final = await Durability.checkTree(reeld.output, ids: ids)
+        #expect(final.problems.isEmpty, "\(final.problems.prefix(10))")
+        #expect(final.checked == jobs.count)
+        let sums = try await runShell("cd '\(reeld.output)/crash' && sha256sum --strict -c SHA256SUMS >/dev/null && test -f batch.json")
+        #expect(sums == 0, "SHA256SUMS and batch.json of the crash batch")
+
+        #expect(kills >= 30)
+        print("""
+            DurabilityCrashTests: seed \(seed); \(kills) kills (\(killsWithWork) with work under way) in \
+            \(String(format: "%.1f", killPhase)) s; \(inDoubt.count) jobs went in doubt (\(autoAdopted) adopted by \
+            reconciliation, \(operatorResolved.count) resolved by the operator: \(operatorResolved.sorted { $0.key < $1.key })); \
+            \(creates.count) create calls (by status \(statuses.sorted { $0.key < $1.key })), \(tasks.count) tasks for \
+            \(jobs.count) jobs; \(mp4Checks) MP4 checks between kills; wall \(String(format: "%.1f", Date().timeIntervalSince(began))) s
+            """)
+    }
+
+    private func runShell(_ script: String) async throws -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", script]
+        try p.run()
+        while p.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+        return p.terminationStatus
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import ReelTestKit
+import Testing
+
+/// Issue #5, acceptance 3: a refused result URL leads to a fresh query and a download with the new URL; a result
+/// whose 24-hour window has passed (the sandbox's clock moved past the task's lifetime while reeld was down) ends
+/// `expired` with the reason stated, and `/v1/status` warns about it.
+@Suite(.serialized) struct ExpiryTests {
+    @Test func expiredURLIsRefreshedAndAResultPastTheWindowExpires() async throws {
+        let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "5..40"])
+        defer { sandbox.stop() }
+        // `fresh`: its first download is refused as expired. `lost`: its first download crawls, so reeld is
+        // still downloading when it is killed. `late`: its task stays PENDING for an hour of sandbox time.
+        try await sandbox.setFaults("""
+            [{"fault": "expired_url", "marker": "case-fresh", "count": 1},
+             {"fault": "slow_download", "marker": "case-lost", "count": 1, "bytes_per_second": 2000},
+             {"fault": "slow_queue", "marker": "case-late", "seconds": 3600}]
+            """)
+        let reeld = try ReeldProcess(providerURL: sandbox.url)
+        try await reeld.start()
+        defer { reeld.stop() }
+        try reeld.drop(Durability.manifest(batch: "expiry", jobs: [
+            (id: "fresh", prompt: "character1 opens a door, case-fresh"),
+            (id: "lost", prompt: "character1 closes a door, case-lost"),
+            (id: "late", prompt: "character1 waits by a door, case-late"),
+        ]), as: "expiry.json")
+
+        // A fresh query after the refusal, and the download with the new URL.
+        let fresh = try await Durability.waitForState(reeld, "expiry/fresh", ["succeeded"])
+        let attempts = (fresh["attempts"] as? [[String: Any]] ?? []).map { ($0["kind"] as? String ?? "", $0["http_status"] as? Int ?? -1) }
+        guard let refused = attempts.firstIndex(where: { $0 == ("download", 403) }) else {
+            Issue.record("no refused download in \(attempts)")
+            return
+        }
+        #expect(attempts[(refused + 1)...].first { $0.0 != "download" }.map { $0 == ("query", 200) } == true, "\(attempts)")
+        #expect(attempts.last.map { $0 == ("download", 200) || $0 == ("download", 206) } == true, "\(attempts)")
+        #expect(Durability.causes(fresh).contains { $0.contains("result URL") }, "\(Durability.causes(fresh))")
+        let downloads = try await sandbox.journal().filter { $0.method == "GET" && $0.path.hasSuffix(".mp4") }
+        #expect(Set(downloads.map(\.path)).count >= 2 || downloads.count >= 2, "two downloads: \(downloads.map(\.path))")
+
+        // Kill reeld mid-download, let the sandbox's clock pass the task's 24-hour lifetime, restart.
+        try await Durability.waitForState(reeld, "expiry/lost", ["downloading"])
+        try await Durability.waitForState(reeld, "expiry/late", ["pending"])
+        reeld.crash()
+        try await sandbox.advanceClock(90_000)
+        try await reeld.start()
+        let lost = try await Durability.waitForState(reeld, "expiry/lost", ["expired"])
+        let job = lost["job"] as? [String: Any] ?? [:]
+        let reason = job["reason"] as? String ?? ""
+        #expect(reason.contains("billed but lost"), "\(reason)")
+        #expect(Durability.path(lost).suffix(2) == ["downloading", "expired"], "\(Durability.path(lost))")
+        #expect(!FileManager.default.fileExists(atPath: reeld.output + "/expiry/lost.mp4"), "nothing published for lost")
+        // A task the provider forgot while reeld was down (UNKNOWN past its 24 hours) is expired too, not failed.
+        let late = try await Durability.waitForState(reeld, "expiry/late", ["expired", "failed"])
+        #expect(Durability.path(late).suffix(2) == ["pending", "expired"], "\(Durability.path(late))")
+        let lateReason = (late["job"] as? [String: Any])?["reason"] as? String ?? ""
+        #expect(lateReason.contains("UNKNOWN") && lateReason.contains("24"), "\(lateReason)")
+        let warnings = try await reeld.status()["warnings"] as? [String] ?? []
+        #expect(warnings.contains { $0.contains("expired") && $0.contains("billed") }, "status warns: \(warnings)")
+        #expect(try await sandbox.journal().filter(\.isCreate).count == 3, "an expired result is never re-rendered")
+        let check = await Durability.checkTree(reeld.output, ids: ["fresh", "lost", "late"])
+        #expect(check.problems.isEmpty && check.checked == 1, "\(check)")
+        #expect(reeld.stop() == 0)
+    }
+}

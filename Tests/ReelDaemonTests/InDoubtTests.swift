@@ -1,0 +1,84 @@
+import Foundation
+import ReelTestKit
+import Testing
+
+/// Issue #5, acceptance 2: every ambiguous create outcome ends `in_doubt` and is then adopted through the provider's
+/// task-list API, never resubmitted; a create that made no task stays in doubt for an operator unless
+/// `[in_doubt] resubmit = true`.
+@Suite(.serialized) struct InDoubtTests {
+    @Test func ambiguousCreatesAreAdoptedAndAnUnmatchedOneWaitsOrIsResubmitted() async throws {
+        let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "5..40"])
+        defer { sandbox.stop() }
+        // One fault per job, selected by a word of its prompt; each fires on that job's first create only.
+        try await sandbox.setFaults("""
+            [{"fault": "create_error_after_create", "marker": "case-500", "count": 1},
+             {"fault": "create_reset_after_create", "marker": "case-reset", "count": 1},
+             {"fault": "create_delay", "marker": "case-timeout", "count": 1, "seconds": 2},
+             {"fault": "create_error", "marker": "case-refused", "count": 1}]
+            """)
+        let reeld = try ReeldProcess(providerURL: sandbox.url)
+        // The client gives up after 1 s; the delayed create answers after 2 s (its task exists by then).
+        try Durability.editConfig(reeld) { $0.replacingOccurrences(of: "request_timeout = \"5s\"", with: "request_timeout = \"1s\"") }
+        try await reeld.start()
+        defer { reeld.stop() }
+
+        let cases = ["e500": "case-500", "reset": "case-reset", "timeout": "case-timeout", "refused": "case-refused"]
+        try reeld.drop(Durability.manifest(batch: "doubt", jobs: cases.sorted { $0.key < $1.key }.map {
+            (id: $0.key, prompt: "character1 waves at the camera, \($0.value)")
+        }), as: "doubt.json")
+
+        // The three creates that made a task: in doubt first, then adopted, then delivered.
+        var adopted: [String: String] = [:]
+        for id in ["e500", "reset", "timeout"] {
+            let detail = try await Durability.waitForState(reeld, "doubt/\(id)", ["succeeded"])
+            let path = Durability.path(detail)
+            let tasks = Durability.taskIDs(detail)
+            #expect(tasks.count == 1, "\(id): one task, adopted: \(tasks)")
+            #expect(path.starts(with: ["queued", "submitting", "in_doubt"]), "\(id): \(path)")
+            #expect(!path.dropFirst(2).contains("submitting"), "\(id) was never resubmitted: \(path)")
+            #expect(Durability.causes(detail).contains("adopted task \(tasks.first ?? "?")"), "\(id): \(Durability.causes(detail))")
+            let kinds = (detail["attempts"] as? [[String: Any]] ?? []).compactMap { $0["kind"] as? String }
+            #expect(kinds.filter { $0 == "create" }.count == 1 && kinds.contains("list"), "\(id): attempts \(kinds)")
+            adopted[id] = tasks.first
+        }
+        #expect(Set(adopted.values).count == 3, "each job adopted its own task: \(adopted)")
+
+        // The create that made no task: in doubt, no match, waits for an operator with the command to run.
+        let refused = "doubt/refused"
+        let waiting = try await Durability.waitUntil(reeld, refused, "an operator's reason") { d in
+            let job = d["job"] as? [String: Any]
+            return job?["state"] as? String == "in_doubt" && (job?["reason"] as? String ?? "").contains("reelctl resolve")
+        }
+        let reason = (waiting["job"] as? [String: Any])?["reason"] as? String ?? ""
+        #expect(reason.contains("no matching task"), "\(reason)")
+        #expect(Durability.taskIDs(waiting).isEmpty)
+        let warnings = try await reeld.status()["warnings"] as? [String] ?? []
+        #expect(warnings.contains { $0.contains("in doubt") }, "status warns about the in-doubt job: \(warnings)")
+
+        // The provider's own list agrees: one task per ambiguous job, none for the refused one.
+        let tasks = try await Durability.sandboxTasks(sandbox)
+        for (id, marker) in cases {
+            #expect(tasks.values.filter { $0.contains(marker) }.count == (id == "refused" ? 0 : 1), "\(id): \(tasks)")
+        }
+        // The sandbox journals a delayed create when it answers, 2 s after the task was made.
+        var creates = try await sandbox.journal().filter(\.isCreate).count
+        for _ in 0..<100 where creates < 4 {
+            try await Task.sleep(for: .milliseconds(50))
+            creates = try await sandbox.journal().filter(\.isCreate).count
+        }
+        #expect(creates == 4, "one create per job so far")
+
+        // With `[in_doubt] resubmit = true` the restarted daemon resubmits it: exactly two creates for that job.
+        reeld.stop()
+        try Durability.editConfig(reeld) { $0 + "\n[in_doubt]\nresubmit = true\n" }
+        try await reeld.start()
+        let resubmitted = try await Durability.waitForState(reeld, refused, ["succeeded"])
+        let kinds = (resubmitted["attempts"] as? [[String: Any]] ?? []).compactMap { $0["kind"] as? String }
+        #expect(kinds.filter { $0 == "create" }.count == 2, "refused: attempts \(kinds)")
+        #expect(Durability.taskIDs(resubmitted).count == 1)
+        #expect(Durability.causes(resubmitted).contains { $0.contains("resubmit") }, "\(Durability.causes(resubmitted))")
+        #expect(try await sandbox.journal().filter(\.isCreate).count == 5, "4 first creates + 1 resubmission")
+        #expect(try await Durability.sandboxTasks(sandbox).count == 4)
+        #expect(reeld.stop() == 0)
+    }
+}
