@@ -147,8 +147,9 @@ public actor Intake {
             case .rejected(let conflicts):
                 let issues = conflicts.map { c -> ManifestIssue in
                     let index = report.jobs.firstIndex { $0.key == c.key } ?? 0
-                    return ManifestIssue(.error, "/jobs/\(index)/id", c.message,
-                                         hint: "to replace it, cancel it (`reelctl cancel \(c.key)`) and submit the job under a new id")
+                    return ManifestIssue(.error, "/jobs/\(index)/id", c.message, hint: c.existingState.isTerminal
+                                         ? "submit the job under a new id (job ids are never reused)"
+                                         : "to replace it, cancel it (`reelctl cancel \(c.key)`) and submit the job under a new id")
                 }
                 return reject(name, batch: batch, issues: issues + report.warnings, log: log)
             }
