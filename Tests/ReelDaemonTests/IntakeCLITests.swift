@@ -3,7 +3,7 @@ import ReelMedia
 import ReelTestKit
 import Testing
 
-extension IntakeTests {
+extension DaemonIntakeTests {
     /// `reelctl validate` and `reelctl submit` as binaries, without a daemon; then a daemon started on that spool
     /// takes exactly what was submitted.
     @Test func reelctlValidateAndSubmitWorkOffline() async throws {
@@ -33,7 +33,7 @@ extension IntakeTests {
         #expect(ok.stdout.contains("good.json") && ok.stdout.contains("ok"))
         let text = try BinaryRun.run("reelctl", ["validate", good, bad])
         #expect(text.status == 1)
-        #expect(text.stdout.contains("/jobs/0/duration_s") && text.stdout.contains("hint:"), text.stdout)
+        #expect(text.stdout.contains("/jobs/0/duration_s") && text.stdout.contains("hint:"), "\(text.stdout)")
         let json = try BinaryRun.run("reelctl", ["validate", "--json", good, bad])
         #expect(json.status == 1)
         let reports = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]] ?? []
@@ -59,18 +59,18 @@ extension IntakeTests {
         }
         let refused = try BinaryRun.run("reelctl", ["submit", "--spool", spool, good, bad])
         #expect(refused.status == 1)
-        #expect(refused.stderr.contains("nothing submitted"), refused.stderr)
+        #expect(refused.stderr.contains("nothing submitted"), "\(refused.stderr)")
         #expect(IntakeKit.names(spool + "/incoming").isEmpty && IntakeKit.names(spool + "/tmp").isEmpty)
 
         // ...and copied whole otherwise, under the file's name; a taken name gets a suffix, nothing is replaced.
         let submitted = try BinaryRun.run("reelctl", ["submit", "--spool", spool, good, other])
-        #expect(submitted.status == 0, submitted.stderr)
-        #expect(submitted.stdout.contains("incoming/good.json"), submitted.stdout)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        #expect(submitted.stdout.contains("incoming/good.json"), "\(submitted.stdout)")
         #expect(IntakeKit.names(spool + "/incoming") == ["good.json", "other.json"])
         #expect(try String(contentsOfFile: spool + "/incoming/good.json", encoding: .utf8)
                 == String(contentsOfFile: good, encoding: .utf8))
         let again = try BinaryRun.run("reelctl", ["submit", "--spool", spool, good])
-        #expect(again.status == 0, again.stderr)
+        #expect(again.status == 0, "\(again.stderr)")
         let incoming = IntakeKit.names(spool + "/incoming")
         #expect(incoming.count == 3 && incoming.contains { $0.hasPrefix("good-") }, "\(incoming)")
         #expect(IntakeKit.names(spool + "/tmp").isEmpty, "no temporary file left behind")
