@@ -82,11 +82,12 @@ public enum Daemon {
                             options: .init(limits: limits(initial), resubmitInDoubt: initial.resubmitInDoubt,
                                            pricing: initial.pricing),
                             batchEnd: batchEnd, logger: logger)
-        try await engine.restore()
+        // Pauses first: restore() hands queued jobs to the scheduler, which would submit them at once.
         if try await store.setting("paused") == "1" { await engine.handle(.pause(batch: nil)) }
         for summary in try await store.batches() where summary.settings.paused {
             await engine.handle(.pause(batch: summary.name))
         }
+        try await engine.restore()
 
         let intake = Intake(spool: spool, store: store, engine: engine, clock: clock, logger: logger)
         let readiness = Readiness()

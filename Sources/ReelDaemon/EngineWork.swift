@@ -107,10 +107,11 @@ extension Engine {
         let digest = try known ?? Self.sha256(ofFile: path)
         let slot = "\(model.rawValue)/\(digest)"
         if let running = uploadsInFlight[slot] { return try await running.value }
-        if let cached = try await store.cachedUpload(sha256: digest, model: model, validAt: clock.now()) {
-            return cached
-        }
+        // Registered before the first suspension: a job arriving while the cache is consulted joins this task.
         let task = Task { [api, store, clock, logger] () throws -> String in
+            if let cached = try await store.cachedUpload(sha256: digest, model: model, validAt: clock.now()) {
+                return cached
+            }
             let (url, exchange) = try await api.uploadFile(path: path, model: model)
             let now = clock.now()
             try? await store.recordAttempt(key, exchange, now: now)

@@ -37,6 +37,9 @@ public actor Intake {
     private var settlingSince: [String: Timestamp] = [:]
     /// Until when a rescan for settling files is already owed (one at a time).
     private var settleRescanDue: Timestamp?
+    /// Names the watcher reported complete (renamed in, or closed after writing) and not yet taken.
+    private var hinted: Set<String> = []
+    private var hintScanPending = false
 
     /// Takes every candidate currently in `incoming/` that has settled. Returns how many files were ingested or
     /// rejected, and `rescan`: some were left to settle and the caller should scan again after `settleSeconds`.
@@ -52,7 +55,10 @@ public actor Intake {
         }
         let settling = result.skipped.filter { $0.reason == .settling }.map(\.name)
         settlingSince = settling.reduce(into: [:]) { $0[$1] = settlingSince[$1] ?? now }
-        let overdue = settling.filter { now - (settlingSince[$0] ?? now) >= Self.maxSettleSeconds }
+        let overdue = settling.filter { now - (settlingSince[$0] ?? now) >= Self.maxSettleSeconds || hinted.contains($0) }
+        hinted.subtract(result.candidates)
+        hinted.subtract(overdue)
+        hinted.formIntersection(settling)
         for skip in result.skipped where skip.reason == .nameNotUTF8 {
             let report = Self.report(file: skip.name, batch: nil, issues: [
                 ManifestIssue(.error, "", "the file name is not valid UTF-8",
@@ -69,16 +75,18 @@ public actor Intake {
         return (await takeNow(result.candidates + overdue), rescan)
     }
 
-    /// Processes watcher hints. A hinted name still in `incoming/` triggers a scan, which takes it together with
-    /// everything else that has arrived: a burst of renames is taken in chunks (see `takeNow`), not one file at a
-    /// time. A hinted name that an earlier scan already took costs one `lstat`.
+    /// Processes watcher hints. Hints are collected for a moment and then one scan takes every hinted file
+    /// together with everything else that has settled, so a burst of renames is taken in chunks (see `takeNow`),
+    /// not one scan per file. A hinted name was renamed in or closed after writing, so it is complete and exempt
+    /// from the settle wait.
     @discardableResult
     public func take(_ names: [String]) async -> Int {
-        let waiting = names.contains { name in
-            var st = stat()
-            return lstat(spool.layout.incoming + "/" + name, &st) == 0
-        }
-        return waiting ? await scan(reason: "hint").handled : 0
+        hinted.formUnion(names)
+        guard !hintScanPending else { return 0 }
+        hintScanPending = true
+        try? await Task.sleep(for: .milliseconds(20))
+        hintScanPending = false
+        return await scan(reason: "hint").handled
     }
 
     /// Takes the named files in chunks of up to `chunkSize`: each file is read and validated, the chunk's good
@@ -198,8 +206,9 @@ public actor Intake {
             case .success(.rejected(let conflicts)):
                 let issues = conflicts.map { conflict -> ManifestIssue in
                     let index = c.report.jobs.firstIndex { $0.key == conflict.key } ?? 0
-                    return ManifestIssue(.error, "/jobs/\(index)/id", conflict.message,
-                                         hint: "to replace it, cancel it (`reelctl cancel \(conflict.key)`) and submit the job under a new id")
+                    return ManifestIssue(.error, "/jobs/\(index)/id", conflict.message, hint: conflict.existingState.isTerminal
+                                         ? "submit the job under a new id (job ids are never reused)"
+                                         : "to replace it, cancel it (`reelctl cancel \(conflict.key)`) and submit the job under a new id")
                 }
                 reject(c.name, batch: c.batch, issues: issues + c.report.warnings, log: log)
                 rejected += 1

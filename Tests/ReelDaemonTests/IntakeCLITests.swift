@@ -3,7 +3,7 @@ import ReelMedia
 import ReelTestKit
 import Testing
 
-extension IntakeTests {
+extension DaemonIntakeTests {
     /// `reelctl validate` and `reelctl submit` as binaries, without a daemon; then a daemon started on that spool
     /// takes exactly what was submitted.
     @Test func reelctlValidateAndSubmitWorkOffline() async throws {

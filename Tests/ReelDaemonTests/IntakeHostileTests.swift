@@ -3,7 +3,7 @@ import Glibc
 import ReelTestKit
 import Testing
 
-extension IntakeTests {
+extension DaemonIntakeTests {
     /// Everything a hostile or careless writer can put in incoming/, through the running daemon: it keeps running,
     /// moves each bad entry to rejected/ with a readable report (dotfiles are left alone), never follows a link,
     /// never takes a half-written file, and writes nothing outside its spool, state and output folders.
@@ -113,7 +113,7 @@ extension IntakeTests {
     /// Content, size and modification time of a file.
     static func fingerprint(_ path: String) throws -> String {
         var st = stat()
-        guard stat(path, &st) == 0 else { throw TestHTTPError(description: "stat \(path): errno \(errno)") }
+        guard stat(path, &st) == 0 else { throw IntakeTestError("stat \(path): errno \(errno)") }
         let text = try String(contentsOfFile: path, encoding: .utf8)
         return "\(text.hashValue) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
     }
@@ -123,11 +123,11 @@ extension IntakeTests {
         func path(_ dir: String) -> [CChar] { (Array((reeld.spool + dir).utf8) + name + [0]).map { CChar(bitPattern: $0) } }
         let tmp = path("/tmp/"), dest = path("/incoming/")
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw TestHTTPError(description: "create tmp file: errno \(errno)") }
+        guard fd >= 0 else { throw IntakeTestError("create tmp file: errno \(errno)") }
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         close(fd)
         guard written == bytes.count, chmod(tmp, mode) == 0, rename(tmp, dest) == 0 else {
-            throw TestHTTPError(description: "put \(String(decoding: name, as: UTF8.self)): errno \(errno)")
+            throw IntakeTestError("put \(String(decoding: name, as: UTF8.self)): errno \(errno)")
         }
     }
 }

@@ -5,7 +5,7 @@ import Testing
 
 /// Spool intake through the real reeld: real inotify, real SQLite, real files. The daemon is paused, so nothing
 /// is submitted and the store's job counts are exactly what intake took.
-@Suite(.serialized) struct IntakeTests {
+@Suite(.serialized) struct DaemonIntakeTests {
     /// A paused reeld against a sandbox (which it never calls while paused).
     static func pausedDaemon(extraConfig: String = ReeldProcess.fastConfig) async throws
         -> (SandboxProcess, ReeldProcess)
@@ -39,39 +39,40 @@ import Testing
         #expect(try await sandbox.journal().isEmpty, "a paused daemon calls nothing")
     }
 
-    /// SIGKILL while thousands of manifests are being ingested, then restart: every job exactly once, and the
+    /// SIGKILL while 2,000 manifests are being ingested, then restart: every job exactly once, and the
     /// window between a commit and its file's removal is really crossed (the restarted daemon meets files it
     /// had already committed and recognises them by content hash).
     @Test func sigkillMidIntakeIngestsEachJobExactlyOnce() async throws {
         let (sandbox, reeld) = try await Self.pausedDaemon()
         defer { sandbox.stop(); reeld.stop() }
-        let (files, jobs) = IntakeKit.manyManifests(3000, prefix: "crash")
+        // Dropped while reeld is down, so the restarted daemon takes them by scanning, in chunks of 64 files:
+        // commit each file's jobs, then remove the chunk's files together. A kill inside a chunk leaves files
+        // whose jobs are committed in incoming/.
+        #expect(reeld.stop() == 0)
+        let (files, jobs) = IntakeKit.manyManifests(2000, prefix: "crash")
         try IntakeKit.dropAll(files, into: reeld)
 
-        // Kill once some, not all, are committed; repeat (at most 4 times) until a restart has met a file that
-        // was committed but not yet removed, so the content-hash path is proven, not just reachable.
-        var alreadyIngested = 0
+        // Kill once some, not all, are committed; repeat (at most 4 times) until a kill has left files whose
+        // jobs are committed (their names are in `manifests`) in incoming/, so the content-hash path is proven.
+        var leftovers: Set<String> = []
         var kills: [Int] = []
-        for _ in 0..<4 where alreadyIngested == 0 {
-            let committed = try await IntakeKit.sql(reeld, "SELECT count(*) FROM manifests")
-            let target = (Int(committed) ?? 0) + 100
-            try await IntakeKit.wait("\(target) manifests committed", timeout: 60) {
-                (Int(Self.syncSQL(reeld, "SELECT count(*) FROM manifests")) ?? 0) >= target
+        for _ in 0..<4 where leftovers.isEmpty {
+            let committed = Int(try await IntakeKit.sql(reeld, "SELECT count(*) FROM manifests")) ?? 0
+            try await reeld.start()
+            try await IntakeKit.wait("\(committed + 300) manifests committed", timeout: 60) {
+                (Int(Self.syncSQL(reeld, "SELECT count(*) FROM manifests")) ?? 0) >= committed + 300
             }
             reeld.crash()
             let before = Int(try await IntakeKit.sql(reeld, "SELECT count(*) FROM manifests")) ?? 0
             kills.append(before)
             #expect(before < files.count, "the kill came before intake finished (\(before) of \(files.count))")
             if before >= files.count { break }
-            let offset = IntakeKit.logSize(reeld)
-            try await reeld.start()
-            // The first chunk after a restart holds the files committed before the kill, if any.
-            try await IntakeKit.wait("the restarted daemon to take 200 more files", timeout: 60) {
-                (Int(Self.syncSQL(reeld, "SELECT count(*) FROM manifests")) ?? 0) >= min(before + 200, files.count)
-            }
-            alreadyIngested += IntakeKit.occurrences(of: "already ingested", in: IntakeKit.log(reeld, from: offset))
+            let taken = Set(try await IntakeKit.sql(reeld, "SELECT file_name FROM manifests").split(separator: "\n")
+                                .map(String.init))
+            leftovers = taken.intersection(IntakeKit.names(reeld.spool + "/incoming"))
         }
-        #expect(alreadyIngested > 0, "no restart met a committed-but-unremoved file (kills at \(kills))")
+        #expect(!leftovers.isEmpty, "no kill left a committed file in incoming/ (kills at \(kills))")
+        try await reeld.start()  // (a start begins a fresh reeld.log)
 
         let counts = try await IntakeKit.waitUntilTaken(reeld, jobs: jobs)
         #expect(counts == ["queued": jobs], "\(counts)")
@@ -84,6 +85,10 @@ import Testing
         #expect(try await IntakeKit.sql(reeld, "SELECT count(*) FROM transitions WHERE from_state IS NULL") == "\(jobs)")
         // The paused setting survived every crash: nothing was submitted.
         #expect(try await sandbox.journal().isEmpty)
+        // The restarted daemon recognised each leftover by its content hash.
+        #expect(reeld.stop() == 0)
+        let recognised = IntakeKit.occurrences(of: "already ingested", in: IntakeKit.log(reeld))
+        #expect(recognised == leftovers.count, "\(recognised) of \(leftovers.count) leftovers logged as already ingested")
     }
 
     /// sqlite3 from a synchronous poll condition.
@@ -137,5 +142,16 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: reeld.spool + "/rejected/changed.json"))
         #expect(try await reeld.counts() == ["queued": 2], "nothing from a rejected file is taken")
         #expect(try await IntakeKit.sql(reeld, "SELECT id FROM jobs ORDER BY id") == "extra\nhero")
+
+        // Once the job is finished (here: cancelled), cancelling is no longer the way: the hint says new id only.
+        #expect(try await reeld.post("/v1/jobs/ident/hero/cancel").status == 200)
+        try reeld.drop(IntakeKit.manifest(batch: "ident", ids: ["hero"], prompt: "character1 sits"), as: "late.json")
+        try await IntakeKit.wait("late.error.json") {
+            FileManager.default.fileExists(atPath: reeld.spool + "/rejected/late.error.json")
+        }
+        let late = IntakeKit.issues(try IntakeKit.report(reeld, "late.error.json"))
+        #expect(late.count == 1 && late.first?.pointer == "/jobs/0/id", "\(late)")
+        #expect(late.first?.message.contains("cancelled") == true && late.first?.hint.contains("new id") == true)
+        #expect(late.first?.hint.contains("reelctl cancel") == false, "\(late)")
     }
 }

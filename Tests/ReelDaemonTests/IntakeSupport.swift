@@ -37,7 +37,7 @@ enum IntakeKit {
         for f in files { try f.json.write(toFile: reeld.spool + "/tmp/" + f.name, atomically: false, encoding: .utf8) }
         for f in files {
             guard rename(reeld.spool + "/tmp/" + f.name, reeld.spool + "/incoming/" + f.name) == 0 else {
-                throw TestHTTPError(description: "rename \(f.name) into incoming/ failed: errno \(errno)")
+                throw IntakeTestError("rename \(f.name) into incoming/ failed: errno \(errno)")
             }
         }
     }
@@ -74,7 +74,7 @@ enum IntakeKit {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw TestHTTPError(description: "timed out: \(total(last)) of \(jobs) jobs, incoming/ holds "
+        throw IntakeTestError("timed out: \(total(last)) of \(jobs) jobs, incoming/ holds "
                                 + "\(names(reeld.spool + "/incoming").count) entries\n\(reeld.logTail())")
     }
 
@@ -85,17 +85,12 @@ enum IntakeKit {
             if try condition() { return }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw TestHTTPError(description: "timed out waiting for \(what)")
+        throw IntakeTestError("timed out waiting for \(what)")
     }
 
-    /// The log from byte `offset` on.
-    static func log(_ reeld: ReeldProcess, from offset: Int = 0) -> String {
-        guard let data = FileManager.default.contents(atPath: reeld.logPath), data.count >= offset else { return "" }
-        return String(decoding: data[offset...], as: UTF8.self)
-    }
-
-    static func logSize(_ reeld: ReeldProcess) -> Int {
-        (try? FileManager.default.attributesOfItem(atPath: reeld.logPath)[.size] as? Int) ?? 0
+    /// The current run's log (`start()` begins a fresh file).
+    static func log(_ reeld: ReeldProcess) -> String {
+        String(decoding: FileManager.default.contents(atPath: reeld.logPath) ?? Data(), as: UTF8.self)
     }
 
     static func occurrences(of needle: String, in text: String) -> Int {
@@ -118,7 +113,7 @@ enum IntakeKit {
     /// `rejected/NAME.error.json` parsed, for a name that is not valid UTF-8.
     static func report(_ reeld: ReeldProcess, raw name: [UInt8]) throws -> [String: Any] {
         let path = (Array((reeld.spool + "/rejected/").utf8) + name + [0]).map { CChar(bitPattern: $0) }
-        guard let file = fopen(path, "r") else { throw TestHTTPError(description: "open report: errno \(errno)") }
+        guard let file = fopen(path, "r") else { throw IntakeTestError("open report: errno \(errno)") }
         defer { fclose(file) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -139,4 +134,10 @@ enum IntakeKit {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return dir
     }
+}
+
+/// A failed step in an intake test.
+struct IntakeTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
