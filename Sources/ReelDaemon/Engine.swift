@@ -136,9 +136,8 @@ public actor Engine {
     public func enqueue(_ keys: [JobKey]) async {
         let now = clock.now()
         var actions: [SchedulerAction] = []
-        for key in keys {
-            guard let row = try? await store.job(key) else { continue }
-            completedBatches.remove(key.batch)
+        for row in (try? await store.jobs(keys)) ?? [] {
+            completedBatches.remove(row.key.batch)
             actions += scheduler.handle(.enqueued(schedulerJob(row)), now: now)
         }
         perform(actions)

@@ -245,6 +245,11 @@ extension Store {
         try await read { db in try Self.fetchJob(db, key) }
     }
 
+    /// The jobs at `keys` that exist, in the order given, in one read (one round trip for a burst of intake).
+    public func jobs(_ keys: [JobKey]) async throws -> [JobRow] {
+        try await read { db in try keys.compactMap { try Self.fetchJob(db, $0) } }
+    }
+
     /// Every job in one of `states`, in intake order (e.g. `[.submitting]` at start, or all non-terminal jobs to
     /// rebuild the scheduler).
     public func jobs(in states: Set<JobState>) async throws -> [JobRow] {
