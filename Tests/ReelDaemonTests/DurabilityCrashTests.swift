@@ -17,7 +17,9 @@ import Testing
         let began = Date()
 
         let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "5..40", "--seed", "\(seed)",
-                                                      "--concurrency", "10", "--submit-rps", "10"])
+                                                      "--concurrency", "10", "--submit-rps", "10",
+                                                      // 24 h is 86 s at this scale: keep results and tasks alive.
+                                                      "--url-ttl", "100000000", "--task-ttl", "100000000"])
         defer { sandbox.stop() }
         try await sandbox.setFaults(#"[{"fault": "create_delay", "probability": 0.3, "seconds": 0.3}]"#)
         let reeld = try ReeldProcess(providerURL: sandbox.url, extraConfig: ReeldProcess.fastConfig + """
@@ -34,13 +36,14 @@ import Testing
         // 96 distinct prompts, and 4 jobs sharing one prompt (reconciliation cannot tell those apart).
         var jobs = (0..<Self.distinct).map { (id: String(format: "shot-%03d", $0),
                                                prompt: "character1 crosses the square, take \($0) of the crash test") }
-        jobs += (0..<Self.twins).map { (id: "twin-\($0)", prompt: "character1 and character2 share one identical prompt") }
+        jobs += (0..<Self.twins).map { (id: "twin-\($0)", prompt: "character1 stands in the rain, one identical prompt") }
         let ids = Set(jobs.map(\.id))
         let prompts = Dictionary(uniqueKeysWithValues: jobs.map { ($0.id, $0.prompt) })
         try reeld.drop(Durability.manifest(batch: "crash", jobs: jobs), as: "crash.json")
 
         // Kill phase: at least 30 kills, and keep killing while work remains (at most 80).
         var kills = 0, killsWithWork = 0, mp4Checks = 0
+        var restarting = 0.0
         var treeProblems: [String] = []
         while kills < 80 {
             let counts = (try? await reeld.counts()) ?? [:]
@@ -48,6 +51,10 @@ import Testing
                 || ["queued", "retrying", "submitting", "pending", "running", "downloading", "verifying"]
                     .contains { (counts[$0] ?? 0) > 0 }
             if kills >= 30 && !busy { break }
+            if FileManager.default.fileExists(atPath: reeld.spool + "/rejected/crash.json") {
+                Issue.record("the crash manifest was rejected: \((try? String(contentsOfFile: reeld.spool + "/rejected/crash.error.json", encoding: .utf8)) ?? "")")
+                return
+            }
             try await Task.sleep(for: .milliseconds(Int.random(in: 50...600, using: &rng)))
             reeld.crash()
             kills += 1
@@ -55,7 +62,9 @@ import Testing
             let sample = await Durability.checkTree(reeld.output, ids: ids)
             treeProblems += sample.problems
             mp4Checks += sample.checked
+            let restart = Date()
             try await reeld.start()
+            restarting += Date().timeIntervalSince(restart)
         }
         let killPhase = Date().timeIntervalSince(began)
 
@@ -131,7 +140,7 @@ import Testing
         #expect(kills >= 30)
         print("""
             DurabilityCrashTests: seed \(seed); \(kills) kills (\(killsWithWork) with work under way) in \
-            \(String(format: "%.1f", killPhase)) s; \(inDoubt.count) jobs went in doubt (\(autoAdopted) adopted by \
+            \(String(format: "%.1f", killPhase)) s (\(String(format: "%.1f", restarting)) s of it restarting); \(inDoubt.count) jobs went in doubt (\(autoAdopted) adopted by \
             reconciliation, \(operatorResolved.count) resolved by the operator: \(operatorResolved.sorted { $0.key < $1.key })); \
             \(creates.count) create calls (by status \(statuses.sorted { $0.key < $1.key })), \(tasks.count) tasks for \
             \(jobs.count) jobs; \(mp4Checks) MP4 checks between kills; wall \(String(format: "%.1f", Date().timeIntervalSince(began))) s
