@@ -44,9 +44,11 @@ struct Terminal {
     }
 }
 
+/// Writes one JSON document (or NDJSON block) ending in a newline. One unbuffered write: mixing
+/// `FileHandle` writes with `print`'s buffered newline put every newline after all the documents.
 func printJSON(_ bytes: [UInt8]) {
-    FileHandle.standardOutput.write(Data(bytes))
-    if bytes.last != UInt8(ascii: "\n") { print() }
+    fflush(nil)
+    FileHandle.standardOutput.write(Data(bytes.last == UInt8(ascii: "\n") ? bytes : bytes + [UInt8(ascii: "\n")]))
 }
 
 func writeStderr(_ text: String) {

@@ -211,15 +211,15 @@ func parsePrometheus(_ text: String) throws -> [PromSample] {
         if line.hasPrefix("# TYPE ") {
             let parts = line.split(separator: " ")
             guard parts.count == 4, ["counter", "gauge", "histogram", "summary", "untyped"].contains(parts[3]) else {
-                throw TestHTTPError(description: "bad TYPE line: \(line)")
+                throw TestFailure("bad TYPE line: \(line)")
             }
             typed.insert(String(parts[2]))
             continue
         }
         if line.hasPrefix("#") { continue }
         guard let m = try sample.wholeMatch(in: String(line)), let value = Double(m.4) ?? (m.4 == "NaN" ? .nan : nil)
-        else { throw TestHTTPError(description: "bad sample line: \(line)") }
-        guard typed.contains(String(m.1)) else { throw TestHTTPError(description: "sample before its TYPE: \(line)") }
+        else { throw TestFailure("bad sample line: \(line)") }
+        guard typed.contains(String(m.1)) else { throw TestFailure("sample before its TYPE: \(line)") }
         var labels: [String: String] = [:]
         if let body = m.3 {
             for l in body.matches(of: label) { labels[String(l.1)] = String(l.2) }

@@ -112,7 +112,7 @@ import Testing
         #expect(committed == man.stdout, "docs/man/reelctl.1 is stale: run `.build/debug/reelctl generate-manual > docs/man/reelctl.1`")
         // man(1) renders it without warnings, where man is installed.
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/groff") {
-            let render = try sh("groff -man -Tutf8 -ww -z \(q(repositoryRoot().appendingPathComponent("docs/man/reelctl.1").path))")
+            let render = try sh("groff -k -man -Tutf8 -ww -z \(q(repositoryRoot().appendingPathComponent("docs/man/reelctl.1").path))")
             #expect(render.stderr.isEmpty, "groff warnings: \(render.stderr)")
         }
     }

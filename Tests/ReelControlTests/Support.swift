@@ -41,7 +41,8 @@ final class StreamReader: @unchecked Sendable {
     private let fd: Int32
 
     init(socket path: String, request: String) throws {
-        fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let sock = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        fd = sock
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
@@ -49,17 +50,16 @@ final class StreamReader: @unchecked Sendable {
         }
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(self.fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                Glibc.connect(sock, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
-        guard rc == 0 else { throw TestHTTPError(description: "connect \(path): errno \(errno)") }
+        guard rc == 0 else { Glibc.close(sock); throw TestFailure("connect \(path): errno \(errno)") }
         let bytes = Array(request.utf8)
-        _ = bytes.withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        let fd = self.fd
+        _ = bytes.withUnsafeBytes { Glibc.send(sock, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         Thread { [self] in
             var chunk = [UInt8](repeating: 0, count: 4096)
             while true {
-                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                let n = chunk.withUnsafeMutableBytes { recv(sock, $0.baseAddress, $0.count, 0) }
                 if n <= 0 { return }
                 lock.withLock { buffer += chunk[0..<n] }
             }
@@ -123,3 +123,8 @@ var binDir: String {
 
 /// Shell-quotes one word.
 func q(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
