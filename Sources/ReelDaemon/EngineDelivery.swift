@@ -16,6 +16,15 @@ extension Engine {
         }
         var qcFailures = 0
         var fetches = 0
+        var storagePauses = 0
+        var sameURLRetried = false
+        /// The output filesystem refused a write (full, read-only): not a failed fetch; pause, then try again.
+        func waitForStorage(_ what: String, _ error: String) async {
+            log.error("\(what); will retry", metadata: ["error": "\(error)"])
+            fetches -= 1
+            storagePauses += 1
+            try? await Task.sleep(for: .seconds(retryPause(storagePauses)))
+        }
         while fetches < options.downloadAttempts {
             fetches += 1
             guard let url = row.videoURL else {
@@ -26,6 +35,9 @@ extension Engine {
             do {
                 _ = try tree.prepare(key.batch)
                 partial = try tree.partialPath(key)
+            } catch let error as DeliveryError where error.isRetryable {
+                await waitForStorage("cannot create the batch folder", "\(error)")
+                continue
             } catch {
                 await finish(key, .failed, reason: "output path refused: \(error)")
                 return
@@ -35,6 +47,11 @@ extension Engine {
                 let result = try await api.download(url: url, to: partial)
                 try? await store.recordAttempt(key, result.exchange, now: clock.now())
                 guard result.isComplete else {
+                    if let trouble = outputStorageTrouble(key, result.exchange) {
+                        // The disk refused the bytes, not the network: not a failed fetch; wait for space.
+                        await waitForStorage("cannot write the download", "\(trouble)")
+                        continue
+                    }
                     log.notice("download incomplete, resuming", metadata: ["bytes": "\(result.bytesOnDisk)",
                                                                              "expected": "\(result.expectedBytes ?? -1)"])
                     continue
@@ -43,18 +60,23 @@ extension Engine {
             } catch let failure as ProviderFailure {
                 try? await store.recordAttempt(key, failure.exchange, now: clock.now())
                 if failure.exchange.httpStatus == 403 || failure.exchange.httpStatus == 404 {
-                    if let fresh = await refreshResultURL(key, row: row) {
+                    if let fresh = await refreshResultURL(key, row: row, acceptSameURL: !sameURLRetried) {
+                        sameURLRetried = sameURLRetried || fresh.videoURL == row.videoURL
                         row = fresh
                         continue
                     }
                     return
                 }
+                if let trouble = outputStorageTrouble(key, failure.exchange) {
+                    await waitForStorage("cannot write the download", "\(trouble)")
+                    continue
+                }
                 log.notice("download failed, retrying", metadata: ["error": "\(failure)"])
-                try? await Task.sleep(for: .seconds(min(30, Double(fetches * fetches))))
+                try? await Task.sleep(for: .seconds(retryPause(fetches)))
                 continue
             } catch {
                 log.notice("download failed, retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(min(30, Double(fetches * fetches))))
+                try? await Task.sleep(for: .seconds(retryPause(fetches)))
                 continue
             }
             _ = try? await store.transition(key, from: [.downloading], to: .verifying, cause: "downloaded", now: clock.now())
@@ -78,10 +100,8 @@ extension Engine {
                 _ = try? await store.transition(key, from: [.verifying], to: .downloading, cause: "size mismatch", now: clock.now())
             } catch let error as DeliveryError where error.isRetryable {
                 // Storage trouble (disk full, read-only): nothing visible was left; retry after a pause.
-                log.error("cannot write the result; will retry", metadata: ["error": "\(error)"])
                 _ = try? await store.transition(key, from: [.verifying], to: .downloading, cause: "storage: \(error)", now: clock.now())
-                fetches -= 1
-                try? await Task.sleep(for: .seconds(30))
+                await waitForStorage("cannot write the result", "\(error)")
             } catch {
                 await finish(key, .failed, reason: "delivery failed: \(error)")
                 return
@@ -90,8 +110,32 @@ extension Engine {
         await finish(key, .failed, reason: "download did not complete after \(options.downloadAttempts) attempts")
     }
 
+    /// The pause before delivery retry `n` (1-based): exponential from 1 s, capped at 60 s, both bounded by the
+    /// `[retry]` delays (so a configuration that retries in milliseconds also delivers again in milliseconds).
+    func retryPause(_ n: Int) -> Double {
+        let limits = options.limits
+        let first = min(1, limits.baseDelay)
+        return min(60, limits.maxDelay, first * pow(2, Double(max(0, n - 1))))
+    }
+
+    /// Why a download stopped on our side: the output filesystem refused the bytes (full, read-only), as the
+    /// transfer reported or as the filesystem says now. nil when the trouble was the network or the server.
+    private func outputStorageTrouble(_ key: JobKey, _ exchange: Exchange) -> String? {
+        if let text = exchange.transportError, text.contains("write to file failed") || text.contains("cannot open") {
+            return text
+        }
+        guard let dir = try? tree.batchDirectory(key.batch) else { return nil }
+        var fs = statvfs()
+        guard statvfs(dir, &fs) == 0 else { return nil }
+        if fs.f_flag & 1 != 0 { return "the output filesystem is read-only" }  // ST_RDONLY
+        if fs.f_bavail == 0 { return "the output filesystem is full" }
+        return nil
+    }
+
     /// The result URL was refused: ask the provider again (a fresh URL while the task lives), else the job expired.
-    private func refreshResultURL(_ key: JobKey, row: JobRow) async -> JobRow? {
+    /// The provider may answer with the same URL (a stable link whose window has not passed by our clock): that is
+    /// tried once more when `acceptSameURL`, since a one-off 403 must not lose a paid render.
+    private func refreshResultURL(_ key: JobKey, row: JobRow, acceptSameURL: Bool) async -> JobRow? {
         let now = clock.now()
         if let expires = row.urlExpiresAt, now > expires {
             await finish(key, .expired, reason: "the result's 24-hour window passed before it was downloaded: billed but lost")
@@ -101,6 +145,9 @@ extension Engine {
         do {
             let (snapshot, exchange) = try await api.queryTask(taskID)
             try? await store.recordAttempt(key, exchange, now: clock.now())
+            if snapshot.status == .succeeded, let url = snapshot.videoURL, url == row.videoURL, acceptSameURL {
+                return row
+            }
             if snapshot.status == .succeeded, let url = snapshot.videoURL, url != row.videoURL {
                 _ = try? await store.transition(key, from: [.downloading], to: .downloading, cause: "fresh result URL",
                                           now: clock.now()) { $0.videoURL = url }
