@@ -18,13 +18,6 @@ extension Engine {
         var fetches = 0
         var storagePauses = 0
         var sameURLRetried = false
-        /// The output filesystem refused a write (full, read-only): not a failed fetch; pause, then try again.
-        func waitForStorage(_ what: String, _ error: String) async {
-            log.error("\(what); will retry", metadata: ["error": "\(error)"])
-            fetches -= 1
-            storagePauses += 1
-            try? await Task.sleep(for: .seconds(retryPause(storagePauses)))
-        }
         while fetches < options.downloadAttempts {
             fetches += 1
             guard let url = row.videoURL else {
@@ -36,7 +29,9 @@ extension Engine {
                 _ = try tree.prepare(key.batch)
                 partial = try tree.partialPath(key)
             } catch let error as DeliveryError where error.isRetryable {
-                await waitForStorage("cannot create the batch folder", "\(error)")
+                fetches -= 1  // the output filesystem refused a write: not a failed fetch
+                storagePauses += 1
+                await waitForStorage(key, "cannot create the batch folder", "\(error)", pause: storagePauses)
                 continue
             } catch {
                 await finish(key, .failed, reason: "output path refused: \(error)")
@@ -49,7 +44,9 @@ extension Engine {
                 guard result.isComplete else {
                     if let trouble = outputStorageTrouble(key, result.exchange) {
                         // The disk refused the bytes, not the network: not a failed fetch; wait for space.
-                        await waitForStorage("cannot write the download", "\(trouble)")
+                        fetches -= 1  // the output filesystem refused a write: not a failed fetch
+                        storagePauses += 1
+                        await waitForStorage(key, "cannot write the download", "\(trouble)", pause: storagePauses)
                         continue
                     }
                     log.notice("download incomplete, resuming", metadata: ["bytes": "\(result.bytesOnDisk)",
@@ -68,7 +65,9 @@ extension Engine {
                     return
                 }
                 if let trouble = outputStorageTrouble(key, failure.exchange) {
-                    await waitForStorage("cannot write the download", "\(trouble)")
+                    fetches -= 1  // the output filesystem refused a write: not a failed fetch
+                    storagePauses += 1
+                    await waitForStorage(key, "cannot write the download", "\(trouble)", pause: storagePauses)
                     continue
                 }
                 log.notice("download failed, retrying", metadata: ["error": "\(failure)"])
@@ -101,13 +100,21 @@ extension Engine {
             } catch let error as DeliveryError where error.isRetryable {
                 // Storage trouble (disk full, read-only): nothing visible was left; retry after a pause.
                 _ = try? await store.transition(key, from: [.verifying], to: .downloading, cause: "storage: \(error)", now: clock.now())
-                await waitForStorage("cannot write the result", "\(error)")
+                fetches -= 1  // the output filesystem refused a write: not a failed fetch
+                storagePauses += 1
+                await waitForStorage(key, "cannot write the result", "\(error)", pause: storagePauses)
             } catch {
                 await finish(key, .failed, reason: "delivery failed: \(error)")
                 return
             }
         }
         await finish(key, .failed, reason: "download did not complete after \(options.downloadAttempts) attempts")
+    }
+
+    /// Logs why the output filesystem refused a write (full, read-only) and pauses before storage retry `pause`.
+    private func waitForStorage(_ key: JobKey, _ what: String, _ error: String, pause: Int) async {
+        logger.error("\(what); will retry", metadata: ["job_id": "\(key)", "error": "\(error)"])
+        try? await Task.sleep(for: .seconds(retryPause(pause)))
     }
 
     /// The pause before delivery retry `n` (1-based): exponential from 1 s, capped at 60 s, both bounded by the

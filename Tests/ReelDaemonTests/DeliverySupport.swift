@@ -134,7 +134,10 @@ final class WebhookReceiver: @unchecked Sendable {
             port = try? String(contentsOfFile: portFile, encoding: .utf8)
             if port == nil { try await Task.sleep(for: .milliseconds(20)) }
         }
-        guard let port else { throw TestHTTPError(description: "the webhook receiver did not start") }
+        guard let port else {
+            process.terminate()
+            throw ReceiverError.didNotStart
+        }
         url = "http://127.0.0.1:\(port)/reel"
     }
 
@@ -145,6 +148,8 @@ final class WebhookReceiver: @unchecked Sendable {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
     }
+
+    enum ReceiverError: Error { case didNotStart }
 
     func stop() {
         if process.isRunning { process.terminate() }
