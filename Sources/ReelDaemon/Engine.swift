@@ -42,6 +42,8 @@ public actor Engine {
     var deadlineRisks: [JobKey: String] = [:]
     /// Uploads of local references under way, by model and content hash.
     var uploadsInFlight: [String: Task<String, any Error>] = [:]
+    /// Budget checks waiting for their batch's turn (a batch is present while a check of it runs).
+    var budgetTurns: [String: [CheckedContinuation<Void, Never>]] = [:]
     let batchEnd: BatchEndHandler
 
     public init(store: Store, api: any RenderAPI, tree: OutputTree, clock: any WallClock, options: Options,

@@ -16,6 +16,8 @@ extension Engine {
         }
         var qcFailures = 0
         var fetches = 0
+        var storagePauses = 0
+        var sameURLRetried = false
         while fetches < options.downloadAttempts {
             fetches += 1
             guard let url = row.videoURL else {
@@ -26,6 +28,11 @@ extension Engine {
             do {
                 _ = try tree.prepare(key.batch)
                 partial = try tree.partialPath(key)
+            } catch let error as DeliveryError where error.isRetryable {
+                fetches -= 1  // the output filesystem refused a write: not a failed fetch
+                storagePauses += 1
+                await waitForStorage(key, "cannot create the batch folder", "\(error)", pause: storagePauses)
+                continue
             } catch {
                 await finish(key, .failed, reason: "output path refused: \(error)")
                 return
@@ -35,6 +42,13 @@ extension Engine {
                 let result = try await api.download(url: url, to: partial)
                 try? await store.recordAttempt(key, result.exchange, now: clock.now())
                 guard result.isComplete else {
+                    if let trouble = outputStorageTrouble(key, result.exchange) {
+                        // The disk refused the bytes, not the network: not a failed fetch; wait for space.
+                        fetches -= 1  // the output filesystem refused a write: not a failed fetch
+                        storagePauses += 1
+                        await waitForStorage(key, "cannot write the download", "\(trouble)", pause: storagePauses)
+                        continue
+                    }
                     log.notice("download incomplete, resuming", metadata: ["bytes": "\(result.bytesOnDisk)",
                                                                              "expected": "\(result.expectedBytes ?? -1)"])
                     continue
@@ -43,18 +57,25 @@ extension Engine {
             } catch let failure as ProviderFailure {
                 try? await store.recordAttempt(key, failure.exchange, now: clock.now())
                 if failure.exchange.httpStatus == 403 || failure.exchange.httpStatus == 404 {
-                    if let fresh = await refreshResultURL(key, row: row) {
+                    if let fresh = await refreshResultURL(key, row: row, acceptSameURL: !sameURLRetried) {
+                        sameURLRetried = sameURLRetried || fresh.videoURL == row.videoURL
                         row = fresh
                         continue
                     }
                     return
                 }
+                if let trouble = outputStorageTrouble(key, failure.exchange) {
+                    fetches -= 1  // the output filesystem refused a write: not a failed fetch
+                    storagePauses += 1
+                    await waitForStorage(key, "cannot write the download", "\(trouble)", pause: storagePauses)
+                    continue
+                }
                 log.notice("download failed, retrying", metadata: ["error": "\(failure)"])
-                try? await Task.sleep(for: .seconds(min(30, Double(fetches * fetches))))
+                try? await Task.sleep(for: .seconds(retryPause(fetches)))
                 continue
             } catch {
                 log.notice("download failed, retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(min(30, Double(fetches * fetches))))
+                try? await Task.sleep(for: .seconds(retryPause(fetches)))
                 continue
             }
             _ = try? await store.transition(key, from: [.downloading], to: .verifying, cause: "downloaded", now: clock.now())
@@ -78,10 +99,10 @@ extension Engine {
                 _ = try? await store.transition(key, from: [.verifying], to: .downloading, cause: "size mismatch", now: clock.now())
             } catch let error as DeliveryError where error.isRetryable {
                 // Storage trouble (disk full, read-only): nothing visible was left; retry after a pause.
-                log.error("cannot write the result; will retry", metadata: ["error": "\(error)"])
                 _ = try? await store.transition(key, from: [.verifying], to: .downloading, cause: "storage: \(error)", now: clock.now())
-                fetches -= 1
-                try? await Task.sleep(for: .seconds(30))
+                fetches -= 1  // the output filesystem refused a write: not a failed fetch
+                storagePauses += 1
+                await waitForStorage(key, "cannot write the result", "\(error)", pause: storagePauses)
             } catch {
                 await finish(key, .failed, reason: "delivery failed: \(error)")
                 return
@@ -90,8 +111,38 @@ extension Engine {
         await finish(key, .failed, reason: "download did not complete after \(options.downloadAttempts) attempts")
     }
 
+    /// Logs why the output filesystem refused a write (full, read-only) and pauses before storage retry `pause`.
+    private func waitForStorage(_ key: JobKey, _ what: String, _ error: String, pause: Int) async {
+        logger.error("\(what); will retry", metadata: ["job_id": "\(key)", "error": "\(error)"])
+        try? await Task.sleep(for: .seconds(retryPause(pause)))
+    }
+
+    /// The pause before delivery retry `n` (1-based): exponential from 1 s, capped at 60 s, both bounded by the
+    /// `[retry]` delays (so a configuration that retries in milliseconds also delivers again in milliseconds).
+    func retryPause(_ n: Int) -> Double {
+        let limits = options.limits
+        let first = min(1, limits.baseDelay)
+        return min(60, limits.maxDelay, first * pow(2, Double(max(0, n - 1))))
+    }
+
+    /// Why a download stopped on our side: the output filesystem refused the bytes (full, read-only), as the
+    /// transfer reported or as the filesystem says now. nil when the trouble was the network or the server.
+    private func outputStorageTrouble(_ key: JobKey, _ exchange: Exchange) -> String? {
+        if let text = exchange.transportError, text.contains("write to file failed") || text.contains("cannot open") {
+            return text
+        }
+        guard let dir = try? tree.batchDirectory(key.batch) else { return nil }
+        var fs = statvfs()
+        guard statvfs(dir, &fs) == 0 else { return nil }
+        if fs.f_flag & 1 != 0 { return "the output filesystem is read-only" }  // ST_RDONLY
+        if fs.f_bavail == 0 { return "the output filesystem is full" }
+        return nil
+    }
+
     /// The result URL was refused: ask the provider again (a fresh URL while the task lives), else the job expired.
-    private func refreshResultURL(_ key: JobKey, row: JobRow) async -> JobRow? {
+    /// The provider may answer with the same URL (a stable link whose window has not passed by our clock): that is
+    /// tried once more when `acceptSameURL`, since a one-off 403 must not lose a paid render.
+    private func refreshResultURL(_ key: JobKey, row: JobRow, acceptSameURL: Bool) async -> JobRow? {
         let now = clock.now()
         if let expires = row.urlExpiresAt, now > expires {
             await finish(key, .expired, reason: "the result's 24-hour window passed before it was downloaded: billed but lost")
@@ -101,11 +152,11 @@ extension Engine {
         do {
             let (snapshot, exchange) = try await api.queryTask(taskID)
             try? await store.recordAttempt(key, exchange, now: clock.now())
-            // A SUCCEEDED task's URL is worth another try even when it comes back unchanged (the provider signs it
-            // once): the refusal may have been transient; the caller's attempt cap bounds the loop.
-            if snapshot.status == .succeeded, let url = snapshot.videoURL {
-                let cause = url == row.videoURL ? "result URL re-queried: unchanged, trying it again" : "fresh result URL"
-                _ = try? await store.transition(key, from: [.downloading], to: .downloading, cause: cause,
+            if snapshot.status == .succeeded, let url = snapshot.videoURL, url == row.videoURL, acceptSameURL {
+                return row
+            }
+            if snapshot.status == .succeeded, let url = snapshot.videoURL, url != row.videoURL {
+                _ = try? await store.transition(key, from: [.downloading], to: .downloading, cause: "fresh result URL",
                                           now: clock.now()) { $0.videoURL = url }
                 return try? await store.job(key)
             }

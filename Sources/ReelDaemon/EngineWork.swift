@@ -33,8 +33,11 @@ extension Engine {
         do {
             // The in-doubt window opens here: from this commit until commitTaskID, a crash leaves `submitting`,
             // which the next start turns into `in_doubt` and reconciles instead of resubmitting.
-            opened = try await store.beginSubmission(key, expectedFrom: [.queued, .retrying], fingerprint: fingerprint,
-                                               now: clock.now())
+            // A batch with a budget holds this job instead when it would overrun (EngineBudget.swift).
+            opened = try await withinBudget(row) {
+                try await store.beginSubmission(key, expectedFrom: [.queued, .retrying], fingerprint: fingerprint,
+                                                now: clock.now())
+            }
         } catch {
             logger.error("cannot record submission intent", metadata: ["job_id": "\(key)", "error": "\(error)"])
             handle(.submitFailed(key, .provider, retryAfter: nil, message: "store: \(error)"))

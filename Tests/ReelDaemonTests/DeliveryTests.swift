@@ -1,0 +1,260 @@
+import Foundation
+import ReelConfig
+import ReelCore
+import ReelMedia
+import ReelTestKit
+import Testing
+
+/// Delivery through the real daemon (issue 7): the sandbox's download faults, QC, batch end with its hook and
+/// webhook, cost against the estimate, and a full output filesystem.
+@Suite(.serialized) struct DeliveryTests {
+    static func manifest(batch: String, jobs: [(id: String, prompt: String)], extra: String = "") -> String {
+        let list = jobs.map { job in
+            """
+            {"id": "\(job.id)", "prompt": "\(job.prompt)", "references": [{"url": "https://cdn.example.com/\(job.id).png"}]}
+            """
+        }.joined(separator: ",\n")
+        return """
+            {"manifest_version": 1, "batch": "\(batch)", \(extra)
+             "defaults": {"model": "wan2.6-r2v-flash", "resolution": "720p", "aspect_ratio": "16:9", "duration_s": 2},
+             "jobs": [\(list)]}
+            """
+    }
+
+    /// Truncated, expired, wrong-size and wrong-duration results: each ends right, nothing half-written is ever
+    /// visible, and the batch end writes checksums and schema-valid JSON, runs the hook and signs the webhook.
+    @Test func faultyDownloadsDeliverCleanlyAndTheBatchEndIsAnnounced() async throws {
+        let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "1..2"])
+        defer { sandbox.stop() }
+        try await sandbox.setFaults("""
+            [{"fault": "truncated_download", "count": 1, "marker": "TRUNC"},
+             {"fault": "expired_url", "count": 1, "marker": "EXPIRE-ONCE"}]
+            """)
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("delivery-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let receiver = try await WebhookReceiver(dir: scratch, secret: "hook-secret-42", failFirst: 1)
+        defer { receiver.stop() }
+        let hookOut = scratch.appendingPathComponent("hook.env").path
+        let reeld = try ReeldProcess(providerURL: sandbox.url, extraConfig: ReeldProcess.fastConfig + """
+
+            [hooks]
+            on_batch_complete = ["/bin/sh", "-c", "env > \(hookOut)"]
+            timeout = "10s"
+            webhook_url = "\(receiver.url)"
+            webhook_secret_file = "\(scratch.appendingPathComponent("webhook-secret").path)"
+            """)
+        try await reeld.start()
+        defer { reeld.stop() }
+        let watcher = PartialWatcher(root: reeld.output)
+
+        try reeld.drop(Self.manifest(batch: "faults", jobs: [
+            ("plain", "character1 waves"),
+            ("truncated", "character1 runs TRUNC"),
+            ("expired-once", "character1 sits EXPIRE-ONCE"),
+            ("expired", "character1 sleeps __FAULT:expired_url__"),
+            ("wrong-size", "character1 jumps __FAULT:wrong_size__"),
+            ("wrong-duration", "character1 dances __FAULT:wrong_duration__"),
+        ]), as: "faults.json")
+        _ = try await reeld.waitForTerminal(total: 6, timeout: 60)
+        let dir = reeld.output + "/faults"
+        let deadline = Date().addingTimeInterval(30)
+        while receiver.calls().count < 2 && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        try await Task.sleep(for: .milliseconds(100))
+        let offending = watcher.stop()
+        #expect(offending.isEmpty, "visible non-deliverable files appeared: \(offending)")
+
+        var state: [String: String] = [:], reason: [String: String] = [:], tasks: [String: [String]] = [:]
+        for id in ["plain", "truncated", "expired-once", "expired", "wrong-size", "wrong-duration"] {
+            let d = try await DeliveryKit.detail(reeld, "faults", id)
+            let job = d["job"] as? [String: Any] ?? [:]
+            state[id] = job["state"] as? String
+            reason[id] = job["reason"] as? String ?? ""
+            tasks[id] = d["task_ids"] as? [String] ?? []
+        }
+        #expect(state["plain"] == "succeeded")
+        #expect(state["truncated"] == "succeeded", "\(reason["truncated"] ?? "")")
+        #expect(state["expired-once"] == "succeeded", "\(reason["expired-once"] ?? "")")
+        #expect(state["expired"] == "expired")
+        #expect(reason["expired"]?.contains("expired") == true)
+        #expect(state["wrong-size"] == "failed")
+        #expect(reason["wrong-size"]?.contains("640x360") == true, "\(reason["wrong-size"] ?? "")")
+        #expect(state["wrong-duration"] == "failed")
+        #expect(reason["wrong-duration"]?.contains("duration") == true && reason["wrong-duration"]?.contains("probe") == true,
+                "\(reason["wrong-duration"] ?? "")")
+
+        // The journal: the truncated result was resumed with a Range (206); QC failures were downloaded exactly
+        // twice; the one-off expired URL was queried again and then fetched.
+        let journal = try await sandbox.journal()
+        func downloads(_ id: String) -> [SandboxJournalEntry] {
+            journal.filter { e in e.method == "GET" && e.path.contains("/oss/") && tasks[id]!.contains { e.path.contains($0) } }
+        }
+        #expect(downloads("truncated").contains { $0.status == 206 }, "\(downloads("truncated").map(\.status))")
+        #expect(downloads("wrong-size").count == 2)
+        #expect(downloads("wrong-duration").count == 2)
+        let once = downloads("expired-once")
+        #expect(once.map(\.status).first == 403 && once.last?.status == 200, "\(once.map(\.status))")
+        if let refused = once.first, let task = tasks["expired-once"]?.first {
+            #expect(journal.contains { $0.isQuery && $0.path.contains(task) && $0.seq > refused.seq },
+                    "the result was queried again after the 403")
+        }
+
+        // The folder: exactly the deliverables, no hidden partials left, checksums and schemas pass.
+        let delivered = ["plain", "truncated", "expired-once"]
+        #expect(DeliveryKit.visible(dir) == (["SHA256SUMS", "batch.json"] + delivered.flatMap { ["\($0).json", "\($0).mp4"] }).sorted())
+        #expect(DeliveryKit.hidden(dir).isEmpty, "left behind: \(DeliveryKit.hidden(dir))")
+        let sums = try await runProcess("/bin/sh", ["-c", "cd '\(dir)' && sha256sum --strict -c SHA256SUMS"])
+        #expect(sums.status == 0, "\(String(decoding: sums.stdout, as: UTF8.self))")
+        let examples = repositoryRoot().appendingPathComponent("examples").path
+        #expect(try await DeliveryKit.schemaProblems(examples + "/sidecar.schema.json",
+                                                     delivered.map { "\(dir)/\($0).json" }) == "")
+        #expect(try await DeliveryKit.schemaProblems(examples + "/batch.schema.json", [dir + "/batch.json"]) == "")
+
+        // The hook ran with the batch in its environment and without secrets.
+        let env = Dictionary((try String(contentsOfFile: hookOut, encoding: .utf8)).split(separator: "\n").compactMap { line in
+            line.firstIndex(of: "=").map { (String(line[..<$0]), String(line[line.index(after: $0)...])) }
+        }, uniquingKeysWith: { a, _ in a })
+        #expect(env["REEL_BATCH"] == "faults")
+        #expect(env["REEL_BATCH_DIR"].map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+                == URL(fileURLWithPath: dir).standardizedFileURL.path)
+        #expect(env["REEL_BATCH_JSON"].map { FileManager.default.fileExists(atPath: $0) } == true)
+        #expect(env["REEL_JOBS_TOTAL"] == "6")
+        #expect(env["REEL_JOBS_SUCCEEDED"] == "3")
+        #expect(env["REEL_JOBS_FAILED"] == "3")
+        #expect(env["REEL_COST_USD"] != nil)
+        #expect(env["DASHSCOPE_API_KEY"] == nil)
+
+        // The webhook: refused once with 503, retried, delivered once, every call correctly signed, body = batch.json.
+        let calls = receiver.calls()
+        #expect(calls.map { $0["status"] as? Int } == [503, 200], "\(calls)")
+        #expect(calls.allSatisfy { $0["ok"] as? Bool == true }, "\(calls)")
+        let batchJSON = try Data(contentsOf: URL(fileURLWithPath: dir + "/batch.json"))
+        let digest = try await runProcess("/usr/bin/sha256sum", [dir + "/batch.json"])
+        #expect(calls.last?["sha256"] as? String == String(decoding: digest.stdout, as: UTF8.self).split(separator: " ").first.map(String.init))
+        #expect(!batchJSON.isEmpty)
+    }
+
+    /// The example batch: `reelctl estimate` with examples/reel.toml equals the actual cost from the sandbox's
+    /// `usage` within 1% for every batch, and every sidecar and batch.json validates against its schema.
+    @Test func exampleBatchCostsWhatWasEstimated() async throws {
+        let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "1..2"])
+        defer { sandbox.stop() }
+        let reeld = try ReeldProcess(providerURL: sandbox.url)
+        try await reeld.start()
+        defer { reeld.stop() }
+        let root = repositoryRoot()
+        let examples = root.appendingPathComponent("examples/manifests")
+        let files = try FileManager.default.contentsOfDirectory(atPath: examples.path)
+            .filter { $0.hasSuffix(".json") && !$0.hasPrefix("invalid-") }.sorted()
+            .map { examples.appendingPathComponent($0).path }
+        let toml = root.appendingPathComponent("examples/reel.toml").path
+        let estimate = try BinaryRun.run("reelctl", ["estimate", "--json", "--config", toml] + files)
+        #expect(estimate.status == 0, "\(estimate.stderr)")
+        let reports = try JSONSerialization.jsonObject(with: Data(estimate.stdout.utf8)) as? [[String: Any]] ?? []
+        var estimated: [String: Double] = [:]
+        var jobCount = 0
+        for r in reports {
+            estimated[r["batch"] as? String ?? "?"] = r["estimated_cost_usd"] as? Double
+            jobCount += r["jobs"] as? Int ?? 0
+        }
+        #expect(estimated.count == 3 && estimated.values.allSatisfy { $0 > 0 }, "\(estimate.stdout)")
+
+        let submit = try BinaryRun.run("reelctl", ["submit", "--spool", reeld.spool] + files,
+                                       environment: ["REEL_SOCKET": reeld.socket])
+        #expect(submit.status == 0, "\(submit.stderr)")
+        let counts = try await reeld.waitForTerminal(total: jobCount, timeout: 90)
+        #expect(counts["succeeded"] == jobCount, "\(counts)")
+
+        let pricing = try ReelConfig.load(path: toml).pricing
+        let sidecarSchema = root.appendingPathComponent("examples/sidecar.schema.json").path
+        let batchSchema = root.appendingPathComponent("examples/batch.schema.json").path
+        for (batch, estimate) in estimated {
+            let dir = reeld.output + "/" + batch
+            let deadline = Date().addingTimeInterval(20)
+            while !FileManager.default.fileExists(atPath: dir + "/batch.json") && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            // The actual cost from the provider's usage, priced here independently of the daemon.
+            let sidecars = DeliveryKit.visible(dir).filter { $0.hasSuffix(".json") && $0 != "batch.json" }.map { dir + "/" + $0 }
+            var actual = 0.0
+            for path in sidecars {
+                let s = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any] ?? [:]
+                let request = s["request"] as? [String: Any] ?? [:]
+                let usage = s["usage"] as? [String: Any] ?? [:]
+                guard let model = (request["model"] as? String).flatMap(RenderModel.init(rawValue:)),
+                      let resolution = (request["resolution"] as? String).flatMap(Resolution.init(rawValue:)),
+                      let billed = usage["duration"] as? Double,
+                      let price = pricing.cost(model, resolution, billedSeconds: billed) else {
+                    Issue.record("\(path): no usable request/usage: \(s)")
+                    continue
+                }
+                actual += price
+                #expect(abs((s["cost_usd"] as? Double ?? -1) - price) < 1e-6, "\(path): sidecar cost")
+            }
+            #expect(abs(actual - estimate) <= 0.01 * estimate, "\(batch): estimated \(estimate), actual \(actual)")
+            let manifest = try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: dir + "/batch.json"))) as? [String: Any] ?? [:]
+            #expect(abs((manifest["total_cost_usd"] as? Double ?? -1) - actual) < 1e-6, "\(batch): batch.json total")
+            #expect(try await DeliveryKit.schemaProblems(sidecarSchema, sidecars) == "")
+            #expect(try await DeliveryKit.schemaProblems(batchSchema, [dir + "/batch.json"]) == "")
+        }
+    }
+
+    /// A full output filesystem (a small tmpfs filled to the last byte): the job waits in delivery with nothing
+    /// visible, and delivers once space is freed.
+    @Test func fullOutputFilesystemDeliversOnceSpaceReturns() async throws {
+        let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "1..2"])
+        defer { sandbox.stop() }
+        let reeld = try ReeldProcess(providerURL: sandbox.url)
+        try FileManager.default.createDirectory(atPath: reeld.output, withIntermediateDirectories: true)
+        let mounted = try await runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=8m", "reel-test-output", reeld.output])
+        guard mounted.status == 0 else {
+            print("skipped fullOutputFilesystemDeliversOnceSpaceReturns: cannot mount a tmpfs here: \(mounted.stderrText)")
+            return
+        }
+        defer { Self.unmount(reeld.output) }
+        // Fill it: write until ENOSPC.
+        let filler = reeld.output + "/.filler"
+        let fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        #expect(fd >= 0)
+        let chunk = [UInt8](repeating: 7, count: 64 * 1024)
+        while write(fd, chunk, chunk.count) > 0 {}
+        while write(fd, chunk, 512) > 0 {}
+        close(fd)
+
+        try await reeld.start()
+        defer { reeld.stop() }
+        let watcher = PartialWatcher(root: reeld.output)
+        try reeld.drop(Self.manifest(batch: "full", jobs: [("roomy", "character1 waits for space")]), as: "full.json")
+        // Delivery hits the full disk, and keeps waiting in delivery rather than failing.
+        let deadline = Date().addingTimeInterval(30)
+        while !reeld.logTail(200_000).contains("will retry") && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(reeld.logTail(200_000).contains("will retry"), "delivery never met the full disk")
+        try await Task.sleep(for: .milliseconds(1500))  // several retry pauses at [retry] max_delay = 500ms
+        let waiting = try await DeliveryKit.job(reeld, "full", "roomy")
+        #expect(["downloading", "verifying"].contains(waiting["state"] as? String ?? ""), "\(waiting)")
+        #expect(DeliveryKit.visible(reeld.output + "/full").isEmpty)
+
+        try FileManager.default.removeItem(atPath: filler)
+        let counts = try await reeld.waitForTerminal(total: 1, timeout: 30)
+        #expect(counts["succeeded"] == 1, "\(counts)\n\(reeld.logTail())")
+        let probe = try await FFprobe.probe(reeld.output + "/full/roomy.mp4")
+        #expect(probe.width == 1280 && probe.height == 720)
+        let end = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: reeld.output + "/full/batch.json") && Date() < end {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let offending = watcher.stop()
+        #expect(offending.isEmpty, "visible non-deliverable files appeared: \(offending)")
+        #expect(DeliveryKit.hidden(reeld.output + "/full").isEmpty)
+        reeld.stop()
+    }
+
+    static func unmount(_ path: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/umount")
+        p.arguments = ["-l", path]
+        try? p.run()
+        p.waitUntilExit()
+    }
+}
