@@ -267,16 +267,19 @@ struct SystemdService: Service {
         logger.info("reeld ready")
         defer { notifier.stopping(status: "Stopping: remote renders continue and are re-attached at the next start") }
         let heartbeat = Heartbeat()
+        // The heartbeat must be fed more often than the watchdog's freshness window (half of WATCHDOG_USEC), and a
+        // tick late by more than that window counts as a stalled loop.
+        let window = Double(notifier.watchdogInterval ?? 2_000_000) / 1_000_000
+        let period = min(1, window / 2)
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await runWatchdog(notifier: notifier, heartbeat: heartbeat) }
                 group.addTask {
                     while !Task.isCancelled {
-                        // Reaching the engine proves its actor is not stuck; its tick proves the loop runs.
-                        let last = await engine.heartbeat
-                        if Date().timeIntervalSince1970 - last < 20 { heartbeat.beat() }
+                        // Reaching the engine proves its actor is not stuck; no overdue tick proves the loop runs.
+                        if await engine.loopIsLive(maxLag: window) { heartbeat.beat() }
                         notifier.status(await statusLine())
-                        try? await Task.sleep(for: .seconds(1))
+                        try? await Task.sleep(for: .seconds(period))
                     }
                 }
                 await group.next()

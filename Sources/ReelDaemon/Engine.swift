@@ -129,8 +129,16 @@ public actor Engine {
         for t in tasks { await t.value }
     }
 
-    /// The last time the scheduler loop completed a tick; the systemd watchdog pings only while it is recent.
+    /// The last time the scheduler loop completed a tick.
     public var heartbeat: Timestamp { lastTick }
+
+    /// True while the scheduler loop keeps up: no tick that fell due more than `maxLag` seconds ago is still
+    /// waiting to run. An idle engine (nothing scheduled) is live; answering at all proves the actor is not wedged.
+    /// The systemd watchdog pings only while this holds.
+    public func loopIsLive(maxLag: Double) -> Bool {
+        guard let due = tickAt, tickTask != nil else { return true }
+        return clock.now() - due <= maxLag
+    }
 
     // MARK: - Inputs
 
@@ -211,6 +219,7 @@ public actor Engine {
         let delay = max(0, next - now)
         tickTask = Task { [self] in
             try? await Task.sleep(for: .seconds(delay))
+            await TestHooks.holdTickIfAsked()
             if Task.isCancelled { return }
             await self.tick()
         }

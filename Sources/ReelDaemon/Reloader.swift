@@ -29,7 +29,8 @@ actor Reloader {
 
     func reload(trigger: String) async -> ActionResult {
         notifier.reloading()
-        defer { notifier.ready(status: "Configuration reloaded") }
+        var outcome = "Reload refused: the configuration has problems; nothing changed"
+        defer { notifier.ready(status: outcome) }
         let next: ReelConfig
         let hooks: BatchEndHandler.HookSettings
         do {
@@ -57,6 +58,7 @@ actor Reloader {
         applied.intake = current.intake
         applied.control = current.control
         current = applied
+        outcome = message
         logger.notice("\(message)", metadata: ["trigger": "\(trigger)"])
         return ActionResult(ok: true, message: message)
     }

@@ -1,0 +1,58 @@
+import Foundation
+import Glibc
+import ReelTestKit
+import Testing
+
+/// `systemctl stop` in the middle of a batch (issue 9, acceptance 5).
+@Suite(.serialized) struct SystemdStopTests {
+    /// SIGTERM while renders are RUNNING at the provider: reeld exits 0 promptly, the renders go on, and the next
+    /// reeld re-attaches to the same task ids (no second create, so nothing is paid twice) and finishes the batch.
+    @Test func sigtermMidBatchLeavesRendersRunningAndRestartReattaches() async throws {
+        // Renders of 4-5 s: long enough to stop and restart reeld in the middle of them.
+        let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "4000..5000"])
+        defer { sandbox.stop() }
+        let notify = try NotifyCapture()
+        defer { notify.close() }
+        let reeld = try ReeldProcess(providerURL: sandbox.url,
+                                     environment: notify.environment.merging(["DASHSCOPE_API_KEY": "sk-reel-test"]) { $1 })
+        defer { reeld.stop() }
+        try await reeld.start()
+        try reeld.drop(systemdManifest(batch: "stop-mid-batch", count: 4), as: "stop-mid-batch.json")
+        _ = try await reeld.waitFor(timeout: 20, "4 jobs RUNNING at the provider") { ($0["running"] ?? 0) == 4 }
+
+        let creates = try await sandbox.journal().filter { $0.isCreate && $0.status == 200 }
+        let taskIDs = Set(creates.compactMap(\.taskID))
+        #expect(creates.count == 4 && taskIDs.count == 4, "\(creates)")
+
+        let stoppedAt = Date()
+        let status = reeld.stop(signal: SIGTERM)
+        let stopSeconds = Date().timeIntervalSince(stoppedAt)
+        #expect(status == 0, "reeld exits 0 on SIGTERM mid-batch\n\(reeld.logTail())")
+        #expect(stopSeconds < 5, "exit took \(stopSeconds) s")
+        #expect(notify.messages.contains { $0.fields["STOPPING"] == "1" })
+
+        // The renders keep going at the provider without reeld.
+        for task in taskIDs {
+            let reply = try await sandbox.send(TestHTTPRequest("GET", "/api/v1/tasks/\(task)",
+                                                               headers: ["Authorization": "Bearer sk-reel-test"]))
+            let output = try reply.json()["output"] as? [String: Any]
+            let state = output?["task_status"] as? String
+            #expect(state == "RUNNING" || state == "PENDING", "task \(task) after reeld stopped: \(reply.text)")
+        }
+
+        let seqAfterStop = try await sandbox.journal().map(\.seq).max() ?? 0  // after our own queries above
+
+        // Restart: the same tasks are polled, none is created again, and the batch completes.
+        try await reeld.start()
+        let counts = try await reeld.waitForTerminal(total: 4, timeout: 40)
+        #expect(counts["succeeded"] == 4, "\(counts)\n\(reeld.logTail())")
+        let later = try await sandbox.journal(since: seqAfterStop)
+        #expect(!later.contains { $0.isCreate }, "no create after the restart: \(later.filter(\.isCreate))")
+        let polled = Set(later.filter(\.isQuery).compactMap(\.taskID))
+        #expect(taskIDs.isSubset(of: polled), "the restarted reeld polls the original tasks: \(polled)")
+        #expect(try await sandbox.journal().filter { $0.isCreate && $0.status == 200 }.count == 4)
+        #expect(FileManager.default.fileExists(atPath: reeld.output + "/stop-mid-batch/batch.json"))
+        #expect(reeld.stop() == 0)
+        print("systemd stop: SIGTERM mid-batch exited in \(String(format: "%.2f", stopSeconds)) s")
+    }
+}
