@@ -105,10 +105,10 @@ set -e
 if grep -qiE 'panic|fatal error' "$work/reeld.log"; then echo "reeld crashed:"; tail -30 "$work/reeld.log"; status=1; fi
 kill -0 "${pids[1]}" 2>/dev/null || { echo "reeld died during the run:"; tail -30 "$work/reeld.log"; status=1; }
 
-# One line for scripts/test: operations that passed and failed.
-summary=$(grep -E '[0-9]+ passed' "$work/schemathesis.out" | tail -1 || true)
-passed=$(grep -Eo '[0-9]+ passed' <<<"$summary" | grep -Eo '[0-9]+' || echo 0)
-failed=$(grep -Eo '[0-9]+ failed' <<<"$summary" | grep -Eo '[0-9]+' || echo 0)
+# One line for scripts/test: generated test cases that passed, and unique failures found.
+passed=$(grep -Eo '[0-9]+ generated, [0-9]+ passed' "$work/schemathesis.out" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+' | tail -1 || true)
+failed=$(grep -Eo '[0-9]+ unique failures?' "$work/schemathesis.out" | grep -Eo '^[0-9]+' | tail -1 || true)
+passed=${passed:-0}; failed=${failed:-0}
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
-echo "api-conformance: $passed passed, $failed failed (schemathesis exit $status)"
+echo "api-conformance: $passed passed, $failed failed (schemathesis test cases; exit $status)"
 exit "$status"

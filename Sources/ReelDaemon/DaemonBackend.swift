@@ -57,7 +57,8 @@ struct DaemonBackend: ControlBackend {
                                hint: "pass next_cursor from the previous page unchanged, or omit cursor to start over")
         }
         var views: [JobView] = []
-        for row in page.rows { views.append(await view(row)) }
+        let pricing = await engine.options.pricing
+        for row in page.rows { views.append(await view(row, pricing: pricing)) }
         return ReelProtocol.JobPage(jobs: views, next_cursor: page.nextCursor)
     }
 
@@ -78,13 +79,16 @@ struct DaemonBackend: ControlBackend {
             case .path(let p): p
             }
         }
-        return JobDetail(job: await view(row), prompt: row.spec.prompt, references: references, task_ids: row.taskIDs,
+        return JobDetail(job: await view(row, withETA: true), prompt: row.spec.prompt, references: references, task_ids: row.taskIDs,
                          transitions: transitions, attempts: attempts)
     }
 
-    func view(_ row: JobRow) async -> JobView {
-        let pricing = await engine.options.pricing
-        let eta = row.state.isTerminal ? nil : await engine.eta(of: row.key)
+    /// - Parameter withETA: listings leave the ETA out: each one replays the queue, which a page of 100 cannot
+    ///   afford; `GET /v1/jobs/{batch}/{id}` and the batch views carry it.
+    func view(_ row: JobRow, withETA: Bool = false, pricing known: PricingTable? = nil) async -> JobView {
+        let pricing: PricingTable
+        if let known { pricing = known } else { pricing = await engine.options.pricing }
+        let eta = row.state.isTerminal || !withETA ? nil : await engine.eta(of: row.key)
         return JobView(job: row.key.description, batch: row.key.batch, id: row.key.id, state: row.state.rawValue,
                        priority: row.priority.rawValue, model: row.spec.model.rawValue,
                        resolution: row.spec.resolution.rawValue, aspect_ratio: row.spec.aspectRatio.rawValue,

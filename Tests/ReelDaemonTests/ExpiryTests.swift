@@ -10,11 +10,11 @@ import Testing
         let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "5..40"])
         defer { sandbox.stop() }
         // `fresh`: its first download is refused as expired. `lost`: its first download crawls, so reeld is
-        // still downloading when it is killed. `late`: its task stays PENDING for an hour of sandbox time.
+        // still downloading when it is killed. `late`: its task stays PENDING for 80 s of real time (22 h of sandbox time).
         try await sandbox.setFaults("""
             [{"fault": "expired_url", "marker": "case-fresh", "count": 1},
              {"fault": "slow_download", "marker": "case-lost", "count": 1, "bytes_per_second": 2000},
-             {"fault": "slow_queue", "marker": "case-late", "seconds": 3600}]
+             {"fault": "slow_queue", "marker": "case-late", "seconds": 80000}]
             """)
         let reeld = try ReeldProcess(providerURL: sandbox.url)
         try await reeld.start()
