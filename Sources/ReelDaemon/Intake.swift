@@ -109,6 +109,8 @@ public actor Intake {
             }
             let (accepted, added, rejected) = await commit(ready)
             handled += rejected
+            committedInThisProcess += accepted.count
+            await TestHooks.holdIntakeBeforeUnlinkIfAsked(committed: committedInThisProcess, logger: logger)
             if !accepted.isEmpty {
                 do {
                     _ = try spool.accept(accepted)
@@ -124,6 +126,8 @@ public actor Intake {
     }
 
     static let chunkSize = 64
+    /// Manifests committed by this process (for the debug-only intake hold in `TestHooks`).
+    private var committedInThisProcess = 0
 
     /// A manifest that was read and passed validation, waiting for its commit.
     struct Checked {

@@ -13,7 +13,8 @@ public final class ReeldProcess: @unchecked Sendable {
     public var state: String { root.appendingPathComponent("state").path }
     public var configPath: String { root.appendingPathComponent("reel.toml").path }
     public var logPath: String { root.appendingPathComponent("reeld.log").path }
-    public let environment: [String: String]
+    /// The child's environment on top of the test's (minus systemd's variables); may change between starts.
+    public var environment: [String: String]
     /// A command that runs reeld, e.g. `["/usr/bin/setpriv", "--inh-caps=-dac_override", "--"]`; empty: run it directly.
     public var launcher: [String] = []
 
