@@ -56,9 +56,9 @@ struct DaemonBackend: ControlBackend {
             throw ControlError(.badRequest, code: "bad_cursor", message: "\(c) is not a cursor from this API",
                                hint: "pass next_cursor from the previous page unchanged, or omit cursor to start over")
         }
-        var views: [JobView] = []
         let pricing = await engine.options.pricing
-        for row in page.rows { views.append(await view(row, pricing: pricing)) }
+        let forecast = page.rows.contains { !$0.state.isTerminal } ? await engine.forecast() : nil
+        let views = page.rows.map { view($0, pricing: pricing, forecast: forecast) }
         return ReelProtocol.JobPage(jobs: views, next_cursor: page.nextCursor)
     }
 
@@ -79,16 +79,22 @@ struct DaemonBackend: ControlBackend {
             case .path(let p): p
             }
         }
-        return JobDetail(job: await view(row, withETA: true), prompt: row.spec.prompt, references: references, task_ids: row.taskIDs,
+        return JobDetail(job: await view(row), prompt: row.spec.prompt, references: references, task_ids: row.taskIDs,
                          transitions: transitions, attempts: attempts)
     }
 
-    /// - Parameter withETA: listings leave the ETA out: each one replays the queue, which a page of 100 cannot
-    ///   afford; `GET /v1/jobs/{batch}/{id}` and the batch views carry it.
-    func view(_ row: JobRow, withETA: Bool = false, pricing known: PricingTable? = nil) async -> JobView {
-        let pricing: PricingTable
-        if let known { pricing = known } else { pricing = await engine.options.pricing }
-        let eta = row.state.isTerminal || !withETA ? nil : await engine.eta(of: row.key)
+    /// A job as the API shows it, with its ETA from the engine's forecast (see `Engine.forecast()`).
+    func view(_ row: JobRow) async -> JobView {
+        var v = view(row, pricing: await engine.options.pricing,
+                     forecast: row.state.isTerminal ? nil : await engine.forecast())
+        if v.eta == nil, !row.state.isTerminal, let eta = await engine.eta(of: row.key) {
+            v.eta = ETAView(p50: Wire.time(eta.p50), p90: Wire.time(eta.p90))   // newer than the forecast
+        }
+        return v
+    }
+
+    func view(_ row: JobRow, pricing: PricingTable, forecast: ETAForecast?) -> JobView {
+        let eta = row.state.isTerminal ? nil : forecast?.jobs[row.key]
         return JobView(job: row.key.description, batch: row.key.batch, id: row.key.id, state: row.state.rawValue,
                        priority: row.priority.rawValue, model: row.spec.model.rawValue,
                        resolution: row.spec.resolution.rawValue, aspect_ratio: row.spec.aspectRatio.rawValue,
@@ -128,7 +134,7 @@ struct DaemonBackend: ControlBackend {
         let counts = Dictionary(uniqueKeysWithValues: byState.map { ($0.key.rawValue, $0.value) })
         let done = byState.filter { $0.key.isTerminal }.reduce(0) { $0 + $1.value }
         let total = b.counts.total
-        let eta = done == total ? nil : await engine.batchETA(b.name)
+        let eta = done == total ? nil : await engine.forecast().batches[b.name]
         let atRisk = eta.flatMap { e in b.settings.deadline.map { e.p90 > $0 } } ?? false
         return BatchView(batch: b.name, priority: b.settings.priority.rawValue, paused: b.settings.paused, jobs: counts,
                          total: total, done: done, cost_usd: b.counts.costUSD,

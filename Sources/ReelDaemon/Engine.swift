@@ -40,6 +40,9 @@ public actor Engine {
     /// Batches already finished and announced (batch.json written); reset when a batch gains jobs.
     var completedBatches: Set<String> = []
     var deadlineRisks: [JobKey: String] = [:]
+    /// The control API's ETAs (see `forecast()`).
+    private var etaForecast: ETAForecast?
+    private var etaRefresh: Task<ETAForecast, Never>?
     /// Uploads of local references under way, by model and content hash.
     var uploadsInFlight: [String: Task<String, any Error>] = [:]
     /// Budget checks waiting for their batch's turn (a batch is present while a check of it runs).
@@ -295,9 +298,33 @@ public actor Engine {
     /// Deadline warnings raised by the scheduler, for `reelctl status` (the newest 20).
     public var deadlineWarnings: [String] { Array(deadlineRisks.values.sorted().suffix(20)) }
 
+    /// ETAs of every job and batch, at most a second old, for the control API. The replay costs time in the
+    /// queue's length (tens of milliseconds at 100,000 queued jobs), so it runs on a copy of the scheduler off the
+    /// actor, at most once at a time: a forecast younger than 30 s is answered at once (and refreshed in the
+    /// background when older than 1 s); none, or an older one, is awaited.
+    public func forecast() async -> ETAForecast {
+        let now = clock.now()
+        if let f = etaForecast, now - f.at < 30 {
+            if now - f.at >= 1, etaRefresh == nil { etaRefresh = refreshForecast(now: now) }
+            return f
+        }
+        let refresh = etaRefresh ?? refreshForecast(now: now)
+        etaRefresh = refresh
+        return await refresh.value
+    }
+
+    /// One job's ETA, exact and now (`GET /v1/jobs/{batch}/{id}` for a job the last forecast did not know yet).
     public func eta(of key: JobKey) -> ETA? { scheduler.eta(of: key, now: clock.now()) }
 
-    public func batchETA(_ batch: String) -> ETA? { scheduler.batchETA(batch, now: clock.now()) }
+    private func refreshForecast(now: Timestamp) -> Task<ETAForecast, Never> {
+        let copy = scheduler
+        return Task {
+            let f = await Task.detached(priority: .utility) { copy.forecastAll(now: now) }.value
+            self.etaForecast = f
+            self.etaRefresh = nil
+            return f
+        }
+    }
 }
 
 extension Engine {

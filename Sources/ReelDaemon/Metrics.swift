@@ -36,8 +36,9 @@ enum Metrics {
         metric("reel_account_blocked", "gauge", "1 while submission is stopped by an account error.", [("", s.accountBlock == nil ? 0 : 1)])
         metric("reel_spend_usd_total", "counter", "USD spent on delivered renders (from provider usage).", [("", counts.costUSD)])
         var etas: [(String, Double)] = []
+        let forecast = await engine.forecast()
         for summary in try await store.batches() where !summary.isComplete {
-            if let eta = await engine.batchETA(summary.name) {
+            if let eta = forecast.batches[summary.name] {
                 etas.append(("batch=\"\(summary.name)\",quantile=\"0.5\"", max(0, eta.p50 - now)))
                 etas.append(("batch=\"\(summary.name)\",quantile=\"0.9\"", max(0, eta.p90 - now)))
             }
