@@ -191,7 +191,7 @@ public actor Engine {
                 logger.notice("job is rendering and cannot be cancelled remotely; its result will be discarded",
                               metadata: ["job_id": "\(key)"])
             case .deadlineAtRisk(let key, let p90, let deadline):
-                deadlineRisks[key] = "\(key): p90 finish \(Self.isoTime(p90)) is after its deadline \(Self.isoTime(deadline))"
+                deadlineRisks[key] = "\(key): p90 finish \(RFC3339.format(p90)) is after its deadline \(RFC3339.format(deadline))"
                 logger.warning("deadline at risk: p90 finish is after the deadline",
                                metadata: ["job_id": "\(key)", "p90": "\(p90)", "deadline": "\(deadline)"])
             }
@@ -324,12 +324,6 @@ public actor Engine {
             self.etaRefresh = nil
             return f
         }
-    }
-}
-
-extension Engine {
-    static func isoTime(_ t: Timestamp) -> String {
-        Date(timeIntervalSince1970: t).formatted(.iso8601)
     }
 }
 

@@ -274,19 +274,11 @@ public struct ResolveRequest: Codable, Sendable, Equatable {
 
 /// Time and JSON conventions of the wire format.
 public enum Wire {
-    public static func time(_ t: Timestamp) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: t))
-    }
+    /// RFC 3339 in UTC with milliseconds: `2026-11-25T12:36:53.736Z`.
+    public static func time(_ t: Timestamp) -> String { RFC3339.format(t) }
 
-    public static func parseTime(_ s: String) -> Timestamp? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = formatter.date(from: s) { return d.timeIntervalSince1970 }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: s)?.timeIntervalSince1970
-    }
+    /// An RFC 3339 date-time (any offset, with or without fractional seconds) as seconds since 1970.
+    public static func parseTime(_ s: String) -> Timestamp? { RFC3339.parse(s) }
 
     public static func encoder(pretty: Bool = false) -> JSONEncoder {
         let e = JSONEncoder()

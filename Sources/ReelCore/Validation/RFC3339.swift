@@ -66,4 +66,42 @@ public enum RFC3339 {
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         return era * 146_097 + doe - 719_468
     }
+
+    /// `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, milliseconds rounded down), the form of every time on the wire.
+    /// Hand-rolled because Foundation's ISO 8601 formatter builds an ICU formatter per call: it was 69% of the
+    /// CPU of `GET /v1/jobs` (seven times per row).
+    public static func format(_ t: Timestamp) -> String {
+        let millis = Int((t * 1000).rounded(.down))
+        let (days, msOfDay) = millis.quotientAndRemainder(dividingBy: 86_400_000)
+        let (day, ms) = msOfDay < 0 ? (days - 1, msOfDay + 86_400_000) : (days, msOfDay)
+        let (y, m, d) = civilFromDays(day)
+        var out = [UInt8]()
+        out.reserveCapacity(24)
+        func put(_ v: Int, _ width: Int) {
+            var digits = [UInt8](repeating: 0x30, count: width)
+            var v = v
+            for k in stride(from: width - 1, through: 0, by: -1) {
+                digits[k] = 0x30 + UInt8(v % 10)
+                v /= 10
+            }
+            out += digits
+        }
+        put(y, 4); out.append(0x2D); put(m, 2); out.append(0x2D); put(d, 2); out.append(0x54)
+        put(ms / 3_600_000, 2); out.append(0x3A); put(ms / 60_000 % 60, 2); out.append(0x3A)
+        put(ms / 1000 % 60, 2); out.append(0x2E); put(ms % 1000, 3); out.append(0x5A)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+    static func civilFromDays(_ z0: Int) -> (year: Int, month: Int, day: Int) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
 }
