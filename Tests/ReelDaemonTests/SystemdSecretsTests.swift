@@ -1,6 +1,5 @@
 import Foundation
 import Glibc
-import ReelMedia
 import ReelTestKit
 import Testing
 
@@ -38,7 +37,7 @@ import Testing
             FileManager.default.fileExists(atPath: reeld.spool + "/rejected/bad.error.json")
         }
         #expect(try await sandbox.journal().filter { $0.isCreate && $0.status == 200 }.count == 3)
-        #expect(reeld.stop() == 0)
+        #expect(await reeld.terminate() == 0)
 
         // Everything reeld wrote: log, state (database, WAL, SHM), output tree, spool (rejected/ included).
         for file in ["/state/reel.sqlite3", "/output/secret-check/batch.json", "/output/secret-check/clip-1.json",
@@ -51,8 +50,9 @@ import Testing
         #expect(log.split(separator: "\n").count > 20, "a debug-level log with real content")
         #expect(filesContaining(marker, under: reeld.root.path).isEmpty,
                 "the key leaked into: \(filesContaining(marker, under: reeld.root.path))")
-        let dump = try await runProcess("/usr/bin/sqlite3", [reeld.state + "/reel.sqlite3", ".dump"])
-        let rows = String(decoding: dump.stdout, as: UTF8.self)
+        let dump = try await Child.run("/usr/bin/sqlite3", [reeld.state + "/reel.sqlite3", ".dump"])
+        #expect(dump.status == 0, "sqlite3 .dump: \(dump.stderrText)")
+        let rows = dump.stdoutText
         #expect(rows.contains("INSERT INTO"), "the dump has rows: \(rows.prefix(500))")
         #expect(!rows.contains(marker), "the key is in a database row")
     }

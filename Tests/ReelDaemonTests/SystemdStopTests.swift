@@ -25,10 +25,10 @@ import Testing
         #expect(creates.count == 4 && taskIDs.count == 4, "\(creates)")
 
         let stoppedAt = Date()
-        let status = reeld.stop(signal: SIGTERM)
+        let status = await reeld.terminate(signal: SIGTERM)
         let stopSeconds = Date().timeIntervalSince(stoppedAt)
+        // Exit 0 means it left by itself within the grace period (it is SIGKILLed, status 137, after that).
         #expect(status == 0, "reeld exits 0 on SIGTERM mid-batch\n\(reeld.logTail())")
-        #expect(stopSeconds < 5, "exit took \(stopSeconds) s")
         #expect(notify.messages.contains { $0.fields["STOPPING"] == "1" })
 
         // The renders keep going at the provider without reeld.
@@ -52,7 +52,7 @@ import Testing
         #expect(taskIDs.isSubset(of: polled), "the restarted reeld polls the original tasks: \(polled)")
         #expect(try await sandbox.journal().filter { $0.isCreate && $0.status == 200 }.count == 4)
         #expect(FileManager.default.fileExists(atPath: reeld.output + "/stop-mid-batch/batch.json"))
-        #expect(reeld.stop() == 0)
+        #expect(await reeld.terminate() == 0)
         print("systemd stop: SIGTERM mid-batch exited in \(String(format: "%.2f", stopSeconds)) s")
     }
 }
