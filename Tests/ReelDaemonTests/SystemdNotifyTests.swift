@@ -5,7 +5,7 @@ import Testing
 
 /// The real reeld under a real `$NOTIFY_SOCKET` (issue 9, acceptance 1): what systemd would see, datagram by
 /// datagram, with arrival times.
-@Suite(.serialized, .disabled("written at the end of session 1, never run green yet; timing bounds need tuning — see the closing note")) struct SystemdNotifyTests {
+@Suite(.serialized) struct SystemdNotifyTests {
     /// One reeld life: READY after readiness, STATUS lines, WATCHDOG cadence, the watchdog gate on a stalled
     /// scheduler loop, RELOADING/READY on SIGHUP (good and broken configs), STOPPING first on SIGTERM.
     @Test func readyStatusWatchdogStallReloadAndStop() async throws {

@@ -4,7 +4,7 @@ import ReelTestKit
 import Testing
 
 /// `systemctl stop` in the middle of a batch (issue 9, acceptance 5).
-@Suite(.serialized, .disabled("a suite among the systemd daemon-level tests hung the serial run at the end of session 1; unverified — see the closing note")) struct SystemdStopTests {
+@Suite(.serialized) struct SystemdStopTests {
     /// SIGTERM while renders are RUNNING at the provider: reeld exits 0 promptly, the renders go on, and the next
     /// reeld re-attaches to the same task ids (no second create, so nothing is paid twice) and finishes the batch.
     @Test func sigtermMidBatchLeavesRendersRunningAndRestartReattaches() async throws {
