@@ -36,6 +36,11 @@ import Testing
         try await eventually("the rejection report") {
             FileManager.default.fileExists(atPath: reeld.spool + "/rejected/bad.error.json")
         }
+        // batch.json and SHA256SUMS come from the batch-end step, just after the last job turns terminal.
+        try await eventually("the batch-end files") {
+            FileManager.default.fileExists(atPath: reeld.output + "/secret-check/batch.json")
+                && FileManager.default.fileExists(atPath: reeld.output + "/secret-check/SHA256SUMS")
+        }
         #expect(try await sandbox.journal().filter { $0.isCreate && $0.status == 200 }.count == 3)
         #expect(await reeld.terminate() == 0)
 

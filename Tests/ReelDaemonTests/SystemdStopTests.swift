@@ -51,7 +51,10 @@ import Testing
         let polled = Set(later.filter(\.isQuery).compactMap(\.taskID))
         #expect(taskIDs.isSubset(of: polled), "the restarted reeld polls the original tasks: \(polled)")
         #expect(try await sandbox.journal().filter { $0.isCreate && $0.status == 200 }.count == 4)
-        #expect(FileManager.default.fileExists(atPath: reeld.output + "/stop-mid-batch/batch.json"))
+        // batch.json is written by the batch-end step, just after the last job turns terminal.
+        try await eventually("stop-mid-batch/batch.json") {
+            FileManager.default.fileExists(atPath: reeld.output + "/stop-mid-batch/batch.json")
+        }
         #expect(await reeld.terminate() == 0)
         print("systemd stop: SIGTERM mid-batch exited in \(String(format: "%.2f", stopSeconds)) s")
     }
