@@ -8,8 +8,11 @@ import Testing
     /// SIGTERM while renders are RUNNING at the provider: reeld exits 0 promptly, the renders go on, and the next
     /// reeld re-attaches to the same task ids (no second create, so nothing is paid twice) and finishes the batch.
     @Test func sigtermMidBatchLeavesRendersRunningAndRestartReattaches() async throws {
-        // Renders of 4-5 s: long enough to stop and restart reeld in the middle of them.
-        let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "4000..5000"])
+        // Renders of 10 000 sandbox seconds (100 s real at --time-scale 100): they cannot finish by themselves while
+        // reeld is stopped and restarted, however loaded the machine; the test ends them by advancing the sandbox's
+        // clock once the restarted reeld has re-attached. (Result URLs live 24 sandbox-hours: plenty of margin.)
+        let renderSeconds = 10_000.0
+        let sandbox = try await SandboxProcess.start(["--time-scale", "100", "--run-time", "\(Int(renderSeconds))"])
         defer { sandbox.stop() }
         let notify = try NotifyCapture()
         defer { notify.close() }
@@ -42,9 +45,14 @@ import Testing
 
         let seqAfterStop = try await sandbox.journal().map(\.seq).max() ?? 0  // after our own queries above
 
-        // Restart: the same tasks are polled, none is created again, and the batch completes.
+        // Restart: the same tasks are polled, none is created again, and the batch completes once they finish.
         try await reeld.start()
-        let counts = try await reeld.waitForTerminal(total: 4, timeout: 40)
+        try await eventually("the restarted reeld to poll the 4 original tasks", timeout: 30) {
+            let polled = Set(try await sandbox.journal(since: seqAfterStop).filter(\.isQuery).compactMap(\.taskID))
+            return taskIDs.isSubset(of: polled)
+        }
+        try await sandbox.advanceClock(renderSeconds)
+        let counts = try await reeld.waitForTerminal(total: 4, timeout: 60)
         #expect(counts["succeeded"] == 4, "\(counts)\n\(reeld.logTail())")
         let later = try await sandbox.journal(since: seqAfterStop)
         #expect(!later.contains { $0.isCreate }, "no create after the restart: \(later.filter(\.isCreate))")
