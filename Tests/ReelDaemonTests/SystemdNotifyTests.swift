@@ -52,29 +52,33 @@ import Testing
                 "READY's STATUS must already count the 3 ingested jobs: \(readyStatus)")
         #expect(!notify.messages[..<readyIndex].contains { $0.isReady || $0.isWatchdog },
                 "nothing but STATUS before READY: \(notify.messages)")
-        _ = try await reeld.waitFor(timeout: 20, "2 jobs rendering") { ($0["running"] ?? 0) == 2 }
+        _ = try await reeld.waitFor(timeout: 60, "2 jobs rendering") { ($0["running"] ?? 0) == 2 }
 
         // WATCHDOG=1 every ~1 s (half of WATCHDOG_USEC=2 s); STATUS lines at most one per second.
         let cadenceStart = NotifyCapture.monotonic()
-        try await eventually("4 watchdog pings", timeout: 10) {
+        try await eventually("4 watchdog pings", timeout: 30) {
             notify.messages.filter { $0.isWatchdog && $0.time >= cadenceStart }.count >= 4
         }
         // Arrival times are wall-clock on a loaded machine, so only the loose shape is checked: pings are paced (not
         // a flood) and come well within WATCHDOG_USEC=2 s of each other.
         let pings = notify.messages.filter(\.isWatchdog).map(\.time)
         let gaps = zip(pings.dropFirst(), pings).map { $0 - $1 }
-        #expect(gaps.allSatisfy { $0 > 0.5 }, "at most one ping per ~1 s (half of WATCHDOG_USEC): \(gaps)")
+        // Counted over the span rather than gap by gap: a reader thread starved for a moment stamps two queued
+        // datagrams at once, which would fake a tiny gap.
+        #expect(Double(pings.count - 1) <= (pings.last! - pings.first!) / 0.9 + 1,
+                "at most one ping per ~1 s (half of WATCHDOG_USEC), not a flood: \(gaps)")
         #expect(gaps.sorted()[gaps.count / 2] < 1.5, "pings come every ~1 s, not every ~2 s: \(gaps)")
         let statuses = notify.messages[(readyIndex + 1)...].filter { $0.fields.keys.sorted() == ["STATUS"] }
-        #expect(statuses.count >= 2, "periodic STATUS lines: \(notify.messages)")
+        try #require(statuses.count >= 2, "periodic STATUS lines: \(notify.messages)")
         #expect(statuses.contains { $0.text.contains("2 rendering, 1 queued") }, "\(statuses)")
         let statusGaps = zip(statuses.dropFirst(), statuses).map { $0.time - $1.time }
-        #expect(statusGaps.allSatisfy { $0 > 0.5 }, "STATUS throttled to about once per second: \(statusGaps)")
+        #expect(Double(statuses.count - 1) <= (statuses.last!.time - statuses.first!.time) / 0.9 + 1,
+                "STATUS throttled to about once per second: \(statusGaps)")
 
         // The gate: stall the scheduler loop (its due ticks wait; the actor and the control API stay up).
         _ = FileManager.default.createFile(atPath: stallFile, contents: nil)
         let stalledAt = NotifyCapture.monotonic()
-        try await eventually("watchdog pings to stop for longer than WATCHDOG_USEC", timeout: 15) {
+        try await eventually("watchdog pings to stop for longer than WATCHDOG_USEC", timeout: 30) {
             let last = notify.messages.last(where: \.isWatchdog)?.time ?? 0
             return NotifyCapture.monotonic() - last > 2.5
         }
@@ -85,7 +89,7 @@ import Testing
         #expect(try await reeld.get("/v1/status").status == 200, "the control API still answers while stalled")
         unlink(stallFile)
         let resumedAt = NotifyCapture.monotonic()
-        try await notify.waitFor("WATCHDOG=1 after the loop resumes", timeout: 5) { $0.isWatchdog && $0.time > resumedAt }
+        try await notify.waitFor("WATCHDOG=1 after the loop resumes", timeout: 30) { $0.isWatchdog && $0.time > resumedAt }
 
         // SIGHUP with a changed [limits] concurrency: RELOADING=1 + MONOTONIC_USEC, then READY=1; the limit applies.
         try reeld.editConfig { $0.replacingOccurrences(of: "concurrency = 2", with: "concurrency = 4") }
@@ -98,7 +102,7 @@ import Testing
         let (_, reReady) = try await notify.waitFor("READY=1 after the reload", from: reloadIndex + 1) { $0.isReady }
         #expect(reReady.fields["STATUS"]?.contains("applied") == true, "\(reReady)")
         #expect(try await reeld.concurrencyLimit() == 4)
-        _ = try await reeld.waitFor(timeout: 20, "3 jobs rendering under the new limit") { ($0["running"] ?? 0) == 3 }
+        _ = try await reeld.waitFor(timeout: 60, "3 jobs rendering under the new limit") { ($0["running"] ?? 0) == 3 }
 
         // A broken config on SIGHUP: RELOADING, READY again (the old config keeps running), nothing changed.
         try reeld.editConfig { $0.replacingOccurrences(of: "concurrency = 4", with: "concurrency = \"lots\"") }

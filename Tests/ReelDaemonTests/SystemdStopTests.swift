@@ -21,7 +21,7 @@ import Testing
         defer { reeld.stop() }
         try await reeld.start()
         try reeld.drop(systemdManifest(batch: "stop-mid-batch", count: 4), as: "stop-mid-batch.json")
-        _ = try await reeld.waitFor(timeout: 20, "4 jobs RUNNING at the provider") { ($0["running"] ?? 0) == 4 }
+        _ = try await reeld.waitFor(timeout: 60, "4 jobs RUNNING at the provider") { ($0["running"] ?? 0) == 4 }
 
         let creates = try await sandbox.journal().filter { $0.isCreate && $0.status == 200 }
         let taskIDs = Set(creates.compactMap(\.taskID))
