@@ -75,27 +75,38 @@ extension SystemdTests {
                                   stdout: .file(log), stderr: .file(log))
             defer { child.stopBlocking(signal: SIGTERM, grace: 5) }
 
-            let deadline = NotifyCapture.monotonic() + 10
-            while !FileManager.default.fileExists(atPath: path) && NotifyCapture.monotonic() < deadline {
+            // The path appears at bind() and accepts only after listen(): retry a refused connect until the deadline.
+            let deadline = NotifyCapture.monotonic() + 30
+            var client: Int32 = -1
+            while true {
+                let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+                var addr = sockaddr_un()
+                addr.sun_family = sa_family_t(AF_UNIX)
+                withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+                let connected = withUnsafePointer(to: &addr) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                    }
+                }
+                let err = errno
+                if connected == 0 { client = fd; break }
+                close(fd)
+                try #require(NotifyCapture.monotonic() < deadline, "connect to \(path): errno \(err)")
                 try await Task.sleep(for: .milliseconds(10))
             }
-            let client = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             defer { close(client) }
-            var addr = sockaddr_un()
-            addr.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
-            let connected = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(client, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
+            // The reply is read on a thread of its own, not on the cooperative pool.
+            let fd = client
+            let reply: [UInt8] = await withCheckedContinuation { continuation in
+                Thread {
+                    var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    var buf = [UInt8](repeating: 0, count: 256)
+                    let n = poll(&pfd, 1, 60_000) == 1 ? buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } : -1
+                    continuation.resume(returning: Array(buf[..<max(n, 0)]))
+                }.start()
             }
-            try #require(connected == 0, "connect to \(path): errno \(errno)")
-            var pfd = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
-            var buf = [UInt8](repeating: 0, count: 256)
-            let n = poll(&pfd, 1, 30_000) == 1
-                ? buf.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) } : -1
             let childLog = { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
-            #expect(n > 0 && String(decoding: buf[..<max(n, 0)], as: UTF8.self) == "adopted fd 3\n", "\(childLog())")
+            #expect(String(decoding: reply, as: UTF8.self) == "adopted fd 3\n", "\(childLog())")
             let status = await child.wait(timeout: 120) ?? child.killAndReap()
             #expect(status == .exited(0), "child test run failed (\(status)):\n\(childLog())")
         }
