@@ -71,13 +71,15 @@ public final class ReeldProcess: @unchecked Sendable {
     public static let systemdVariables = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
                                           "LISTEN_FDNAMES", "JOURNAL_STREAM", "DASHSCOPE_API_KEY", "CREDENTIALS_DIRECTORY"]
 
-    /// Starts reeld (stdout and stderr appended to ``logPath``) and waits until its control socket answers
+    /// Starts reeld (stdout and stderr to ``logPath``, truncated first) and waits until its control socket answers
     /// `GET /v1/status`. Throws, with the log's tail, if reeld exits first or does not answer within `timeout`.
     public func start(timeout: Double = 30) async throws {
         guard let binary = SandboxProcess.binaryPath(named: "reeld") else {
             throw TestHTTPError(description: "reeld binary not found: run `swift build` or set REEL_BIN_DIR")
         }
         let command = launcher + [binary, "--config", configPath]
+        // Each start begins a fresh log (as before); stdout and stderr then both append to it.
+        FileManager.default.createFile(atPath: logPath, contents: nil)
         let child = try Child(command[0], Array(command.dropFirst()),
                               environment: Child.inheritedEnvironment(removing: Self.systemdVariables, adding: environment),
                               stdout: .file(logPath), stderr: .file(logPath))
