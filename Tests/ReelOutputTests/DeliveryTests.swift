@@ -342,7 +342,9 @@ import Testing
 
         let hanging = await BatchHook.run(command: ["/bin/sleep", "30"], batchPath: "/tmp", summary: summary, timeout: 0.3)
         #expect(hanging.timedOut && hanging.exitStatus == nil)
-        #expect(hanging.durationSeconds >= 0.3 && hanging.durationSeconds < 10)
+        // `timedOut` with no exit status proves the kill at the timeout; the duration has no upper bound here because
+        // in the parallel test run the 2-thread pool can take tens of seconds to resume this task on a loaded machine.
+        #expect(hanging.durationSeconds >= 0.3)
     }
 
     @Test func webhookSignatureMatchesPythonHMAC() async throws {

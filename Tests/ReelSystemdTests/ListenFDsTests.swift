@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 @testable import ReelSystemd
+import ReelTestKit
 import Testing
 
 let socketActivate = "/usr/bin/systemd-socket-activate"
@@ -50,7 +51,7 @@ extension SystemdTests {
         /// this test binary (filtered to this very test) with fd 3 and `LISTEN_PID`/`LISTEN_FDS`/`LISTEN_FDNAMES`.
         /// In that child, `ListenFDs.controlSocket()` must return fd 3 and accepting on it must reach our client.
         @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: socketActivate)))
-        func socketActivationHandsTheListenerToAChildProcess() throws {
+        func socketActivationHandsTheListenerToAChildProcess() async throws {
             if getenv(probeVariable) != nil {  // the child
                 let fd = try #require(ListenFDs.controlSocket())
                 #expect(fd == 3)
@@ -65,40 +66,49 @@ extension SystemdTests {
             let tmp = try TempDir()
             defer { tmp.remove() }
             let path = tmp.path + "/reel.sock"
-            let child = Process()
-            child.executableURL = URL(fileURLWithPath: socketActivate)
-            child.arguments = ["-l", path, "--fdname=control", "-E", "\(probeVariable)=1",
-                               try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
-                               "--testing-library", "swift-testing",
-                               "--filter", "socketActivationHandsTheListenerToAChildProcess"]
             let log = tmp.path + "/child.log"
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            child.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            child.standardError = child.standardOutput
-            try child.run()
-            defer { if child.isRunning { child.terminate() }; child.waitUntilExit() }
+            let child = try Child(socketActivate,
+                                  ["-l", path, "--fdname=control", "-E", "\(probeVariable)=1",
+                                   try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+                                   "--testing-library", "swift-testing",
+                                   "--filter", "socketActivationHandsTheListenerToAChildProcess"],
+                                  stdout: .file(log), stderr: .file(log))
+            defer { child.stopBlocking(signal: SIGTERM, grace: 5) }
 
-            var waited = 0
-            while !FileManager.default.fileExists(atPath: path) && waited < 1000 { usleep(10_000); waited += 1 }
-            let client = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            defer { close(client) }
-            var addr = sockaddr_un()
-            addr.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
-            let connected = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(client, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            // The path appears at bind() and accepts only after listen(): retry a refused connect until the deadline.
+            let deadline = NotifyCapture.monotonic() + 30
+            var client: Int32 = -1
+            while true {
+                let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+                var addr = sockaddr_un()
+                addr.sun_family = sa_family_t(AF_UNIX)
+                withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+                let connected = withUnsafePointer(to: &addr) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                    }
                 }
+                let err = errno
+                if connected == 0 { client = fd; break }
+                close(fd)
+                try #require(NotifyCapture.monotonic() < deadline, "connect to \(path): errno \(err)")
+                try await Task.sleep(for: .milliseconds(10))
             }
-            try #require(connected == 0, "connect to \(path): errno \(errno)")
-            var pfd = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
-            var buf = [UInt8](repeating: 0, count: 256)
-            let n = poll(&pfd, 1, 30_000) == 1
-                ? buf.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) } : -1
+            defer { close(client) }
+            // The reply is read on a thread of its own, not on the cooperative pool.
+            let fd = client
+            let reply: [UInt8] = await withCheckedContinuation { continuation in
+                Thread {
+                    var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    var buf = [UInt8](repeating: 0, count: 256)
+                    let n = poll(&pfd, 1, 60_000) == 1 ? buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } : -1
+                    continuation.resume(returning: Array(buf[..<max(n, 0)]))
+                }.start()
+            }
             let childLog = { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
-            #expect(n > 0 && String(decoding: buf[..<max(n, 0)], as: UTF8.self) == "adopted fd 3\n", "\(childLog())")
-            child.waitUntilExit()
-            #expect(child.terminationStatus == 0, "child test run failed:\n\(childLog())")
+            #expect(String(decoding: reply, as: UTF8.self) == "adopted fd 3\n", "\(childLog())")
+            let status = await child.wait(timeout: 120) ?? child.killAndReap()
+            #expect(status == .exited(0), "child test run failed (\(status)):\n\(childLog())")
         }
     }
 }

@@ -145,20 +145,20 @@ extension SystemdTests {
             let loop = Task { await runWatchdog(notifier: notifier, heartbeat: heartbeat) }
             defer { loop.cancel() }
 
-            #expect(listener.receive() == "WATCHDOG=1")
-            #expect(listener.receive() == "WATCHDOG=1")
+            #expect(await listener.next() == "WATCHDOG=1")
+            #expect(await listener.next() == "WATCHDOG=1")
             notifier.status("first")
             notifier.status("latest")  // held back by the 100 ms window; the loop releases it
             var seen: [String] = []
-            while !seen.contains("STATUS=latest"), let m = listener.receive() { seen.append(m) }
+            while !seen.contains("STATUS=latest"), let m = await listener.next() { seen.append(m) }
             #expect(seen.contains("STATUS=first") && seen.contains("STATUS=latest"))
 
             beats.advance(by: 10)  // the scheduler stops ticking
-            _ = listener.receive(timeout: 0.1)  // a ping may already be in flight
+            _ = await listener.next(timeout: 0.1)  // a ping may already be in flight
             _ = listener.drain()
-            #expect(listener.receive(timeout: 0.4) == nil, "no ping for 8 intervals while stalled")
+            #expect(await listener.next(timeout: 0.4) == nil, "no ping for 8 intervals while stalled")
             heartbeat.beat()
-            #expect(listener.receive() == "WATCHDOG=1")
+            #expect(await listener.next() == "WATCHDOG=1")
 
             loop.cancel()
             await loop.value

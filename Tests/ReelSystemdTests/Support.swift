@@ -36,8 +36,19 @@ final class NotifyListener {
         setenv("NOTIFY_SOCKET", path, 1)
     }
 
-    /// The next datagram, or nil after `timeout` seconds.
-    func receive(timeout: Double = 5) -> String? {
+    /// The next datagram, or nil after `timeout` seconds. Blocks the calling thread: async tests whose sender runs
+    /// on the cooperative pool (the watchdog loop) use ``next(timeout:)``.
+    func receive(timeout: Double = 5) -> String? { Self.receive(fd: fd, timeout: timeout) }
+
+    /// ``receive(timeout:)`` on a thread of its own, so the wait never holds one of the pool's two threads.
+    func next(timeout: Double = 5) async -> String? {
+        let fd = self.fd
+        return await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: Self.receive(fd: fd, timeout: timeout)) }.start()
+        }
+    }
+
+    private static func receive(fd: Int32, timeout: Double) -> String? {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         guard poll(&pfd, 1, Int32(timeout * 1000)) == 1 else { return nil }
         var buf = [UInt8](repeating: 0, count: 4096)
