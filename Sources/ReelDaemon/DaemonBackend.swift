@@ -49,9 +49,9 @@ struct DaemonBackend: ControlBackend {
     }
 
     func jobs(state: JobState?, batch: String?, limit: Int, cursor: String?) async throws -> ReelProtocol.JobPage {
-        let page: ReelStore.JobPage
+        let page: JobSummaryPage
         do {
-            page = try await store.listJobs(state: state, batch: batch, limit: limit, after: cursor)
+            page = try await store.listJobSummaries(state: state, batch: batch, limit: limit, after: cursor)
         } catch StoreError.invalidCursor(let c) {
             throw ControlError(.badRequest, code: "bad_cursor", message: "\(c) is not a cursor from this API",
                                hint: "pass next_cursor from the previous page unchanged, or omit cursor to start over")
@@ -85,7 +85,7 @@ struct DaemonBackend: ControlBackend {
 
     /// A job as the API shows it, with its ETA from the engine's forecast (see `Engine.forecast()`).
     func view(_ row: JobRow) async -> JobView {
-        var v = view(row, pricing: await engine.options.pricing,
+        var v = view(row.summary, pricing: await engine.options.pricing,
                      forecast: row.state.isTerminal ? nil : await engine.forecast())
         if v.eta == nil, !row.state.isTerminal, let eta = await engine.eta(of: row.key) {
             v.eta = ETAView(p50: Wire.time(eta.p50), p90: Wire.time(eta.p90))   // newer than the forecast
@@ -93,16 +93,19 @@ struct DaemonBackend: ControlBackend {
         return v
     }
 
-    func view(_ row: JobRow, pricing: PricingTable, forecast: ETAForecast?) -> JobView {
+    func view(_ row: JobSummary, pricing: PricingTable, forecast: ETAForecast?) -> JobView {
         let eta = row.state.isTerminal ? nil : forecast?.jobs[row.key]
         return JobView(job: row.key.description, batch: row.key.batch, id: row.key.id, state: row.state.rawValue,
-                       priority: row.priority.rawValue, model: row.spec.model.rawValue,
-                       resolution: row.spec.resolution.rawValue, aspect_ratio: row.spec.aspectRatio.rawValue,
-                       duration_s: row.spec.durationSeconds, attempt: row.attempt, task_id: row.taskID,
+                       priority: row.priority.rawValue, model: row.model.rawValue,
+                       resolution: row.resolution.rawValue, aspect_ratio: row.aspectRatio.rawValue,
+                       duration_s: row.durationSeconds, attempt: row.attempt, task_id: row.taskID,
                        reason: row.reason ?? row.holdReason, created_at: Wire.time(row.createdAt),
                        updated_at: Wire.time(row.updatedAt), output: row.outputPath, sha256: row.outputSHA256,
-                       cost_usd: row.costUSD, estimated_cost_usd: Cost.estimate(spec: row.spec, pricing: pricing),
-                       deadline: row.deadline.map(Wire.time), eta: eta.map { ETAView(p50: Wire.time($0.p50), p90: Wire.time($0.p90)) })
+                       cost_usd: row.costUSD,
+                       estimated_cost_usd: Cost.estimate(model: row.model, resolution: row.resolution,
+                                                         billedSeconds: row.estimatedBilledSeconds, pricing: pricing),
+                       deadline: row.deadline.map(Wire.time),
+                       eta: eta.map { ETAView(p50: Wire.time($0.p50), p90: Wire.time($0.p90)) })
     }
 
     func perform(_ action: JobAction, on key: JobKey) async throws -> ActionResult {

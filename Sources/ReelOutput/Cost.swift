@@ -5,7 +5,14 @@ public enum Cost {
     /// Estimated USD of `spec`: its `estimatedBilledSeconds` (output plus capped input-video seconds, reference
     /// §1.6) at the table's rate for its model and resolution; nil when the table has no such rate.
     public static func estimate(spec: JobSpec, pricing: PricingTable) -> Double? {
-        pricing.cost(spec.model, spec.resolution, billedSeconds: spec.estimatedBilledSeconds).map(rounded)
+        estimate(model: spec.model, resolution: spec.resolution, billedSeconds: spec.estimatedBilledSeconds,
+                 pricing: pricing)
+    }
+
+    /// The estimate from a job's model, resolution and estimated billed seconds (a listing's columns).
+    public static func estimate(model: RenderModel, resolution: Resolution, billedSeconds: Double,
+                                pricing: PricingTable) -> Double? {
+        pricing.cost(model, resolution, billedSeconds: billedSeconds).map(rounded)
     }
 
     /// Actual USD from the provider's `usage`: `usage.duration` (billed seconds) when given, else

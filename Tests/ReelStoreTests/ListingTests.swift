@@ -44,6 +44,27 @@ import Testing
         }
     }
 
+    /// Summaries (what `GET /v1/jobs` reads, from columns) agree field for field with the full rows' `summary`,
+    /// page for page, cursor for cursor.
+    @Test func summariesAgreeWithFullRows() async throws {
+        try await withStore { store, _ in
+            try await ingest(store, "b", (0..<250).map { String(format: "s-%03d", $0) })
+            try await store.transition(key("b/s-007"), from: .queued, to: .held, cause: "test", now: t0)
+            var cursor: String?
+            var pages = 0
+            repeat {
+                let full = try await store.listJobs(limit: 100, after: cursor)
+                let summaries = try await store.listJobSummaries(limit: 100, after: cursor)
+                #expect(summaries.rows == full.rows.map(\.summary))
+                #expect(summaries.nextCursor == full.nextCursor)
+                cursor = full.nextCursor
+                pages += 1
+            } while cursor != nil
+            #expect(pages == 3)
+            #expect(try await store.listJobSummaries(state: .held).rows.map(\.key) == [key("b/s-007")])
+        }
+    }
+
     @Test func aCursorSurvivesChangesAndBadCursorsAreRefused() async throws {
         try await withStore { store, _ in
             try await ingest(store, "b", ["a", "c", "e"])
