@@ -107,7 +107,8 @@ extension Engine {
     /// Uploads a local reference once per content and validity window: the store caches finished uploads, and
     /// concurrent submissions of jobs sharing a file wait for the one upload in flight.
     private func upload(path: String, sha256 known: String?, model: RenderModel, key: JobKey) async throws -> String {
-        let digest = try known ?? Self.sha256(ofFile: path)
+        let digest: String
+        if let known { digest = known } else { digest = try await Self.sha256(ofFile: path) }
         let slot = "\(model.rawValue)/\(digest)"
         if let running = uploadsInFlight[slot] { return try await running.value }
         // Registered before the first suspension: a job arriving while the cache is consulted joins this task.
@@ -135,16 +136,17 @@ extension Engine {
         return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 
-    static func sha256(ofFile path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
+    /// Local references' digests, each file version read once, off the engine actor and the cooperative pool.
+    static let referenceDigests = FileDigests()
+
+    static func sha256(ofFile path: String) async throws -> String {
+        do {
+            return try await referenceDigests.sha256(ofFile: path)
+        } catch {
             throw ProviderFailure(exchange: Exchange(kind: .upload, httpStatus: 0, durationMilliseconds: 0,
-                                                     transportError: "cannot open \(path)"),
-                                  code: "LocalFileUnreadable", message: "cannot read local reference \(path)")
+                                                     transportError: "\(error)"),
+                                  code: "LocalFileUnreadable", message: "cannot read local reference \(path): \(error)")
         }
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
     // MARK: Reconcile an in-doubt job through the task-list API
