@@ -35,6 +35,8 @@ import Testing
         try Durability.editConfig(reeld) { $0.replacingOccurrences(of: "[retry]\n", with: "[retry]\nmax_attempts = 100\n") }
         try await reeld.start()
         defer { reeld.stop() }
+        // Every visible name in the output tree, sampled every 2 ms on a thread of its own for the whole run.
+        let watcher = PartialWatcher(root: reeld.output)
 
         // 96 distinct prompts, and 4 jobs sharing one prompt (reconciliation cannot tell those apart).
         var jobs = (0..<Self.distinct).map { (id: String(format: "shot-%03d", $0),
@@ -132,7 +134,16 @@ import Testing
         #expect(withTask == Set(tasks.keys), "creates that made tasks: \(withTask.count), tasks \(tasks.count)")
         let statuses = Dictionary(grouping: creates, by: \.status).mapValues(\.count)
 
+        // Creates per job, from the journal: a create that made a task counts for the job whose prompt it carried.
+        var createsPerPrompt: [String: Int] = [:]
+        for create in creates { if let id = create.taskID, let prompt = tasks[id] { createsPerPrompt[prompt, default: 0] += 1 } }
+        let histogram = Dictionary(grouping: jobs.filter { $0.id.hasPrefix("shot-") }, by: { createsPerPrompt[$0.prompt] ?? 0 })
+            .mapValues(\.count)
+        #expect(histogram == [1: Self.distinct], "creates that made a task, per job: \(histogram)")
+
         // The output tree: never anything but finished, matching files; at the end all 100 with their sidecars.
+        let visiblePartials = watcher.stop()
+        #expect(visiblePartials.isEmpty, "visible non-deliverable files: \(visiblePartials.prefix(10))")
         #expect(treeProblems.isEmpty, "\(treeProblems.prefix(10))")
         let final = await Durability.checkTree(reeld.output, ids: ids)
         #expect(final.problems.isEmpty, "\(final.problems.prefix(10))")
@@ -146,7 +157,8 @@ import Testing
             \(String(format: "%.1f", killPhase)) s (\(String(format: "%.1f", restarting)) s of it restarting); \(inDoubt.count) jobs went in doubt (\(autoAdopted) adopted by \
             reconciliation, \(operatorResolved.count) resolved by the operator: \(operatorResolved.sorted { $0.key < $1.key })); \
             \(creates.count) create calls (by status \(statuses.sorted { $0.key < $1.key })), \(tasks.count) tasks for \
-            \(jobs.count) jobs; \(mp4Checks) MP4 checks between kills; wall \(String(format: "%.1f", Date().timeIntervalSince(began))) s
+            \(jobs.count) jobs (creates with a task per distinct-prompt job: \(histogram.sorted { $0.key < $1.key })); \
+            \(mp4Checks) MP4 checks between kills; \(visiblePartials.count) visible partials; wall \(String(format: "%.1f", Date().timeIntervalSince(began))) s
             """)
     }
 
