@@ -110,13 +110,13 @@ import Testing
         }
 
         // SSE: a job change arrives as an `event: job` frame.
-        let events = try StreamReader(socket: reeld.socket,
-                                      request: "GET /v1/events?batch=alpha HTTP/1.1\r\nHost: reel\r\nAccept: text/event-stream\r\n\r\n")
+        let events = try TestHTTPStream(.unix(path: reeld.socket),
+                                        TestHTTPRequest("GET", "/v1/events?batch=alpha", headers: ["Accept": "text/event-stream"]))
         defer { events.close() }
-        let opened = try await events.wait { $0.contains(": reel events") }
+        let opened = await events.wait { $0.contains(": reel events") }
         #expect(opened.contains("text/event-stream"))
         #expect(try await act("alpha/j-00002", "hold") == (200, "held"))
-        let framed = try await events.wait { $0.contains("event: job") && $0.contains("alpha/j-00002") }
+        let framed = await events.wait { $0.contains("event: job") && $0.contains("alpha/j-00002") }
         let frame = try #require(framed.components(separatedBy: "event: job\ndata: ").dropFirst().first {
             $0.contains("alpha/j-00002")
         })

@@ -15,14 +15,14 @@ import Testing
         let clients = "rt-cli-\(tag)", admins = "rt-adm-\(tag)"
         let reader = "rt-r-\(tag)", admin = "rt-a-\(tag)", outsider = "rt-o-\(tag)"
         defer {
-            for u in [reader, admin, outsider] { _ = try? sh("userdel \(u)") }
-            for g in [clients, admins] { _ = try? sh("groupdel \(g)") }
+            for u in [reader, admin, outsider] { _ = try? shBlocking("userdel \(u)") }
+            for g in [clients, admins] { _ = try? shBlocking("groupdel \(g)") }
         }
         for command in ["groupadd \(clients)", "groupadd \(admins)",
                         "useradd -M -N -s /usr/sbin/nologin -g \(clients) \(reader)",
                         "useradd -M -N -s /usr/sbin/nologin -g \(clients) -G \(admins) \(admin)",
                         "useradd -M -N -s /usr/sbin/nologin \(outsider)"] {
-            let r = try sh(command)
+            let r = try await sh(command)
             try #require(r.status == 0, "\(command): \(r.stderr)")
         }
 
@@ -41,8 +41,8 @@ import Testing
         _ = try await reeld.waitFor(timeout: 30, "2 jobs") { $0.values.reduce(0, +) == 2 }
 
         /// `curl` over the socket as `user`; returns (HTTP status or 0, body, curl exit status).
-        func curl(as user: String, _ method: String, _ path: String) throws -> (Int, String, Int32) {
-            let r = try sh("setpriv --reuid=\(user) --regid=$(id -g \(user)) --init-groups "
+        func curl(as user: String, _ method: String, _ path: String) async throws -> (Int, String, Int32) {
+            let r = try await sh("setpriv --reuid=\(user) --regid=$(id -g \(user)) --init-groups "
                 + "curl -sS -X \(method) --unix-socket \(q(reeld.socket)) -w '\\n%{http_code}' http://reel\(path)")
             let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
             return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n") + r.stderr, r.status)
@@ -50,12 +50,12 @@ import Testing
 
         // The reader: every read works, every mutation is refused with 403 and a reason.
         for path in ["/v1/status", "/v1/jobs", "/v1/jobs/auth/j-00000", "/v1/batches", "/v1/batches/auth", "/v1/metrics"] {
-            let (status, body, _) = try curl(as: reader, "GET", path)
+            let (status, body, _) = try await curl(as: reader, "GET", path)
             #expect(status == 200, "reader GET \(path): \(status) \(body)")
         }
         for path in ["/v1/pause", "/v1/resume", "/v1/drain", "/v1/reload", "/v1/jobs/auth/j-00000/cancel",
                      "/v1/jobs/auth/j-00000/hold", "/v1/batches/auth/cancel"] {
-            let (status, body, _) = try curl(as: reader, "POST", path)
+            let (status, body, _) = try await curl(as: reader, "POST", path)
             #expect(status == 403, "reader POST \(path): \(status) \(body)")
             #expect(body.contains("\"code\":\"forbidden\"") && body.contains("may read but not change jobs")
                     && body.contains(admins), "403 names the reason and the admin group: \(body)")
@@ -63,13 +63,13 @@ import Testing
         #expect(try await reeld.counts()["held"] == nil, "nothing the reader asked for happened")
 
         // The admin-group member may mutate.
-        let (held, heldBody, _) = try curl(as: admin, "POST", "/v1/jobs/auth/j-00000/hold")
+        let (held, heldBody, _) = try await curl(as: admin, "POST", "/v1/jobs/auth/j-00000/hold")
         #expect(held == 200, "admin hold: \(heldBody)")
-        #expect(try curl(as: admin, "POST", "/v1/pause").0 == 200)
+        #expect(try await curl(as: admin, "POST", "/v1/pause").0 == 200)
         #expect(try await reeld.counts()["held"] == 1)
 
         // Someone outside the socket's group cannot connect at all.
-        let (status, body, exit) = try curl(as: outsider, "GET", "/v1/status")
+        let (status, body, exit) = try await curl(as: outsider, "GET", "/v1/status")
         #expect(status == 0 && exit == 7, "outsider: \(status) \(exit) \(body)")
         #expect(body.lowercased().contains("permission denied") || body.contains("Couldn't connect"), "\(body)")
     }

@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import ReelTestKit
 import Testing
 
@@ -33,54 +32,6 @@ extension TestHTTPResponse {
     var errorCode: String? { ((try? json())?["error"] as? [String: Any])?["code"] as? String }
 }
 
-/// Reads a streaming response (SSE) from a Unix socket on a thread of its own until `until` holds or time runs out.
-final class StreamReader: @unchecked Sendable {
-    // @unchecked: `buffer` is guarded by `lock`; `fd` is set once in init and closed once in `close()`.
-    private let lock = NSLock()
-    private var buffer: [UInt8] = []
-    private let fd: Int32
-
-    init(socket path: String, request: String) throws {
-        let sock = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        fd = sock
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = b }
-        }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(sock, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard rc == 0 else { Glibc.close(sock); throw TestFailure("connect \(path): errno \(errno)") }
-        let bytes = Array(request.utf8)
-        _ = bytes.withUnsafeBytes { Glibc.send(sock, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        Thread { [self] in
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { recv(sock, $0.baseAddress, $0.count, 0) }
-                if n <= 0 { return }
-                lock.withLock { buffer += chunk[0..<n] }
-            }
-        }.start()
-    }
-
-    var text: String { lock.withLock { String(decoding: buffer, as: UTF8.self) } }
-
-    /// Waits (polling every 10 ms) until `until(text)` holds; returns the text so far either way.
-    func wait(timeout: Double = 10, until: (String) -> Bool) async throws -> String {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if until(text) { return text }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        return text
-    }
-
-    func close() { shutdown(fd, Int32(SHUT_RDWR)); Glibc.close(fd) }
-}
-
 struct RunResult: Sendable {
     var status: Int32
     var stdout: String
@@ -88,31 +39,18 @@ struct RunResult: Sendable {
 }
 
 /// Runs `command` with bash to completion (stdout and stderr captured, stdin empty).
-func sh(_ command: String, environment: [String: String] = [:], timeout: Double = 60) throws -> RunResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/bash")
-    p.arguments = ["-c", command]
-    var env = ProcessInfo.processInfo.environment
-    for (k, v) in environment { env[k] = v }
-    p.environment = env
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
-    try p.run()
-    final class Box: @unchecked Sendable { var data = Data() }  // written by one thread, read after `group.wait()`
-    let o = Box(), e = Box()
-    let group = DispatchGroup()
-    group.enter(); group.enter()
-    Thread { o.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }.start()
-    Thread { e.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }.start()
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(5_000) }
-    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-    p.waitUntilExit()
-    group.wait()
-    return RunResult(status: p.terminationStatus, stdout: String(decoding: o.data, as: UTF8.self),
-                     stderr: String(decoding: e.data, as: UTF8.self))
+func sh(_ command: String, environment: [String: String] = [:], timeout: Double = 60) async throws -> RunResult {
+    let r = try await Child.run("/bin/bash", ["-c", command], environment: Child.inheritedEnvironment(adding: environment),
+                                timeout: timeout)
+    return RunResult(status: r.status, stdout: r.stdoutText, stderr: r.stderrText)
+}
+
+/// ``sh(_:environment:timeout:)`` for `defer` blocks: blocks the calling thread until bash exits.
+func shBlocking(_ command: String, timeout: Double = 60) throws -> RunResult {
+    let child = try Child("/bin/bash", ["-c", command], stdout: .capture, stderr: .capture)
+    let t = child.waitBlocking(timeout: timeout) ?? child.killAndReap()
+    return RunResult(status: t.status, stdout: String(decoding: child.stdoutAtEOF(), as: UTF8.self),
+                     stderr: String(decoding: child.stderrAtEOF(), as: UTF8.self))
 }
 
 /// The built binaries' folder (for shell commands that run `reelctl`).

@@ -1,11 +1,10 @@
 import Foundation
 import Glibc
-import ReelMedia
 import ReelTestKit
 import Testing
 
 /// The API key stays where systemd put it (issue 9, acceptance 4).
-@Suite(.serialized, .disabled("the systemd daemon-level suites hung the serial run (a curl child never reaped) at the end of session 1; passed alone — see the closing note")) struct SystemdSecretsTests {
+@Suite(.serialized) struct SystemdSecretsTests {
     /// A batch rendered with a distinctive key read from `$CREDENTIALS_DIRECTORY` (LoadCredential): the key is in
     /// no log line, no database byte or `.dump` row, no sidecar, batch.json, SHA256SUMS or rejection report, and
     /// not in reeld's argv or environment.
@@ -37,8 +36,13 @@ import Testing
         try await eventually("the rejection report") {
             FileManager.default.fileExists(atPath: reeld.spool + "/rejected/bad.error.json")
         }
+        // batch.json and SHA256SUMS come from the batch-end step, just after the last job turns terminal.
+        try await eventually("the batch-end files") {
+            FileManager.default.fileExists(atPath: reeld.output + "/secret-check/batch.json")
+                && FileManager.default.fileExists(atPath: reeld.output + "/secret-check/SHA256SUMS")
+        }
         #expect(try await sandbox.journal().filter { $0.isCreate && $0.status == 200 }.count == 3)
-        #expect(reeld.stop() == 0)
+        #expect(await reeld.terminate() == 0)
 
         // Everything reeld wrote: log, state (database, WAL, SHM), output tree, spool (rejected/ included).
         for file in ["/state/reel.sqlite3", "/output/secret-check/batch.json", "/output/secret-check/clip-1.json",
@@ -51,8 +55,9 @@ import Testing
         #expect(log.split(separator: "\n").count > 20, "a debug-level log with real content")
         #expect(filesContaining(marker, under: reeld.root.path).isEmpty,
                 "the key leaked into: \(filesContaining(marker, under: reeld.root.path))")
-        let dump = try await runProcess("/usr/bin/sqlite3", [reeld.state + "/reel.sqlite3", ".dump"])
-        let rows = String(decoding: dump.stdout, as: UTF8.self)
+        let dump = try await Child.run("/usr/bin/sqlite3", [reeld.state + "/reel.sqlite3", ".dump"])
+        #expect(dump.status == 0, "sqlite3 .dump: \(dump.stderrText)")
+        let rows = dump.stdoutText
         #expect(rows.contains("INSERT INTO"), "the dump has rows: \(rows.prefix(500))")
         #expect(!rows.contains(marker), "the key is in a database row")
     }

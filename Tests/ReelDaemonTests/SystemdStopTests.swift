@@ -4,12 +4,15 @@ import ReelTestKit
 import Testing
 
 /// `systemctl stop` in the middle of a batch (issue 9, acceptance 5).
-@Suite(.serialized, .disabled("a suite among the systemd daemon-level tests hung the serial run at the end of session 1; unverified — see the closing note")) struct SystemdStopTests {
+@Suite(.serialized) struct SystemdStopTests {
     /// SIGTERM while renders are RUNNING at the provider: reeld exits 0 promptly, the renders go on, and the next
     /// reeld re-attaches to the same task ids (no second create, so nothing is paid twice) and finishes the batch.
     @Test func sigtermMidBatchLeavesRendersRunningAndRestartReattaches() async throws {
-        // Renders of 4-5 s: long enough to stop and restart reeld in the middle of them.
-        let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "4000..5000"])
+        // Renders of 10 000 sandbox seconds (100 s real at --time-scale 100): they cannot finish by themselves while
+        // reeld is stopped and restarted, however loaded the machine; the test ends them by advancing the sandbox's
+        // clock once the restarted reeld has re-attached. (Result URLs live 24 sandbox-hours: plenty of margin.)
+        let renderSeconds = 10_000.0
+        let sandbox = try await SandboxProcess.start(["--time-scale", "100", "--run-time", "\(Int(renderSeconds))"])
         defer { sandbox.stop() }
         let notify = try NotifyCapture()
         defer { notify.close() }
@@ -25,10 +28,10 @@ import Testing
         #expect(creates.count == 4 && taskIDs.count == 4, "\(creates)")
 
         let stoppedAt = Date()
-        let status = reeld.stop(signal: SIGTERM)
+        let status = await reeld.terminate(signal: SIGTERM)
         let stopSeconds = Date().timeIntervalSince(stoppedAt)
+        // Exit 0 means it left by itself within the grace period (it is SIGKILLed, status 137, after that).
         #expect(status == 0, "reeld exits 0 on SIGTERM mid-batch\n\(reeld.logTail())")
-        #expect(stopSeconds < 5, "exit took \(stopSeconds) s")
         #expect(notify.messages.contains { $0.fields["STOPPING"] == "1" })
 
         // The renders keep going at the provider without reeld.
@@ -42,17 +45,25 @@ import Testing
 
         let seqAfterStop = try await sandbox.journal().map(\.seq).max() ?? 0  // after our own queries above
 
-        // Restart: the same tasks are polled, none is created again, and the batch completes.
+        // Restart: the same tasks are polled, none is created again, and the batch completes once they finish.
         try await reeld.start()
-        let counts = try await reeld.waitForTerminal(total: 4, timeout: 40)
+        try await eventually("the restarted reeld to poll the 4 original tasks", timeout: 30) {
+            let polled = Set(try await sandbox.journal(since: seqAfterStop).filter(\.isQuery).compactMap(\.taskID))
+            return taskIDs.isSubset(of: polled)
+        }
+        try await sandbox.advanceClock(renderSeconds)
+        let counts = try await reeld.waitForTerminal(total: 4, timeout: 60)
         #expect(counts["succeeded"] == 4, "\(counts)\n\(reeld.logTail())")
         let later = try await sandbox.journal(since: seqAfterStop)
         #expect(!later.contains { $0.isCreate }, "no create after the restart: \(later.filter(\.isCreate))")
         let polled = Set(later.filter(\.isQuery).compactMap(\.taskID))
         #expect(taskIDs.isSubset(of: polled), "the restarted reeld polls the original tasks: \(polled)")
         #expect(try await sandbox.journal().filter { $0.isCreate && $0.status == 200 }.count == 4)
-        #expect(FileManager.default.fileExists(atPath: reeld.output + "/stop-mid-batch/batch.json"))
-        #expect(reeld.stop() == 0)
+        // batch.json is written by the batch-end step, just after the last job turns terminal.
+        try await eventually("stop-mid-batch/batch.json") {
+            FileManager.default.fileExists(atPath: reeld.output + "/stop-mid-batch/batch.json")
+        }
+        #expect(await reeld.terminate() == 0)
         print("systemd stop: SIGTERM mid-batch exited in \(String(format: "%.2f", stopSeconds)) s")
     }
 }

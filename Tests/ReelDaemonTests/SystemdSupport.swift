@@ -46,49 +46,32 @@ extension ReeldProcess {
 
 /// A program started by a test outside ReeldProcess (under `systemd-socket-activate` or `unshare`), its output in
 /// a log file, stopped and reaped on `stop` or deinit.
-final class LaunchedProcess {
-    let process: Process
+final class LaunchedProcess: Sendable {
+    let child: Child
     let logPath: String
+    var pid: Int32 { child.pid }
 
-    /// Starts `executable` with the test's environment minus every variable systemd sets, plus `environment`.
+    /// Starts `executable` with the test's environment minus every variable systemd sets, plus `environment`;
+    /// stdout and stderr go to `logPath` (opened for appending; an existing file is kept, its inode may matter).
     init(_ executable: String, _ arguments: [String], environment: [String: String], logPath: String) throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
-                    "JOURNAL_STREAM", "DASHSCOPE_API_KEY", "CREDENTIALS_DIRECTORY"] { env[key] = nil }
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
         self.logPath = logPath
-        if !FileManager.default.fileExists(atPath: logPath) {  // keep an existing file (its inode may matter)
-            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        child = try Child(executable, arguments,
+                          environment: Child.inheritedEnvironment(removing: ReeldProcess.systemdVariables,
+                                                                  adding: environment),
+                          stdout: .file(logPath), stderr: .file(logPath))
     }
 
-    deinit { _ = stop(grace: 5) }
+    deinit { child.stopBlocking(signal: SIGTERM, grace: 5) }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    /// Sends `sig`, waits up to `grace` seconds (then SIGKILL); returns the exit status (128+N for a signal) and
-    /// how long the exit took.
+    /// Sends `sig`, waits up to `grace` seconds (then SIGKILL to its process group); returns the exit status (128+N
+    /// for a signal) and how long the exit took.
     @discardableResult
-    func stop(_ sig: Int32 = SIGTERM, grace: Double = 30) -> (status: Int32, seconds: Double) {
-        let started = Date()
-        if process.isRunning {
-            kill(process.processIdentifier, sig)
-            let deadline = started.addingTimeInterval(grace)
-            while process.isRunning && Date() < deadline { usleep(5_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
-        process.waitUntilExit()
-        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus
-            : process.terminationStatus
-        return (status, Date().timeIntervalSince(started))
+    func stop(_ sig: Int32 = SIGTERM, grace: Double = 30) async -> (status: Int32, seconds: Double) {
+        let started = NotifyCapture.monotonic()
+        let t = await child.stop(signal: sig, grace: grace)
+        return (t.status, NotifyCapture.monotonic() - started)
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Logging
 @testable import ReelSystemd
+import ReelTestKit
 import Testing
 
 let journalProbeVariable = "REEL_JOURNAL_PROBE"
@@ -42,7 +43,7 @@ extension SystemdTests {
             #expect(parseNativeEntry(raw) == ["MESSAGE=hi", "MULTI=a\nb c", "JOB_ID=x/y"])
         }
 
-        @Test(.enabled(if: canUnshare)) func handlerSendsNativeFieldsThroughSdJournalSendv() throws {
+        @Test(.enabled(if: canUnshare)) func handlerSendsNativeFieldsThroughSdJournalSendv() async throws {
             if getenv(journalProbeVariable) != nil {  // the child, in its own mount namespace
                 try FileManager.default.createDirectory(atPath: "/run/systemd/journal",
                                                         withIntermediateDirectories: true)
@@ -72,20 +73,17 @@ extension SystemdTests {
             defer { tmp.remove() }
             let log = tmp.path + "/child.log"
             _ = FileManager.default.createFile(atPath: log, contents: nil)
-            let child = Process()
-            child.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-            child.arguments = ["--mount", "--propagation", "private", "/bin/sh", "-c",
-                               "mount -t tmpfs tmpfs /run && exec \"$0\" \"$@\"",
-                               try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
-                               "--testing-library", "swift-testing",
-                               "--filter", "handlerSendsNativeFieldsThroughSdJournalSendv"]
-            child.environment = ProcessInfo.processInfo.environment.merging([journalProbeVariable: "1"]) { $1 }
-            child.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            child.standardError = child.standardOutput
-            try child.run()
-            child.waitUntilExit()
+            let child = try Child("/usr/bin/unshare",
+                                  ["--mount", "--propagation", "private", "/bin/sh", "-c",
+                                   "mount -t tmpfs tmpfs /run && exec \"$0\" \"$@\"",
+                                   try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+                                   "--testing-library", "swift-testing",
+                                   "--filter", "handlerSendsNativeFieldsThroughSdJournalSendv"],
+                                  environment: Child.inheritedEnvironment(adding: [journalProbeVariable: "1"]),
+                                  stdout: .file(log), stderr: .file(log))
+            let status = await child.wait(timeout: 120) ?? child.killAndReap()
             let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            #expect(child.terminationStatus == 0, "child failed:\n\(output)")
+            #expect(status == .exited(0), "child failed (\(status)):\n\(output)")
             #expect(output.contains("1 test"), "the child must have run the probe:\n\(output)")
         }
     }

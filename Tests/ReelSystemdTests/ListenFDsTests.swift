@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 @testable import ReelSystemd
+import ReelTestKit
 import Testing
 
 let socketActivate = "/usr/bin/systemd-socket-activate"
@@ -50,7 +51,7 @@ extension SystemdTests {
         /// this test binary (filtered to this very test) with fd 3 and `LISTEN_PID`/`LISTEN_FDS`/`LISTEN_FDNAMES`.
         /// In that child, `ListenFDs.controlSocket()` must return fd 3 and accepting on it must reach our client.
         @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: socketActivate)))
-        func socketActivationHandsTheListenerToAChildProcess() throws {
+        func socketActivationHandsTheListenerToAChildProcess() async throws {
             if getenv(probeVariable) != nil {  // the child
                 let fd = try #require(ListenFDs.controlSocket())
                 #expect(fd == 3)
@@ -65,21 +66,19 @@ extension SystemdTests {
             let tmp = try TempDir()
             defer { tmp.remove() }
             let path = tmp.path + "/reel.sock"
-            let child = Process()
-            child.executableURL = URL(fileURLWithPath: socketActivate)
-            child.arguments = ["-l", path, "--fdname=control", "-E", "\(probeVariable)=1",
-                               try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
-                               "--testing-library", "swift-testing",
-                               "--filter", "socketActivationHandsTheListenerToAChildProcess"]
             let log = tmp.path + "/child.log"
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            child.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            child.standardError = child.standardOutput
-            try child.run()
-            defer { if child.isRunning { child.terminate() }; child.waitUntilExit() }
+            let child = try Child(socketActivate,
+                                  ["-l", path, "--fdname=control", "-E", "\(probeVariable)=1",
+                                   try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+                                   "--testing-library", "swift-testing",
+                                   "--filter", "socketActivationHandsTheListenerToAChildProcess"],
+                                  stdout: .file(log), stderr: .file(log))
+            defer { child.stopBlocking(signal: SIGTERM, grace: 5) }
 
-            var waited = 0
-            while !FileManager.default.fileExists(atPath: path) && waited < 1000 { usleep(10_000); waited += 1 }
+            let deadline = NotifyCapture.monotonic() + 10
+            while !FileManager.default.fileExists(atPath: path) && NotifyCapture.monotonic() < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
             let client = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             defer { close(client) }
             var addr = sockaddr_un()
@@ -97,8 +96,8 @@ extension SystemdTests {
                 ? buf.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) } : -1
             let childLog = { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
             #expect(n > 0 && String(decoding: buf[..<max(n, 0)], as: UTF8.self) == "adopted fd 3\n", "\(childLog())")
-            child.waitUntilExit()
-            #expect(child.terminationStatus == 0, "child test run failed:\n\(childLog())")
+            let status = await child.wait(timeout: 120) ?? child.killAndReap()
+            #expect(status == .exited(0), "child test run failed (\(status)):\n\(childLog())")
         }
     }
 }

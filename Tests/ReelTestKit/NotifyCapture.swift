@@ -35,7 +35,6 @@ public final class NotifyCapture: @unchecked Sendable {
     private var received: [Message] = []
     private var closed = false
     private var observer: (@Sendable (Message) -> Void)?
-    private let reader = DispatchGroup()
 
     /// `NOTIFY_SOCKET=<path>`, for the child's environment.
     public var environment: [String: String] { ["NOTIFY_SOCKET": path] }
@@ -45,8 +44,7 @@ public final class NotifyCapture: @unchecked Sendable {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         path = dir.appendingPathComponent("notify.sock").path
         fd = try UnixSocket.bind(path: path, type: SOCK_DGRAM)
-        reader.enter()
-        Thread { [self] in readLoop(); reader.leave() }.start()
+        Thread { [self] in readLoop() }.start()
     }
 
     deinit { close() }
@@ -62,6 +60,9 @@ public final class NotifyCapture: @unchecked Sendable {
             lock.withLock { observer }?(message)
             lock.withLock { received.append(message) }
         }
+        // `close()` asked us to stop: the descriptor and the folder are ours to release (close() never waits).
+        Glibc.close(fd)
+        try? FileManager.default.removeItem(at: dir)
     }
 
     /// Runs `body` on the reader thread as each later datagram arrives, before the next is read: use it to observe
@@ -87,16 +88,10 @@ public final class NotifyCapture: @unchecked Sendable {
         }
     }
 
-    /// Stops the reader and removes the socket's folder (idempotent).
+    /// Stops the reader, which then closes the socket and removes its folder within ~50 ms (idempotent, never
+    /// blocks).
     public func close() {
-        let first = lock.withLock { () -> Bool in
-            defer { closed = true }
-            return !closed
-        }
-        guard first else { return }
-        reader.wait()
-        Glibc.close(fd)
-        try? FileManager.default.removeItem(at: dir)
+        lock.withLock { closed = true }
     }
 
     /// `CLOCK_MONOTONIC` in seconds (the clock of ``Message/time``).

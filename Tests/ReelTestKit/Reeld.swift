@@ -1,11 +1,12 @@
 import Foundation
 
 /// A running `reeld` for end-to-end tests: a scratch folder (spool, output, state, socket), a config pointing at a
-/// `reel-sandbox`, the real binary started as a child process, and helpers to drive it over its Unix socket.
+/// `reel-sandbox`, the real binary started as a ``Child``, and helpers to drive it over its Unix socket.
 public final class ReeldProcess: @unchecked Sendable {
-    // @unchecked: `process` is replaced only by `start`/`restart` and read by `stop`/`kill`, all under `lock`.
+    // @unchecked: `child` is replaced only by `start` and read by `stop`/`pid`, all under `lock`; `environment` and
+    // `launcher` are set by the test before `start`, from one task.
     private let lock = NSLock()
-    private var process: Process?
+    private var child: Child?
     public let root: URL
     public var socket: String { root.appendingPathComponent("reel.sock").path }
     public var spool: String { root.appendingPathComponent("spool").path }
@@ -66,30 +67,29 @@ public final class ReeldProcess: @unchecked Sendable {
         }
     }
 
-    /// Starts reeld and waits until its control socket answers `GET /v1/status`.
+    /// The variables systemd sets, removed from the inherited environment so the test's own never leak in.
+    public static let systemdVariables = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
+                                          "LISTEN_FDNAMES", "JOURNAL_STREAM", "DASHSCOPE_API_KEY", "CREDENTIALS_DIRECTORY"]
+
+    /// Starts reeld (stdout and stderr appended to ``logPath``) and waits until its control socket answers
+    /// `GET /v1/status`. Throws, with the log's tail, if reeld exits first or does not answer within `timeout`.
     public func start(timeout: Double = 30) async throws {
         guard let binary = SandboxProcess.binaryPath(named: "reeld") else {
             throw TestHTTPError(description: "reeld binary not found: run `swift build` or set REEL_BIN_DIR")
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: launcher.first ?? binary)
-        p.arguments = launcher.dropFirst() + (launcher.isEmpty ? [] : [binary]) + ["--config", configPath]
-        var env = ProcessInfo.processInfo.environment
-        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
-                    "JOURNAL_STREAM", "DASHSCOPE_API_KEY", "CREDENTIALS_DIRECTORY"] { env[key] = nil }
-        for (k, v) in environment { env[k] = v }
-        p.environment = env
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        log.seekToEndOfFile()
-        p.standardError = log
-        p.standardOutput = log
-        try p.run()
-        lock.withLock { process = p }
+        let command = launcher + [binary, "--config", configPath]
+        let child = try Child(command[0], Array(command.dropFirst()),
+                              environment: Child.inheritedEnvironment(removing: Self.systemdVariables, adding: environment),
+                              stdout: .file(logPath), stderr: .file(logPath))
+        let previous = lock.withLock { () -> Child? in
+            defer { self.child = child }
+            return self.child
+        }
+        previous?.killAndReap()
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if !p.isRunning {
-                throw TestHTTPError(description: "reeld exited with \(p.terminationStatus):\n\(logTail())")
+            if let t = child.termination {
+                throw TestHTTPError(description: "reeld exited (\(t)):\n\(logTail())")
             }
             if let r = try? await get("/v1/status"), r.status == 200 { return }
             try await Task.sleep(for: .milliseconds(50))
@@ -97,22 +97,29 @@ public final class ReeldProcess: @unchecked Sendable {
         throw TestHTTPError(description: "reeld did not answer on \(socket) within \(timeout) s:\n\(logTail())")
     }
 
-    public var pid: Int32? { lock.withLock { process?.processIdentifier } }
+    /// The running reeld's process id; nil before `start` and after `stop`.
+    public var pid: Int32? { lock.withLock { child?.pid } }
 
-    /// Sends `signal` and waits for the exit (SIGKILL after `grace` seconds). Returns the exit status.
+    /// Sends `signal` and waits for the exit (SIGKILL after `grace` seconds). Returns the exit status, 128+N for a
+    /// signal; 0 if reeld is not running. Blocks the calling thread (fine in `defer`); async code can use
+    /// ``terminate(signal:grace:)``.
     @discardableResult
     public func stop(signal: Int32 = SIGTERM, grace: Double = 30) -> Int32 {
+        guard let child = takeChild() else { return 0 }
+        return child.stopBlocking(signal: signal, grace: grace).status
+    }
+
+    /// ``stop(signal:grace:)`` without blocking a thread while reeld shuts down.
+    @discardableResult
+    public func terminate(signal: Int32 = SIGTERM, grace: Double = 30) async -> Int32 {
+        guard let child = takeChild() else { return 0 }
+        return await child.stop(signal: signal, grace: grace).status
+    }
+
+    private func takeChild() -> Child? {
         lock.withLock {
-            guard let p = process else { return 0 }
-            if p.isRunning {
-                kill(p.processIdentifier, signal)
-                let deadline = Date().addingTimeInterval(grace)
-                while p.isRunning && Date() < deadline { usleep(5_000) }
-                if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-            }
-            p.waitUntilExit()
-            process = nil
-            return p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+            defer { child = nil }
+            return child
         }
     }
 
@@ -177,43 +184,39 @@ public final class ReeldProcess: @unchecked Sendable {
 
 /// Runs a built Reel binary (e.g. `reelctl`) to completion and captures its output.
 public struct BinaryRun: Sendable {
+    /// The exit code, or 128+N if a signal ended it (137 after a timeout).
     public var status: Int32
     public var stdout: String
     public var stderr: String
 
+    /// Runs `name` from the build folder with the test's environment plus `NO_COLOR=1` and `environment`, feeding
+    /// `stdin` (empty if nil); SIGKILL after `timeout` seconds. Never blocks a thread of Swift's pool.
+    public static func launch(_ name: String, _ arguments: [String], environment: [String: String] = [:],
+                              stdin: String? = nil, timeout: Double = 60) async throws -> BinaryRun {
+        let child = try spawn(name, arguments, environment: environment, stdin: stdin)
+        let result = await child.output(timeout: timeout)
+        return BinaryRun(status: result.termination.status, stdout: String(decoding: result.stdout, as: UTF8.self),
+                         stderr: String(decoding: result.stderr, as: UTF8.self))
+    }
+
+    /// ``launch(_:_:environment:stdin:timeout:)`` for synchronous callers: blocks the calling thread until the
+    /// binary exits (it talks only to other processes, so this cannot deadlock, but prefer `launch` in async code).
     public static func run(_ name: String, _ arguments: [String], environment: [String: String] = [:],
                            stdin: String? = nil, timeout: Double = 60) throws -> BinaryRun {
+        let child = try spawn(name, arguments, environment: environment, stdin: stdin)
+        let termination = child.waitBlocking(timeout: timeout) ?? child.killAndReap()
+        return BinaryRun(status: termination.status, stdout: String(decoding: child.stdoutAtEOF(), as: UTF8.self),
+                         stderr: String(decoding: child.stderrAtEOF(), as: UTF8.self))
+    }
+
+    private static func spawn(_ name: String, _ arguments: [String], environment: [String: String],
+                              stdin: String?) throws -> Child {
         guard let binary = SandboxProcess.binaryPath(named: name) else {
             throw TestHTTPError(description: "\(name) binary not found: run `swift build` or set REEL_BIN_DIR")
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["NO_COLOR"] = "1"
-        for (k, v) in environment { env[k] = v }
-        p.environment = env
-        let out = Pipe(), err = Pipe(), inp = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = inp
-        try p.run()
-        if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try? inp.fileHandleForWriting.close()
-        // Drain on threads of our own so a chatty child cannot block on a full pipe.
-        final class Box: @unchecked Sendable { var data = Data() }
-        let o = Box(), e = Box()
-        let group = DispatchGroup()
-        group.enter(); group.enter()
-        Thread { o.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }.start()
-        Thread { e.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }.start()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(5_000) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
-        group.wait()
-        return BinaryRun(status: p.terminationStatus, stdout: String(decoding: o.data, as: UTF8.self),
-                         stderr: String(decoding: e.data, as: UTF8.self))
+        return try Child(binary, arguments,
+                         environment: Child.inheritedEnvironment(adding: ["NO_COLOR": "1"].merging(environment) { $1 }),
+                         stdin: .bytes(Array((stdin ?? "").utf8)), stdout: .capture, stderr: .capture)
     }
 }
 

@@ -28,22 +28,20 @@ public struct SandboxJournalEntry: Decodable, Sendable, Hashable {
     public var isQuery: Bool { method == "GET" && path.hasPrefix("/api/v1/tasks/") }
 }
 
-/// A running `reel-sandbox` process for tests: started from the built binary, stopped on `stop()` or deinit.
-public final class SandboxProcess: @unchecked Sendable {
-    // @unchecked: `process` is only touched in init and in `stop()`, which is idempotent under `lock`.
-    private let process: Process
-    private let lock = NSLock()
-    private var stopped = false
+/// A running `reel-sandbox` process for tests: started from the built binary as a ``Child``, stopped on `stop()`
+/// or deinit.
+public final class SandboxProcess: Sendable {
+    private let child: Child
 
     /// `http://127.0.0.1:PORT`, from the first stdout line.
     public let url: String
     public let endpoint: TestHTTP.Endpoint
     /// The base URL a DashScope client uses: `url + "/api/v1"`.
     public var apiBase: String { url + "/api/v1" }
-    public var pid: Int32 { process.processIdentifier }
+    public var pid: Int32 { child.pid }
 
-    private init(process: Process, url: String) throws {
-        self.process = process
+    private init(child: Child, url: String) throws {
+        self.child = child
         self.url = url
         guard let endpoint = TestHTTP.Endpoint(url: url) else {
             throw TestHTTPError(description: "reel-sandbox printed an unusable address: \(url)")
@@ -71,51 +69,29 @@ public final class SandboxProcess: @unchecked Sendable {
         guard let path = binary ?? binaryPath() else {
             throw TestHTTPError(description: "reel-sandbox binary not found: run `swift build` or set REEL_BIN_DIR")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = (arguments.contains("--listen") ? [] : ["--listen", "127.0.0.1:0"]) + arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.standardError
-        try process.run()
-        let handle = out.fileHandleForReading
-        // Read the first line on a thread of our own: it blocks until the sandbox has bound its port.
-        let line: String = await withCheckedContinuation { continuation in
-            Thread {
-                var bytes: [UInt8] = []
-                while true {
-                    let chunk = handle.readData(ofLength: 1)
-                    guard let b = chunk.first else { break }
-                    if b == 10 { break }
-                    bytes.append(b)
-                }
-                continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
-            }.start()
+        let arguments = (arguments.contains("--listen") ? [] : ["--listen", "127.0.0.1:0"]) + arguments
+        // stdout is captured (and drained for the sandbox's whole life); its first line is the address.
+        let child = try Child(path, arguments, stdout: .capture, stderr: .inherit)
+        let head = await child.waitForStdout(timeout: 30) { $0.contains(10) }
+        let line = String(decoding: head.prefix { $0 != 10 }, as: UTF8.self)
+        guard head.contains(10), line.hasPrefix("listening on ") else {
+            let t = child.stopBlocking(signal: SIGTERM, grace: 2)
+            throw TestHTTPError(description: "reel-sandbox did not start (\(t); first line: \"\(line)\")")
         }
-        guard line.hasPrefix("listening on ") else {
-            process.terminate()
-            process.waitUntilExit()
-            throw TestHTTPError(description: "reel-sandbox did not start (first line: \"\(line)\")")
-        }
-        return try SandboxProcess(process: process, url: String(line.dropFirst("listening on ".count)))
+        return try SandboxProcess(child: child, url: String(line.dropFirst("listening on ".count)))
     }
 
-    /// SIGTERM, then SIGKILL after 2 s; waits for the exit. Returns the exit status (idempotent).
+    /// SIGTERM, then SIGKILL after 2 s; waits for the exit. Returns the exit status, 128+N for a signal
+    /// (idempotent). Blocks the calling thread (fine in `defer`); async code can use ``terminate()``.
     @discardableResult
     public func stop() -> Int32 {
-        lock.lock()
-        defer { lock.unlock() }
-        if !stopped {
-            stopped = true
-            if process.isRunning {
-                kill(process.processIdentifier, SIGTERM)
-                let deadline = Date().addingTimeInterval(2)
-                while process.isRunning && Date() < deadline { usleep(10_000) }
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            }
-            process.waitUntilExit()
-        }
-        return process.terminationStatus
+        child.stopBlocking(signal: SIGTERM, grace: 2).status
+    }
+
+    /// ``stop()`` without blocking a thread.
+    @discardableResult
+    public func terminate() async -> Int32 {
+        await child.stop(signal: SIGTERM, grace: 2).status
     }
 
     /// Any request to the sandbox.

@@ -97,19 +97,24 @@ public enum TestHTTP {
         var reader = Reader(fd: fd)
         var replies: [TestHTTPResponse] = []
         for request in requests {
-            var head = "\(request.method) \(request.target) HTTP/1.1\r\nHost: sandbox\r\n"
-            for (k, v) in request.headers { head += "\(k): \(v)\r\n" }
-            if !request.body.isEmpty || request.method == "POST" || request.method == "PUT" {
-                head += "Content-Length: \(request.body.count)\r\n"
-            }
-            head += "\r\n"
-            try sendAll(fd, Array(head.utf8) + request.body)
+            try sendAll(fd, bytes(of: request))
             replies.append(try reader.readResponse(isHead: request.method == "HEAD"))
         }
         return replies
     }
 
-    private static func connect(_ endpoint: Endpoint, timeout: Double) throws -> Int32 {
+    /// `request` as it goes on the wire.
+    static func bytes(of request: TestHTTPRequest) -> [UInt8] {
+        var head = "\(request.method) \(request.target) HTTP/1.1\r\nHost: sandbox\r\n"
+        for (k, v) in request.headers { head += "\(k): \(v)\r\n" }
+        if !request.body.isEmpty || request.method == "POST" || request.method == "PUT" {
+            head += "Content-Length: \(request.body.count)\r\n"
+        }
+        head += "\r\n"
+        return Array(head.utf8) + request.body
+    }
+
+    static func connect(_ endpoint: Endpoint, timeout: Double) throws -> Int32 {
         let fd: Int32
         var rc: Int32
         switch endpoint {
@@ -147,7 +152,7 @@ public enum TestHTTP {
         return fd
     }
 
-    private static func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
         var off = 0
         while off < bytes.count {
             let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -257,4 +262,37 @@ public enum TestHTTP {
             }
         }
     }
+}
+
+/// A reply that keeps coming (server-sent events, a long poll): the request is sent, then a thread of its own
+/// reads the raw bytes (status line, headers, chunk framing and all) until the server closes or ``close()``.
+public final class TestHTTPStream: Sendable {
+    private let capture: Capture
+
+    public init(_ endpoint: TestHTTP.Endpoint, _ request: TestHTTPRequest) throws {
+        let fd = try TestHTTP.connect(endpoint, timeout: 3600)
+        do {
+            try TestHTTP.sendAll(fd, TestHTTP.bytes(of: request))
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        capture = Capture(fd: fd, name: "http-stream")   // closes `fd` at EOF
+    }
+
+    deinit { close() }
+
+    /// Everything read so far, as text.
+    public var text: String { String(decoding: capture.bytes, as: UTF8.self) }
+
+    /// Waits until `until(text)` holds (checked as bytes arrive), the stream ends, or `timeout` seconds pass;
+    /// returns the text so far either way.
+    @discardableResult
+    public func wait(timeout: Double = 10, until: @escaping @Sendable (String) -> Bool) async -> String {
+        _ = await capture.matched { until(String(decoding: $0, as: UTF8.self)) }.wait(timeout: timeout)
+        return text
+    }
+
+    /// Ends the stream: the reader sees EOF and closes the socket (idempotent).
+    public func close() { capture.interrupt() }
 }
