@@ -74,29 +74,32 @@ import Testing
         let killPhase = Date().timeIntervalSince(began)
 
         // Operator phase: a job left in doubt with no unambiguous match is resolved as an operator would, from the
-        // provider's task list: adopt an unowned task with its prompt, or resubmit when none exists.
+        // provider's task list: adopt an unowned task with its prompt, or resubmit when none exists. Resubmissions
+        // go together; adoptions one per prompt per round (the next must see this one's task as owned).
         var operatorResolved: [String: String] = [:]
-        let deadline = Date().addingTimeInterval(60)
+        let deadline = Date().addingTimeInterval(150)
         while Date() < deadline {
             let all = try await Durability.jobs(reeld, batch: "crash")
             let open = all.filter { !["succeeded", "failed", "cancelled", "expired"].contains($0["state"] as? String ?? "") }
             if all.count == jobs.count && open.isEmpty { break }
             let waiting = open.filter { $0["state"] as? String == "in_doubt" && ($0["reason"] as? String ?? "").contains("reelctl resolve") }
-            if waiting.isEmpty || waiting.count < open.count {
+            if waiting.isEmpty {
                 try await Task.sleep(for: .milliseconds(100))
                 continue
             }
             let owned = Set(all.compactMap { $0["task_id"] as? String })
             let tasks = try await Durability.sandboxTasks(sandbox)
+            var adoptedPrompts: Set<String> = []
             for job in waiting {
-                guard let id = job["id"] as? String else { continue }
-                let free = tasks.filter { $0.value == prompts[id] && !owned.contains($0.key) }.keys.sorted()
+                guard let id = job["id"] as? String, let prompt = prompts[id] else { continue }
+                let free = tasks.filter { $0.value == prompt && !owned.contains($0.key) }.keys.sorted()
+                if !free.isEmpty && !adoptedPrompts.insert(prompt).inserted { continue }
                 let body = free.first.map { #"{"action": "adopt", "task_id": "\#($0)"}"# } ?? #"{"action": "resubmit"}"#
                 let reply = try await reeld.post("/v1/jobs/crash/\(id)/resolve", json: body)
                 #expect(reply.status == 200, "resolve \(id): \(reply.status) \(reply.text)")
                 operatorResolved[id] = free.first.map { "adopt \($0)" } ?? "resubmit"
-                break   // one at a time: the next adoption must see this one's task as owned
             }
+            try await Task.sleep(for: .milliseconds(100))
         }
 
         // Every job succeeded.
@@ -163,11 +166,6 @@ import Testing
     }
 
     private func runShell(_ script: String) async throws -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", script]
-        try p.run()
-        while p.isRunning { try await Task.sleep(for: .milliseconds(10)) }
-        return p.terminationStatus
+        try await Child.run("/bin/sh", ["-c", script]).status
     }
 }

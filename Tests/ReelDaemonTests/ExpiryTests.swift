@@ -62,6 +62,6 @@ import Testing
         #expect(try await sandbox.journal().filter(\.isCreate).count == 3, "an expired result is never re-rendered")
         let check = await Durability.checkTree(reeld.output, ids: ["fresh", "lost", "late"])
         #expect(check.problems.isEmpty && check.checked == 1, "\(check)")
-        #expect(reeld.stop() == 0)
+        #expect(await reeld.terminate() == 0)
     }
 }

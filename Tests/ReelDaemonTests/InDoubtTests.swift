@@ -69,7 +69,7 @@ import Testing
         #expect(creates == 4, "one create per job so far")
 
         // With `[in_doubt] resubmit = true` the restarted daemon resubmits it: exactly two creates for that job.
-        reeld.stop()
+        await reeld.terminate()
         try Durability.editConfig(reeld) { $0 + "\n[in_doubt]\nresubmit = true\n" }
         try await reeld.start()
         let resubmitted = try await Durability.waitForState(reeld, refused, ["succeeded"])
@@ -79,7 +79,7 @@ import Testing
         #expect(Durability.causes(resubmitted).contains { $0.contains("resubmit") }, "\(Durability.causes(resubmitted))")
         #expect(try await sandbox.journal().filter(\.isCreate).count == 5, "4 first creates + 1 resubmission")
         #expect(try await Durability.sandboxTasks(sandbox).count == 4)
-        #expect(reeld.stop() == 0)
+        #expect(await reeld.terminate() == 0)
     }
 
     /// Where the in-doubt window opens (docs/durability.md): the write-ahead is committed on the transfer thread
@@ -129,7 +129,7 @@ import Testing
         let late = try await Durability.waitForState(reeld, "window/late", ["succeeded"])
         #expect(Durability.taskIDs(late).count == 1)
         #expect(try await sandbox.journal().filter(\.isCreate).count == 2, "one create per job")
-        #expect(reeld.stop() == 0)
+        #expect(await reeld.terminate() == 0)
     }
 
     /// Waits until reeld logs that the create call of `key` is parked by `REEL_TEST_HOLD_CREATE`.
