@@ -252,6 +252,11 @@ public struct DownloadResult: Hashable, Sendable {
 /// Every method throws `ProviderFailure` on a failed exchange.
 public protocol RenderAPI: Sendable {
     func createTask(_ request: RenderRequest) async throws -> CreatedTask
+    /// `createTask` that awaits `beforeSend` right before the request goes out (after any wait for a connection
+    /// slot) and sends nothing if it throws, rethrowing its error. The daemon commits its write-ahead intent
+    /// there, so the in-doubt window opens as late as possible. The default calls `beforeSend` first.
+    func createTask(_ request: RenderRequest,
+                    beforeSend: @escaping @Sendable () async throws -> Void) async throws -> CreatedTask
     func queryTask(_ taskID: String) async throws -> (TaskSnapshot, Exchange)
     func cancelTask(_ taskID: String) async throws -> Exchange
     func listTasks(_ query: TaskListQuery) async throws -> (TaskListPage, Exchange)
@@ -259,4 +264,12 @@ public protocol RenderAPI: Sendable {
     func uploadFile(path: String, model: RenderModel) async throws -> (String, Exchange)
     /// Downloads `url` into `path`, resuming with `Range` from the bytes already in the file.
     func download(url: String, to path: String) async throws -> DownloadResult
+}
+
+extension RenderAPI {
+    public func createTask(_ request: RenderRequest,
+                           beforeSend: @escaping @Sendable () async throws -> Void) async throws -> CreatedTask {
+        try await beforeSend()
+        return try await createTask(request)
+    }
 }

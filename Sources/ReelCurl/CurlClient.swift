@@ -76,8 +76,19 @@ public final class CurlClient: Sendable {
     /// Sends `spec` and returns the whole answer, whatever its status.
     /// - Throws: `TransportError` when no complete answer came; `CancellationError` when the task was cancelled.
     public func perform(_ spec: HTTPRequestSpec) async throws -> HTTPResult {
+        try await perform(spec, beforeSend: nil)
+    }
+
+    /// `perform(_:)` that first awaits `beforeSend` once a transfer thread has been assigned, right before the
+    /// request goes out; if it throws, nothing is sent and its error is rethrown. A caller that must record an
+    /// intent durably before a non-idempotent request (the daemon's write-ahead create) does it here, so a
+    /// crash while the call still waited for a free thread leaves no doubt about whether it was sent.
+    public func perform(_ spec: HTTPRequestSpec,
+                        beforeSend: (@Sendable () async throws -> Void)?) async throws -> HTTPResult {
         let userAgent = userAgent
-        return try await run { easy, cancel in Curl.perform(spec, userAgent: userAgent, on: easy, cancel: cancel) }
+        return try await run(beforeSend: beforeSend) { easy, cancel in
+            Curl.perform(spec, userAgent: userAgent, on: easy, cancel: cancel)
+        }
     }
 
     /// Streams the body of `spec` (usually a GET) into the file at `path`, never holding it in memory. When the
@@ -102,6 +113,7 @@ public final class CurlClient: Sendable {
     }
 
     private func run<T: Sendable>(
+        beforeSend: (@Sendable () async throws -> Void)? = nil,
         _ body: @escaping @Sendable (EasyHandle, CancelFlag) -> Result<T, any Error>
     ) async throws -> T {
         let cancel = CancelFlag()
@@ -110,6 +122,8 @@ public final class CurlClient: Sendable {
                 pool.submit { easy in
                     if cancel.isCancelled {
                         continuation.resume(throwing: CancellationError())
+                    } else if let beforeSend, let refusal = Self.waitFor(beforeSend) {
+                        continuation.resume(throwing: refusal)
                     } else {
                         continuation.resume(with: body(easy, cancel))
                     }
@@ -118,5 +132,18 @@ public final class CurlClient: Sendable {
         } onCancel: {
             cancel.cancel()
         }
+    }
+
+    /// Runs `work` as a task and parks the calling transfer thread (a dedicated thread, never one of the
+    /// cooperative pool's) until it is done. Returns the error it threw, if any.
+    private static func waitFor(_ work: @escaping @Sendable () async throws -> Void) -> (any Error)? {
+        let done = DispatchSemaphore(value: 0)
+        let failure = Mutex<(any Error)?>(nil)
+        Task {
+            do { try await work() } catch { failure.withLock { $0 = error } }
+            done.signal()
+        }
+        done.wait()
+        return failure.withLock { $0 }
     }
 }

@@ -21,7 +21,7 @@ extension Engine {
         while fetches < options.downloadAttempts {
             fetches += 1
             guard let url = row.videoURL else {
-                await finish(key, .failed, reason: "SUCCEEDED task without a result URL")
+                await giveUp(key, .failed, reason: "SUCCEEDED task without a result URL")
                 return
             }
             let partial: String
@@ -34,7 +34,7 @@ extension Engine {
                 await waitForStorage(key, "cannot create the batch folder", "\(error)", pause: storagePauses)
                 continue
             } catch {
-                await finish(key, .failed, reason: "output path refused: \(error)")
+                await giveUp(key, .failed, reason: "output path refused: \(error)")
                 return
             }
             var expected: Int64?
@@ -89,7 +89,7 @@ extension Engine {
                 qcFailures += 1
                 let reason = "result failed QC: \(problems.joined(separator: "; ")) (probe: \(summary))"
                 if qcFailures >= 2 {
-                    await finish(key, .failed, reason: reason)
+                    await giveUp(key, .failed, reason: reason)
                     return
                 }
                 log.warning("result failed QC, downloading again once", metadata: ["reason": "\(reason)"])
@@ -104,11 +104,23 @@ extension Engine {
                 storagePauses += 1
                 await waitForStorage(key, "cannot write the result", "\(error)", pause: storagePauses)
             } catch {
-                await finish(key, .failed, reason: "delivery failed: \(error)")
+                await giveUp(key, .failed, reason: "delivery failed: \(error)")
                 return
             }
         }
-        await finish(key, .failed, reason: "download did not complete after \(options.downloadAttempts) attempts")
+        await giveUp(key, .failed, reason: "download did not complete after \(options.downloadAttempts) attempts")
+    }
+
+    /// Ends a delivery without publishing: the hidden partial is removed first, then the terminal state recorded.
+    /// In that order a crash in between leaves the job `downloading` (it is fetched again after the restart) rather
+    /// than a terminal job with a `.<id>.mp4.part` nobody will ever clean up.
+    private func giveUp(_ key: JobKey, _ state: JobState, reason: String) async {
+        do {
+            try await Delivery(tree: tree).discardPartial(key)
+        } catch {
+            logger.warning("cannot remove the partial download", metadata: ["job_id": "\(key)", "error": "\(error)"])
+        }
+        await finish(key, state, reason: reason)
     }
 
     /// Logs why the output filesystem refused a write (full, read-only) and pauses before storage retry `pause`.
@@ -145,24 +157,26 @@ extension Engine {
     private func refreshResultURL(_ key: JobKey, row: JobRow, acceptSameURL: Bool) async -> JobRow? {
         let now = clock.now()
         if let expires = row.urlExpiresAt, now > expires {
-            await finish(key, .expired, reason: "the result's 24-hour window passed before it was downloaded: billed but lost")
+            await giveUp(key, .expired, reason: "the result's 24-hour window passed before it was downloaded: billed but lost")
             return nil
         }
         guard let taskID = row.taskID else { return nil }
         do {
             let (snapshot, exchange) = try await api.queryTask(taskID)
             try? await store.recordAttempt(key, exchange, now: clock.now())
-            if snapshot.status == .succeeded, let url = snapshot.videoURL, url == row.videoURL, acceptSameURL {
-                return row
-            }
-            if snapshot.status == .succeeded, let url = snapshot.videoURL, url != row.videoURL {
-                _ = try? await store.transition(key, from: [.downloading], to: .downloading, cause: "fresh result URL",
-                                          now: clock.now()) { $0.videoURL = url }
+            if snapshot.status == .succeeded, let url = snapshot.videoURL, url != row.videoURL || acceptSameURL {
+                // Recorded either way, so the job's history shows why the download was tried again.
+                let cause = url == row.videoURL
+                    ? "result URL refused; re-queried: unchanged and inside its window, trying it once more"
+                    : "result URL refused; re-queried: fresh result URL"
+                _ = try? await store.transition(key, from: [.downloading], to: .downloading, cause: cause,
+                                                now: clock.now()) { $0.videoURL = url }
                 return try? await store.job(key)
             }
-            await finish(key, .expired, reason: "result URL expired (provider says \(snapshot.status.rawValue)); billed but lost")
+            let why = snapshot.status == .succeeded ? "refused again with the same URL" : "provider says \(snapshot.status.rawValue)"
+            await giveUp(key, .expired, reason: "result URL expired (\(why)); billed but lost")
         } catch {
-            await finish(key, .expired, reason: "result URL expired and the task could not be queried again: \(error)")
+            await giveUp(key, .expired, reason: "result URL expired and the task could not be queried again: \(error); billed but lost")
         }
         return nil
     }

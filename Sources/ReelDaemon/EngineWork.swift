@@ -4,6 +4,7 @@ import Logging
 import ReelCore
 import ReelOutput
 import ReelStore
+import Synchronization
 
 // The engine's provider exchanges. Each runs in a child task, records one attempt row per exchange, moves the
 // job in the store by compare-and-set, and reports back to the scheduler as an event.
@@ -29,37 +30,34 @@ extension Engine {
             return
         }
         let fingerprint = Self.fingerprint(request)
-        let opened: Int?
-        do {
-            // The in-doubt window opens here: from this commit until commitTaskID, a crash leaves `submitting`,
-            // which the next start turns into `in_doubt` and reconciles instead of resubmitting.
-            // A batch with a budget holds this job instead when it would overrun (EngineBudget.swift).
-            opened = try await withinBudget(row) {
-                try await store.beginSubmission(key, expectedFrom: [.queued, .retrying], fingerprint: fingerprint,
-                                                now: clock.now())
-            }
-        } catch {
-            logger.error("cannot record submission intent", metadata: ["job_id": "\(key)", "error": "\(error)"])
-            handle(.submitFailed(key, .provider, retryAfter: nil, message: "store: \(error)"))
-            return
-        }
-        guard let attempt = opened else {
-            handle(.removed(key))
-            return
-        }
+        let intent = SubmissionIntent()
         var log = logger
         log[metadataKey: "job_id"] = "\(key)"
-        log[metadataKey: "attempt"] = "\(attempt)"
         do {
-            let created = try await api.createTask(request)
+            // The in-doubt window opens inside `beforeSend`, which the client runs on the transfer thread right
+            // before the request goes out (after any wait for a free connection slot): from that commit until
+            // commitTaskID, a crash leaves `submitting`, which the next start turns into `in_doubt` and reconciles
+            // instead of resubmitting. A crash before it leaves the job `queued`: nothing was sent.
+            let created = try await api.createTask(request) { [self] in
+                try await openSubmission(row, fingerprint: fingerprint, intent: intent)
+            }
             let now = clock.now()
             try? await store.recordAttempt(key, created.exchange, now: now)
             // The in-doubt window closes here.
             try await store.commitTaskID(key, taskID: created.taskID, status: created.status, now: now)
-            log.info("submitted", metadata: ["task_id": "\(created.taskID)"])
+            log.info("submitted", metadata: ["task_id": "\(created.taskID)", "attempt": "\(intent.attempt ?? 0)"])
             publish(.jobsChanged([key]))
             handle(.submitted(key, taskID: created.taskID))
-        } catch let failure as ProviderFailure {
+        } catch let refusal as SubmissionNotOpened {
+            // Nothing was sent.
+            switch refusal {
+            case .notSubmittable:
+                handle(.removed(key))
+            case .store(let error):
+                log.error("cannot record submission intent", metadata: ["error": "\(error)"])
+                handle(.submitFailed(key, .provider, retryAfter: nil, message: "store: \(error)"))
+            }
+        } catch let failure as ProviderFailure where intent.attempt != nil {
             let now = clock.now()
             try? await store.recordAttempt(key, failure.exchange, now: now)
             if failure.blame == .ambiguous {
@@ -78,6 +76,11 @@ extension Engine {
                 log.notice("create refused", metadata: ["error": "\(failure)"])
                 handle(.submitFailed(key, failure.blame, retryAfter: failure.retryAfter, message: failure.description))
             }
+        } catch where intent.attempt == nil {
+            // The request never left (cancelled while waiting for a transfer thread, or not encodable): the job is
+            // still where it was, with no intent recorded.
+            log.notice("create call not sent", metadata: ["error": "\(error)"])
+            handle(.submitFailed(key, .provider, retryAfter: nil, message: "create not sent: \(error)"))
         } catch {
             // Not a classified provider failure (should not happen): treat as ambiguous, never resubmit blindly.
             _ = try? await store.transition(key, from: [.submitting], to: .inDoubt, cause: "create error: \(error)",
@@ -85,6 +88,27 @@ extension Engine {
             handle(.submitFailed(key, .ambiguous, retryAfter: nil, message: "\(error)"))
             await reconcile(key)
         }
+    }
+
+    /// The write-ahead of a create call, run by the provider client on the transfer thread just before the request
+    /// is sent: commits `submitting` (attempt + 1, fingerprint, `create_started_at`; fsynced) inside the batch's
+    /// budget check. Throws `SubmissionNotOpened` (and then nothing is sent) when the job is no longer submittable,
+    /// its budget holds it, or the store refuses the write.
+    private func openSubmission(_ row: JobRow, fingerprint: String, intent: SubmissionIntent) async throws {
+        await TestHooks.holdCreateIfAsked(.beforeIntent, key: row.key, logger: logger)
+        let opened: Int?
+        do {
+            // A batch with a budget holds this job instead when it would overrun (EngineBudget.swift).
+            opened = try await withinBudget(row) {
+                try await store.beginSubmission(row.key, expectedFrom: [.queued, .retrying], fingerprint: fingerprint,
+                                                now: clock.now())
+            }
+        } catch {
+            throw SubmissionNotOpened.store("\(error)")
+        }
+        guard let opened else { throw SubmissionNotOpened.notSubmittable }
+        intent.attempt = opened
+        await TestHooks.holdCreateIfAsked(.afterIntent, key: row.key, logger: logger)
     }
 
     /// The provider request for a job: local references uploaded (once per file content and validity window).
@@ -107,7 +131,8 @@ extension Engine {
     /// Uploads a local reference once per content and validity window: the store caches finished uploads, and
     /// concurrent submissions of jobs sharing a file wait for the one upload in flight.
     private func upload(path: String, sha256 known: String?, model: RenderModel, key: JobKey) async throws -> String {
-        let digest = try known ?? Self.sha256(ofFile: path)
+        let digest: String
+        if let known { digest = known } else { digest = try await Self.sha256(ofFile: path) }
         let slot = "\(model.rawValue)/\(digest)"
         if let running = uploadsInFlight[slot] { return try await running.value }
         // Registered before the first suspension: a job arriving while the cache is consulted joins this task.
@@ -135,16 +160,17 @@ extension Engine {
         return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 
-    static func sha256(ofFile path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
+    /// Local references' digests, each file version read once, off the engine actor and the cooperative pool.
+    static let referenceDigests = FileDigests()
+
+    static func sha256(ofFile path: String) async throws -> String {
+        do {
+            return try await referenceDigests.sha256(ofFile: path)
+        } catch {
             throw ProviderFailure(exchange: Exchange(kind: .upload, httpStatus: 0, durationMilliseconds: 0,
-                                                     transportError: "cannot open \(path)"),
-                                  code: "LocalFileUnreadable", message: "cannot read local reference \(path)")
+                                                     transportError: "\(error)"),
+                                  code: "LocalFileUnreadable", message: "cannot read local reference \(path): \(error)")
         }
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
     // MARK: Reconcile an in-doubt job through the task-list API
@@ -334,5 +360,51 @@ extension Engine {
         } catch {
             handle(.polled(key, .running))
         }
+    }
+}
+
+/// Why `Engine.openSubmission` refused to let a create call go out.
+enum SubmissionNotOpened: Error {
+    /// The job moved meanwhile (cancelled, held, budget) or is not in `queued`/`retrying`.
+    case notSubmittable
+    /// The write-ahead could not be committed.
+    case store(String)
+}
+
+/// The attempt number of a create call's write-ahead once committed, shared between the transfer thread's
+/// `beforeSend` and the engine task awaiting the call. A lock-protected owner of one optional value.
+final class SubmissionIntent: Sendable {
+    private let value = Mutex<Int?>(nil)
+    var attempt: Int? {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
+    }
+}
+
+extension TestHooks {
+    enum CreatePoint: String {
+        case beforeIntent = "before-intent"
+        case afterIntent = "after-intent"
+    }
+
+    #if DEBUG
+    /// `REEL_TEST_HOLD_CREATE=<point>:<marker>`: a create call of a job whose id contains `<marker>` stops for
+    /// good on its transfer thread at `<point>`: `before-intent` (a free thread, nothing committed yet: where a
+    /// call that waited for a thread would be) or `after-intent` (`submitting` committed, nothing sent: the
+    /// in-doubt window is open). A test SIGKILLs reeld there and checks what the restart makes of the job.
+    private static let holdCreate: (point: String, marker: String)? = {
+        guard let text = ProcessInfo.processInfo.environment["REEL_TEST_HOLD_CREATE"],
+              let colon = text.firstIndex(of: ":") else { return nil }
+        return (String(text[..<colon]), String(text[text.index(after: colon)...]))
+    }()
+    #endif
+
+    /// Holds the create of a matching job forever at `point` (debug builds with `REEL_TEST_HOLD_CREATE` only).
+    static func holdCreateIfAsked(_ point: CreatePoint, key: JobKey, logger: Logger) async {
+        #if DEBUG
+        guard let hold = holdCreate, hold.point == point.rawValue, key.id.contains(hold.marker) else { return }
+        logger.notice("test hook: create call holding", metadata: ["job_id": "\(key)", "point": "\(point.rawValue)"])
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(1)) }
+        #endif
     }
 }

@@ -121,37 +121,34 @@ public enum ReferenceCheck {
         case failure(String)
     }
 
-    /// `stat(2)` (following symlinks) on a Dispatch thread, so a slow filesystem cannot stall the cooperative pool.
+    /// `stat(2)` (following symlinks) on a dedicated file thread, so a slow filesystem cannot stall the cooperative
+    /// pool.
     static func statFile(_ path: String) async -> StatResult {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                var st = stat()
-                guard stat(path, &st) == 0 else {
-                    let e = errno
-                    let reason = switch e {
-                    case ENOENT: "no such file"
-                    case EACCES: "permission denied (the reel service user must be able to read it)"
-                    case ENOTDIR: "a component of the path is not a directory"
-                    case ELOOP: "too many levels of symbolic links"
-                    default: String(cString: strerror(e))
-                    }
-                    continuation.resume(returning: .failure("\(path): \(reason)"))
-                    return
+        await BlockingThreads.files.run { () -> StatResult in
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                let e = errno
+                let reason = switch e {
+                case ENOENT: "no such file"
+                case EACCES: "permission denied (the reel service user must be able to read it)"
+                case ENOTDIR: "a component of the path is not a directory"
+                case ELOOP: "too many levels of symbolic links"
+                default: String(cString: strerror(e))
                 }
-                let type = st.st_mode & S_IFMT
-                guard type == S_IFREG else {
-                    let what = switch type {
-                    case S_IFDIR: "a directory"
-                    case S_IFIFO: "a FIFO"
-                    case S_IFCHR, S_IFBLK: "a device"
-                    case S_IFSOCK: "a socket"
-                    default: "not a regular file"
-                    }
-                    continuation.resume(returning: .failure("\(path) is \(what), not a regular file"))
-                    return
-                }
-                continuation.resume(returning: .success(Int64(st.st_size)))
+                return .failure("\(path): \(reason)")
             }
+            let type = st.st_mode & S_IFMT
+            guard type == S_IFREG else {
+                let what = switch type {
+                case S_IFDIR: "a directory"
+                case S_IFIFO: "a FIFO"
+                case S_IFCHR, S_IFBLK: "a device"
+                case S_IFSOCK: "a socket"
+                default: "not a regular file"
+                }
+                return .failure("\(path) is \(what), not a regular file")
+            }
+            return .success(Int64(st.st_size))
         }
     }
 }

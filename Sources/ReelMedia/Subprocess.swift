@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 
 /// The outcome of a finished child process.
 public struct ProcessOutput: Sendable {
@@ -13,67 +14,159 @@ public struct SubprocessError: Error, CustomStringConvertible, Sendable {
     public var description: String
 }
 
-/// Runs `executable` with `arguments` (no shell), without blocking Swift's cooperative pool: Foundation's
-/// `Process` reaps the child on its own thread and the pipes are drained by Dispatch.
+/// Runs `executable` with `arguments` (no shell) and returns its exit status and output, without blocking Swift's
+/// cooperative pool: the child is started with `posix_spawn` and everything blocking (draining both pipes with
+/// `poll`, the timeout, `waitpid` for exactly this pid) happens on one dedicated thread per child.
+///
+/// Not Foundation's `Process`: on Linux it reaps every child from one shared thread that can sit in `waitpid`
+/// for a single child that closed its inherited descriptors, delaying every other child's end (ffprobe's QC
+/// included), and it passes on the daemon's ignored and blocked signals (swift-service-lifecycle ignores SIGTERM
+/// to handle it itself), so a hook script could not TERM its own children. Here the child starts with default
+/// signal dispositions, an empty mask, stdin on /dev/null and no descriptor but 0, 1 and 2.
 /// - Parameters:
-///   - timeout: seconds after which the child is killed with SIGKILL and the call throws.
+///   - environment: the child's whole environment; nil: the daemon's.
+///   - timeout: seconds after which the child (only the child, not what it started) is killed with SIGKILL and
+///     the call throws.
 public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                        timeout: Double = 120) async throws -> ProcessOutput {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    let collector = PipeCollector(out: out.fileHandleForReading, err: err.fileHandleForReading)
-
+    let env = environment ?? ProcessInfo.processInfo.environment
     return try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { p in
-            let (o, e) = collector.finish()
-            if p.terminationReason == .uncaughtSignal, p.terminationStatus == SIGKILL {
-                continuation.resume(throwing: SubprocessError(description:
-                    "\(executable) killed after \(timeout) s timeout"))
-            } else {
-                continuation.resume(returning: ProcessOutput(status: p.terminationStatus, stdout: o, stderr: e))
-            }
+        let thread = Thread {
+            continuation.resume(with: Result { try Spawned.run(executable, arguments, environment: env, timeout: timeout) })
         }
-        do {
-            try process.run()
-        } catch {
-            continuation.resume(throwing: SubprocessError(description: "cannot run \(executable): \(error)"))
-            return
-        }
-        // The timeout runs on a thread of its own: libdispatch's global queue can be starved under load.
-        let pid = process.processIdentifier
-        Thread.detachNewThread {
-            let deadline = Date().addingTimeInterval(timeout)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning { kill(pid, SIGKILL) }
-        }
+        thread.name = "reel-child"
+        thread.start()
     }
 }
 
-/// Drains both pipes concurrently so a chatty child never blocks on a full pipe. The blocking reads run on
-/// threads of their own: parked on libdispatch's few global threads they stall every other user of that pool.
-private final class PipeCollector: @unchecked Sendable {
-    // Safe: each buffer is written only by its own reader thread and read after group.wait().
-    private var outBytes: [UInt8] = []
-    private var errBytes: [UInt8] = []
-    private let group = DispatchGroup()
+private enum Spawned {
+    /// Spawns, drains, waits; on the calling (dedicated) thread.
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String],
+                    timeout: Double) throws -> ProcessOutput {
+        var outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
+        guard pipeCloseOnExec(&outPipe) else { throw failure("pipe", executable) }
+        guard pipeCloseOnExec(&errPipe) else {
+            let error = failure("pipe", executable)
+            close(outPipe[0]); close(outPipe[1])
+            throw error
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        closeFrom3(&actions)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var all = sigset_t()
+        sigfillset(&all)
+        sigdelset(&all, SIGKILL)
+        sigdelset(&all, SIGSTOP)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
-    init(out: FileHandle, err: FileHandle) {
-        group.enter()
-        group.enter()
-        Thread.detachNewThread { self.outBytes = Array(out.readDataToEndOfFile()); self.group.leave() }
-        Thread.detachNewThread { self.errBytes = Array(err.readDataToEndOfFile()); self.group.leave() }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in argv + envp { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        close(outPipe[1])
+        close(errPipe[1])
+        guard rc == 0 else {
+            close(outPipe[0]); close(errPipe[0])
+            throw SubprocessError(description: "cannot run \(executable): \(String(cString: strerror(rc)))")
+        }
+
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
+        var killed = false
+        func killOnDeadline() {
+            if !killed && ContinuousClock.now >= deadline {
+                kill(pid, SIGKILL)
+                killed = true
+            }
+        }
+        // Drain both pipes until EOF on both. A grandchild (a hook's background job) may hold them after the child
+        // is gone: then stop reading 1 s after the child's exit (5 s after a timeout kill).
+        var out: [UInt8] = [], err: [UInt8] = []
+        var open: [(fd: Int32, isOut: Bool)] = [(outPipe[0], true), (errPipe[0], false)]
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 8)
+        defer { buffer.deallocate() }
+        var status: Int32 = 0
+        var reaped = false
+        var giveUpAt: ContinuousClock.Instant?
+        func reap(blocking: Bool) throws {
+            while !reaped {
+                let r = waitpid(pid, &status, blocking ? 0 : WNOHANG)
+                if r == pid { reaped = true; return }
+                if r == 0 { return }
+                if errno == EINTR { continue }
+                throw SubprocessError(description: "waitpid \(executable): \(String(cString: strerror(errno)))")
+            }
+        }
+        while !open.isEmpty {
+            killOnDeadline()
+            try reap(blocking: false)
+            if giveUpAt == nil && (reaped || killed) { giveUpAt = ContinuousClock.now + .seconds(reaped && !killed ? 1 : 5) }
+            if let giveUpAt, ContinuousClock.now >= giveUpAt { break }
+            var fds = open.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            guard poll(&fds, nfds_t(fds.count), 50) >= 0 || errno == EINTR else { break }
+            for (index, pfd) in fds.enumerated().reversed() where pfd.revents != 0 {
+                let n = read(pfd.fd, buffer.baseAddress, buffer.count)
+                if n > 0 {
+                    let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                    if open[index].isOut { out += bytes } else { err += bytes }
+                } else if n == 0 || errno != EINTR {
+                    close(pfd.fd)
+                    open.remove(at: index)
+                }
+            }
+        }
+        for entry in open { close(entry.fd) }
+        // Both streams ended; the child may still run (it closed them early): wait for it up to the deadline.
+        while !reaped {
+            try reap(blocking: killed)
+            if reaped { break }
+            killOnDeadline()
+            if !killed { usleep(10_000) }  // a dedicated thread, never the cooperative pool
+        }
+        let signal = status & 0x7f
+        if killed && signal == SIGKILL {
+            throw SubprocessError(description: "\(executable) killed after \(timeout) s timeout")
+        }
+        return ProcessOutput(status: signal == 0 ? (status >> 8) & 0xff : 128 + signal, stdout: out, stderr: err)
     }
 
-    func finish() -> ([UInt8], [UInt8]) {
-        group.wait()
-        return (outBytes, errBytes)
+    /// `pipe` with both ends close-on-exec (`pipe2` is not imported by Swift's Glibc module). Another thread's
+    /// spawn between the two calls cannot leak them: every child Reel starts closes all descriptors above 2.
+    static func pipeCloseOnExec(_ fds: inout [Int32]) -> Bool {
+        guard pipe(&fds) == 0 else { return false }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        return true
+    }
+
+    static func failure(_ what: String, _ executable: String) -> SubprocessError {
+        SubprocessError(description: "cannot run \(executable): \(what): \(String(cString: strerror(errno)))")
+    }
+
+    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    /// glibc ≥ 2.34's `posix_spawn_file_actions_addclosefrom_np`, which Swift's Glibc module does not import.
+    private static let closeFrom: CloseFrom? = {
+        guard let sym = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(sym, to: CloseFrom.self)
+    }()
+
+    /// Nothing but 0, 1 and 2 reaches the child (dup2'd descriptors lose O_CLOEXEC; the rest are closed).
+    private static func closeFrom3(_ actions: inout posix_spawn_file_actions_t) {
+        if let closeFrom, closeFrom(&actions, 3) == 0 { return }
+        // Older glibc: close what is open now (Reel opens its own descriptors with O_CLOEXEC anyway).
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+            if let fd = Int32(name), fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+        }
     }
 }
 

@@ -82,7 +82,7 @@ public struct WrittenFile: Sendable, Hashable {
 /// Publishes verified videos, sidecars and batch-end files into an `OutputTree`.
 ///
 /// Every file appears under its final name only complete and durable: content is written to a dotfile in the
-/// same directory, fsynced, renamed, and the directory fsynced. Blocking file work runs on Dispatch threads,
+/// same directory, fsynced, renamed, and the directory fsynced. Blocking file work runs on `BlockingThreads`,
 /// never on Swift's cooperative pool.
 public struct Delivery: Sendable {
     /// The `reel_version` recorded in sidecars and batch manifests.
@@ -308,7 +308,7 @@ public struct Delivery: Sendable {
 
     /// Lowercase hex sha256 of the file at `path`, read in 1 MiB chunks.
     public static func sha256(ofFile path: String) async throws -> String {
-        try await blocking {
+        try await BlockingThreads.hashing.run {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw DeliveryError.posix(errno, "cannot open \(path)") }
             defer { close(fd) }
@@ -398,9 +398,8 @@ extension OutputTree {
     }
 }
 
-/// Runs blocking file work on a Dispatch thread so Swift's cooperative pool (2 threads here) keeps running.
+/// Runs blocking file work on Reel's dedicated file threads, so neither Swift's cooperative pool (2 threads here)
+/// nor libdispatch's shared global threads are parked in a read, fsync or rename.
 func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-    }
+    try await BlockingThreads.files.run(body)
 }

@@ -57,11 +57,21 @@ public struct DashScopeClient: RenderAPI, CustomStringConvertible {
     // MARK: RenderAPI
 
     public func createTask(_ request: RenderRequest) async throws -> CreatedTask {
+        try await createTask(request, beforeSend: nil)
+    }
+
+    public func createTask(_ request: RenderRequest,
+                           beforeSend: @escaping @Sendable () async throws -> Void) async throws -> CreatedTask {
+        try await createTask(request, beforeSend: Optional(beforeSend))
+    }
+
+    private func createTask(_ request: RenderRequest,
+                            beforeSend: (@Sendable () async throws -> Void)?) async throws -> CreatedTask {
         var headers = [HTTPHeader("X-DashScope-Async", "enable"), HTTPHeader("Content-Type", "application/json")]
         if request.usesOSSReferences { headers.append(HTTPHeader("X-DashScope-OssResourceResolve", "enable")) }
         let body = try Self.encoder.encode(CreateBody(request))
         let result = try await call(.create, "POST", "/api/v1/services/aigc/video-generation/video-synthesis",
-                                    headers: headers, body: Array(body))
+                                    headers: headers, body: Array(body), beforeSend: beforeSend)
         let output = try field(result, .create, "output") { $0["output"]?.object }
         let taskID = try field(result, .create, "output.task_id") { _ in output["task_id"]?.string?.nilIfEmpty }
         let status = output["task_status"]?.string.flatMap(TaskStatus.init(rawValue:)) ?? .pending
@@ -188,12 +198,13 @@ public struct DashScopeClient: RenderAPI, CustomStringConvertible {
 
     /// Sends a DashScope API call (with the key) and throws unless it answered 2xx with a JSON body.
     private func call(_ kind: Exchange.Kind, _ method: String, _ path: String, headers: [HTTPHeader] = [],
-                      body: [UInt8]? = nil) async throws -> Answer {
+                      body: [UInt8]? = nil,
+                      beforeSend: (@Sendable () async throws -> Void)? = nil) async throws -> Answer {
         var all = [HTTPHeader("Authorization", "Bearer \(key.value)"), HTTPHeader("Accept", "application/json")]
         if let workspace { all.append(HTTPHeader("X-DashScope-WorkSpace", workspace)) }
         let spec = HTTPRequestSpec(method: method, url: baseURL + path, headers: all + headers, body: body,
                                    timeout: timeouts.api, connectTimeout: timeouts.connect)
-        let answer = try await exchange(kind, spec)
+        let answer = try await exchange(kind, spec, beforeSend: beforeSend)
         guard (200..<300).contains(answer.http.status) else {
             let json = answer.json
             let message = json?["message"]?.string ?? json?["msg"]?.string
@@ -209,10 +220,12 @@ public struct DashScopeClient: RenderAPI, CustomStringConvertible {
     }
 
     /// Performs one request and turns transport errors into `ProviderFailure`.
-    private func exchange(_ kind: Exchange.Kind, _ spec: HTTPRequestSpec) async throws -> Answer {
+    /// `beforeSend` errors pass through unchanged (nothing was sent).
+    private func exchange(_ kind: Exchange.Kind, _ spec: HTTPRequestSpec,
+                          beforeSend: (@Sendable () async throws -> Void)? = nil) async throws -> Answer {
         let http: HTTPResult
         do {
-            http = try await curl.perform(spec)
+            http = try await curl.perform(spec, beforeSend: beforeSend)
         } catch let error as TransportError {
             throw transportFailure(kind, error)
         }

@@ -4,7 +4,7 @@ import Testing
 
 /// `budget_usd` through the real daemon: the batch is held before a submission would exceed it, and
 /// `reelctl release` admits exactly the released job.
-@Suite(.serialized, .disabled("written at the end of session 1 with the delivery tests and not yet seen green in a full run — see the closing note")) struct BudgetTests {
+@Suite(.serialized) struct BudgetTests {
     /// Six flash 720p jobs of 2 s cost $0.10 each at fastConfig's rates; a $0.25 budget admits two.
     @Test func budgetHoldsTheBatchBeforeItIsExceeded() async throws {
         let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "1..2"])
@@ -34,7 +34,7 @@ import Testing
 
         // The operator accepts one overrun: that job runs; its batch-mates stay held.
         let released = try #require(held.first)
-        let run = try BinaryRun.run("reelctl", ["release", "capped/\(released)"], environment: ["REEL_SOCKET": reeld.socket])
+        let run = try await BinaryRun.launch("reelctl", ["release", "capped/\(released)"], environment: ["REEL_SOCKET": reeld.socket])
         #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
         let after = try await reeld.waitFor(timeout: 30, "the released job to succeed") { $0["succeeded"] == 3 }
         #expect(after["held"] == 3, "\(after)")

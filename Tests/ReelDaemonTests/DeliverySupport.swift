@@ -27,8 +27,8 @@ enum DeliveryKit {
                 for e in v.iter_errors(json.load(open(p))):
                     print(p, "/".join(map(str, e.absolute_path)), e.message)
             """
-        let out = try await runProcess("/usr/bin/python3", ["-c", script, schema] + files)
-        let text = String(decoding: out.stdout, as: UTF8.self) + out.stderrText
+        let out = try await Child.run("python3", ["-c", script, schema] + files)  // on PATH: where pip put jsonschema
+        let text = out.stdoutText + out.stderrText
         return out.status == 0 ? text : "python3 exited \(out.status): \(text)"
     }
 
@@ -88,9 +88,10 @@ final class PartialWatcher: @unchecked Sendable {
 
 /// A real HTTP receiver for the webhook (python3 http.server): checks `X-Reel-Signature` the way docs/delivery.md
 /// tells receivers to, answers 503 to the first `failFirst` calls, and logs every call as a JSON line.
-final class WebhookReceiver: @unchecked Sendable {
-    // @unchecked: `process` is set in init and only stopped afterwards.
-    let process: Process
+final class WebhookReceiver: Sendable {
+    /// The python3 server, a `Child` (posix_spawn, its own reaper thread, signal mask reset): Foundation's `Process`
+    /// passed on the test runner's blocked SIGTERM, so `terminate()` never ended it and `waitUntilExit` hung.
+    let child: Child
     let url: String
     let logPath: String
 
@@ -124,18 +125,16 @@ final class WebhookReceiver: @unchecked Sendable {
         try (secret + "\n").write(toFile: secretPath, atomically: true, encoding: .utf8)
         logPath = dir.appendingPathComponent("webhook.log").path
         let portFile = dir.appendingPathComponent("webhook.port").path
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", script, secretPath, logPath, "\(failFirst)", portFile]
-        try process.run()
+        child = try Child("python3", ["-c", script, secretPath, logPath, "\(failFirst)", portFile],
+                          stdout: .null, stderr: .inherit)
         let deadline = Date().addingTimeInterval(10)
         var port: String?
-        while port == nil && Date() < deadline {
+        while port == nil && Date() < deadline && child.isRunning {
             port = try? String(contentsOfFile: portFile, encoding: .utf8)
             if port == nil { try await Task.sleep(for: .milliseconds(20)) }
         }
         guard let port else {
-            process.terminate()
+            child.killAndReap()
             throw ReceiverError.didNotStart
         }
         url = "http://127.0.0.1:\(port)/reel"
@@ -151,8 +150,8 @@ final class WebhookReceiver: @unchecked Sendable {
 
     enum ReceiverError: Error { case didNotStart }
 
+    /// SIGKILL and reap: immediate, so it is fine in a `defer`.
     func stop() {
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
+        child.killAndReap()
     }
 }

@@ -5,7 +5,7 @@ import Testing
 /// Issue #5, acceptance 3: a refused result URL leads to a fresh query and a download with the new URL; a result
 /// whose 24-hour window has passed (the sandbox's clock moved past the task's lifetime while reeld was down) ends
 /// `expired` with the reason stated, and `/v1/status` warns about it.
-@Suite(.serialized, .disabled("failed after merging the delivery branch's refreshResultURL (same-URL retry once) over the durability fix; to reconcile — see the closing note")) struct ExpiryTests {
+@Suite(.serialized) struct ExpiryTests {
     @Test func expiredURLIsRefreshedAndAResultPastTheWindowExpires() async throws {
         let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "5..40"])
         defer { sandbox.stop() }
@@ -50,6 +50,8 @@ import Testing
         #expect(reason.contains("billed but lost"), "\(reason)")
         #expect(Durability.path(lost).suffix(2) == ["downloading", "expired"], "\(Durability.path(lost))")
         #expect(!FileManager.default.fileExists(atPath: reeld.output + "/expiry/lost.mp4"), "nothing published for lost")
+        #expect(!FileManager.default.fileExists(atPath: reeld.output + "/expiry/.lost.mp4.part"),
+                "the expired job's partial download is removed")
         // A task the provider forgot while reeld was down (UNKNOWN past its 24 hours) is expired too, not failed.
         let late = try await Durability.waitForState(reeld, "expiry/late", ["expired", "failed"])
         #expect(Durability.path(late).suffix(2) == ["pending", "expired"], "\(Durability.path(late))")
@@ -60,6 +62,6 @@ import Testing
         #expect(try await sandbox.journal().filter(\.isCreate).count == 3, "an expired result is never re-rendered")
         let check = await Durability.checkTree(reeld.output, ids: ["fresh", "lost", "late"])
         #expect(check.problems.isEmpty && check.checked == 1, "\(check)")
-        #expect(reeld.stop() == 0)
+        #expect(await reeld.terminate() == 0)
     }
 }

@@ -69,7 +69,7 @@ import Testing
         #expect(creates == 4, "one create per job so far")
 
         // With `[in_doubt] resubmit = true` the restarted daemon resubmits it: exactly two creates for that job.
-        reeld.stop()
+        await reeld.terminate()
         try Durability.editConfig(reeld) { $0 + "\n[in_doubt]\nresubmit = true\n" }
         try await reeld.start()
         let resubmitted = try await Durability.waitForState(reeld, refused, ["succeeded"])
@@ -79,6 +79,67 @@ import Testing
         #expect(Durability.causes(resubmitted).contains { $0.contains("resubmit") }, "\(Durability.causes(resubmitted))")
         #expect(try await sandbox.journal().filter(\.isCreate).count == 5, "4 first creates + 1 resubmission")
         #expect(try await Durability.sandboxTasks(sandbox).count == 4)
-        #expect(reeld.stop() == 0)
+        #expect(await reeld.terminate() == 0)
+    }
+
+    /// Where the in-doubt window opens (docs/durability.md): the write-ahead is committed on the transfer thread
+    /// right before the request goes out. A create killed before that commit (e.g. while it waited for a free
+    /// thread) restarts `queued` and is sent once; one killed after the commit is `in_doubt` (nothing can prove it
+    /// was not sent), finds no task at the provider and waits for an operator. Both points are reached through a
+    /// debug hook that parks the call there, not by racing a window.
+    @Test func theWindowOpensAtTheWriteAheadOnTheTransferThread() async throws {
+        let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "1..2"])
+        defer { sandbox.stop() }
+        let reeld = try ReeldProcess(providerURL: sandbox.url)
+        defer { reeld.stop() }
+
+        // Before the write-ahead: nothing committed, nothing sent.
+        reeld.environment["REEL_TEST_HOLD_CREATE"] = "before-intent:early"
+        try await reeld.start()
+        try reeld.drop(Durability.manifest(batch: "window", jobs: [
+            (id: "early", prompt: "character1 waits for a transfer thread, case-early"),
+        ]), as: "early.json")
+        try await waitForHold(reeld, "window/early")
+        #expect(try await Durability.state(reeld, "window/early") == "queued")
+        reeld.crash()
+        reeld.environment["REEL_TEST_HOLD_CREATE"] = "after-intent:late"
+        try await reeld.start()
+        let early = try await Durability.waitForState(reeld, "window/early", ["succeeded"])
+        #expect(!Durability.path(early).contains("in_doubt"), "\(Durability.path(early))")
+        #expect(Durability.path(early).filter { $0 == "submitting" }.count == 1, "\(Durability.path(early))")
+
+        // After the write-ahead, before the request left: in doubt, no task, an operator decides.
+        try reeld.drop(Durability.manifest(batch: "window", jobs: [
+            (id: "late", prompt: "character1 is about to be sent, case-late"),
+        ]), as: "late.json")
+        try await waitForHold(reeld, "window/late")
+        #expect(try await Durability.state(reeld, "window/late") == "submitting")
+        reeld.crash()
+        reeld.environment["REEL_TEST_HOLD_CREATE"] = nil
+        try await reeld.start()
+        let waiting = try await Durability.waitUntil(reeld, "window/late", "an operator's reason") { d in
+            let job = d["job"] as? [String: Any]
+            return job?["state"] as? String == "in_doubt" && (job?["reason"] as? String ?? "").contains("reelctl resolve")
+        }
+        #expect(Durability.path(waiting).suffix(2) == ["submitting", "in_doubt"], "\(Durability.path(waiting))")
+        let journal = try await sandbox.journal().filter(\.isCreate)
+        #expect(journal.count == 1, "only early's create reached the provider: \(journal.count)")
+        let reply = try await reeld.post("/v1/jobs/window/late/resolve", json: #"{"action": "resubmit"}"#)
+        #expect(reply.status == 200, "\(reply.status) \(reply.text)")
+        let late = try await Durability.waitForState(reeld, "window/late", ["succeeded"])
+        #expect(Durability.taskIDs(late).count == 1)
+        #expect(try await sandbox.journal().filter(\.isCreate).count == 2, "one create per job")
+        #expect(await reeld.terminate() == 0)
+    }
+
+    /// Waits until reeld logs that the create call of `key` is parked by `REEL_TEST_HOLD_CREATE`.
+    private func waitForHold(_ reeld: ReeldProcess, _ key: String) async throws {
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let log = reeld.logTail(200_000).split(separator: "\n")
+            if log.contains(where: { $0.contains("test hook: create call holding") && $0.contains(key) }) { return }
+            try await Task.sleep(for: .milliseconds(30))
+        }
+        throw DurabilityTestError("\(key): the create call never reached the test hook\n\(reeld.logTail())")
     }
 }

@@ -1,0 +1,55 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// A fixed set of dedicated OS threads for blocking file work (stat, pread, fsync, rename, hashing).
+///
+/// Swift's cooperative pool has one thread per core (2 here) and libdispatch's global queues are shared with
+/// everything else in the process; a blocking system call parked on either stalls unrelated work. Callers `await`
+/// `run`; the body runs on one of these threads and the continuation resumes the caller.
+public final class BlockingThreads: Sendable {
+    /// Short file work: stat, publishing renames and fsyncs, small atomic writes.
+    public static let files = BlockingThreads(threads: 2, name: "reel-files")
+    /// Whole-file hashing (reference files up to 100 MB, delivered videos): one thread, so hashing never takes
+    /// both cores and never queues short file work behind a long read.
+    public static let hashing = BlockingThreads(threads: 1, name: "reel-hash")
+
+    private typealias Job = @Sendable () -> Void
+    private let jobs = Mutex<[Job]>([])
+    private let ready = DispatchSemaphore(value: 0)
+
+    /// Starts `threads` threads named `<name>-<n>`; they live as long as the process.
+    public init(threads: Int, name: String) {
+        for index in 0..<max(1, threads) {
+            let thread = Thread { [self] in work() }
+            thread.name = "\(name)-\(index)"
+            thread.start()
+        }
+    }
+
+    /// Runs `body` on one of the threads and returns (or throws) what it did.
+    public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            submit { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    /// `run` for a body that cannot fail.
+    public func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            submit { continuation.resume(returning: body()) }
+        }
+    }
+
+    private func submit(_ job: @escaping Job) {
+        jobs.withLock { $0.append(job) }
+        ready.signal()
+    }
+
+    private func work() {
+        while true {
+            ready.wait()
+            if let next = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { next() }
+        }
+    }
+}
