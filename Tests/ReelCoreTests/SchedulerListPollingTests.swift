@@ -137,6 +137,7 @@ struct SchedulerListPollingTests {
         // Overdue tasks: every overdueInterval.
         #expect(p.nextList([(400, prior)], queued: false) == 4)
         // Where finishes are dense the mass rule binds: three tasks at 108 s of a 100–110 s spread.
+        p.listMassStep = 0.7
         let tight = RunTimeDistribution(sorted: (0..<200).map { 100 + Double($0) / 19.9 })
         p.minInterval = 0.1
         let d = p.nextList([(108, tight), (108, tight), (108, tight)], queued: false)

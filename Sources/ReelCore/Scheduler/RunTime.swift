@@ -151,7 +151,7 @@ public struct PollPolicy: Sendable, Equatable {
     /// since the last list reaches this, or earlier when a task's own caps (`latencyCap`, `overdueInterval`,
     /// `latencyCapWhileQueued`, first poll, `maxInterval`) say so; never sooner than the floor (`minInterval`, or
     /// `latencyCapWhileQueued` while work is queued).
-    public var listMassStep = 0.7
+    public var listMassStep = 0.85
     /// The run time assumed (uniform over this range) until real ones have been observed.
     public var priorRunTime: ClosedRange<Double> = PollPolicy.defaultPriorRunTime
     public static let defaultPriorRunTime = 60.0...300.0
