@@ -59,7 +59,7 @@ public struct ReelConfig: Sendable, Equatable {
         /// Poll running tasks with one task-list query for all of them (default true); false: one query per task.
         public var taskList: Bool?
         /// With the task list: the probability that some task has finished since the last list at which the next
-        /// one goes out (default 0.7), inside the per-task caps.
+        /// one goes out (default 0.85), inside the per-task caps.
         public var listMassStep: Double?
 
         /// Overrides the scheduler's defaults with what the file sets.
