@@ -56,6 +56,11 @@ public struct ReelConfig: Sendable, Equatable {
         /// While work waits for a slot, polls near the expected finish are at most this far apart (nil = off):
         /// a late detection is then idle paid capacity. Trades polls for slot utilisation; see docs/scheduler.md.
         public var latencyCapWhileQueued: Double?
+        /// Poll running tasks with one task-list query for all of them (default true); false: one query per task.
+        public var taskList: Bool?
+        /// With the task list: the probability that some task has finished since the last list at which the next
+        /// one goes out (default 0.85), inside the per-task caps.
+        public var listMassStep: Double?
 
         /// Overrides the scheduler's defaults with what the file sets.
         public func apply(to policy: inout PollPolicy) {
@@ -64,6 +69,8 @@ public struct ReelConfig: Sendable, Equatable {
             if let maxInterval { policy.maxInterval = maxInterval }
             if let overdueInterval { policy.overdueInterval = overdueInterval }
             if let latencyCapWhileQueued { policy.latencyCapWhileQueued = latencyCapWhileQueued }
+            if let taskList { policy.useTaskList = taskList }
+            if let listMassStep { policy.listMassStep = listMassStep }
         }
     }
 
@@ -193,7 +200,7 @@ extension ReelConfig {
         }
         if let t = reader.table(root, "polling") {
             reader.allow(t, ["expected_run_time", "min_interval", "max_interval", "overdue_interval",
-                            "latency_cap_while_queued"], at: "polling")
+                            "latency_cap_while_queued", "task_list", "list_mass_step"], at: "polling")
             reader.string(t, "expected_run_time", "polling") { text in
                 let parts = text.components(separatedBy: "..")
                 if parts.count == 2, let lo = ReelConfig.parseDuration(parts[0]), let hi = ReelConfig.parseDuration(parts[1]),
@@ -209,6 +216,10 @@ extension ReelConfig {
             reader.duration(t, "latency_cap_while_queued", "polling", 0.01...3600) {
                 config.polling.latencyCapWhileQueued = $0
             }
+            if let v = t["task_list"] {
+                if let b = v.bool { config.polling.taskList = b } else { reader.problem("polling.task_list", "must be true or false") }
+            }
+            reader.number(t, "list_mass_step", "polling", 0.01...1) { config.polling.listMassStep = $0 }
         }
         if let t = reader.table(root, "retry") {
             reader.allow(t, ["max_attempts", "base_delay", "max_delay"], at: "retry")

@@ -179,6 +179,9 @@ public actor Engine {
             case .poll(let key, let taskID):
                 if stopping { continue }
                 spawn { await $0.poll(key, taskID: taskID) }
+            case .pollList(let tasks):
+                if stopping { continue }
+                spawn { await $0.pollList(tasks) }
             case .download(let key):
                 spawn { await $0.deliver(key) }
             case .retryLater(let key, let at, let reason):

@@ -127,7 +127,7 @@ struct SchedulerControlTests {
 
     /// With the query budget short, the polls most likely to find a finished task go first.
     @Test func scarceQueriesGoToTheLikeliestFinished() {
-        var s = makeScheduler(concurrency: 10, queryPerSecond: 1)
+        var s = makeScheduler(concurrency: 10, queryPerSecond: 1, taskList: false)
         for i in 0..<10 { _ = s.handle(.enqueued(sjob("a/\(i)")), now: 0) }
         for i in 0..<10 { _ = s.handle(.submitted(jk("a/\(i)"), taskID: "t\(i)"), now: Double(i)) }
         // Prior U(60, 300): first polls 60 s after each create (the ceiling); all due by 69 s, a/0 the oldest.

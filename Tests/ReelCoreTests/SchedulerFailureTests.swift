@@ -162,7 +162,7 @@ struct SchedulerFailureTests {
     }
 
     @Test func pollFailuresBackOffAndTerminalStatesFail() {
-        var s = makeScheduler(concurrency: 3)
+        var s = makeScheduler(concurrency: 3, taskList: false)
         for i in 0..<3 { _ = s.handle(.enqueued(sjob("a/\(i)")), now: 0) }
         for i in 0..<3 { _ = s.handle(.submitted(jk("a/\(i)"), taskID: "t\(i)"), now: 0) }
         let polls = s.handle(.restoredRemote(sjob("b/0"), taskID: "tb", submittedAt: -50), now: 1).polls

@@ -19,13 +19,16 @@ extension Array where Element == SchedulerAction {
     }
 }
 
-/// A scheduler with generous rates so only the rule under test decides.
+/// A scheduler with generous rates so only the rule under test decides; `taskList: false` polls each task.
 func makeScheduler(concurrency: Int = 5, submitPerSecond: Double = 1000, queryPerSecond: Double = 1000,
-                   maxAttempts: Int = 5, perModel: [RenderModel: Int] = [:], seed: UInt64 = 1) -> Scheduler {
-    Scheduler(limits: SchedulerLimits(concurrency: concurrency, submitPerSecond: submitPerSecond,
-                                      queryPerSecond: queryPerSecond, maxAttempts: maxAttempts,
-                                      perModelConcurrency: perModel),
-              seed: seed)
+                   maxAttempts: Int = 5, perModel: [RenderModel: Int] = [:], taskList: Bool = true,
+                   seed: UInt64 = 1) -> Scheduler {
+    var polling = PollPolicy()
+    polling.useTaskList = taskList
+    return Scheduler(limits: SchedulerLimits(concurrency: concurrency, submitPerSecond: submitPerSecond,
+                                             queryPerSecond: queryPerSecond, maxAttempts: maxAttempts,
+                                             perModelConcurrency: perModel, polling: polling),
+                     seed: seed)
 }
 
 extension Scheduler {

@@ -9,7 +9,7 @@
 #   SCALE=2          sandbox --time-scale (see docs/benchmarks.md for why 2)
 #   RUN_TIME=20..60  sandbox --run-time, sandbox seconds
 #   JOBS=100  SEED=6
-#   POLLING=bench/scheduler/polling.toml   reeld [polling] keys
+#   POLLING=bench/scheduler/polling.toml   reeld [polling] keys (also polling-pressure.toml, polling-per-task.toml)
 #   BIN=DIR          where reeld and reel-sandbox are (default .build-release/release, else .build/debug)
 #   SDK_BATCH=PATH   default ../shared/peers/sdk_batch.py (relative to the repository)
 #   JSON=FILE        also write the raw results as JSON

@@ -144,6 +144,14 @@ public struct PollPolicy: Sendable, Equatable {
     /// Past this quantile the task is overdue and is polled every `overdueInterval` seconds.
     public var overdueQuantile = 0.99
     public var overdueInterval = 4.0
+    /// Poll running tasks with one task-list query covering all of them (`GET /api/v1/tasks`) instead of one query
+    /// per task; a task the list shows finished is then queried once on its own for its result. Off: per-task polls.
+    public var useTaskList = true
+    /// With the task list: the next list goes out once the probability that at least one covered task has finished
+    /// since the last list reaches this, or earlier when a task's own caps (`latencyCap`, `overdueInterval`,
+    /// `latencyCapWhileQueued`, first poll, `maxInterval`) say so; never sooner than the floor (`minInterval`, or
+    /// `latencyCapWhileQueued` while work is queued).
+    public var listMassStep = 0.85
     /// The run time assumed (uniform over this range) until real ones have been observed.
     public var priorRunTime: ClosedRange<Double> = PollPolicy.defaultPriorRunTime
     public static let defaultPriorRunTime = 60.0...300.0
@@ -164,5 +172,48 @@ public struct PollPolicy: Sendable, Equatable {
         var interval = d.quantile(min(f + massStep, overdueQuantile)) - elapsed
         if f < latencyCapQuantile { interval = min(interval, latencyCap, pressure ?? latencyCap) }
         return elapsed + min(max(interval, floor), maxInterval)
+    }
+
+    /// Seconds from now to the next task-list query covering `tasks` (each task's seconds since submission and its
+    /// run-time distribution); `queued` says whether work is waiting for a slot.
+    func nextList(_ tasks: [(elapsed: Double, distribution: RunTimeDistribution)], queued: Bool) -> Double {
+        let pressure = queued ? latencyCapWhileQueued : nil
+        let floor = min(minInterval, pressure ?? minInterval)
+        // The tightest of the tasks' own caps: what per-task polling would never exceed.
+        var cap = maxInterval
+        for (elapsed, d) in tasks {
+            let first = d.quantile(firstPollQuantile)
+            let f = d.cdf(elapsed)
+            let own: Double
+            if elapsed + floor <= first {
+                own = first - elapsed
+            } else if f >= overdueQuantile || elapsed >= d.quantile(overdueQuantile) {
+                own = min(overdueInterval, pressure ?? overdueInterval)
+            } else if f < latencyCapQuantile {
+                own = min(latencyCap, pressure ?? latencyCap)
+            } else {
+                own = d.quantile(min(f + massStep, overdueQuantile)) - elapsed
+            }
+            cap = min(cap, own)
+        }
+        cap = max(cap, floor)
+        // P(at least one finishes within Δ | none had at its elapsed time) = 1 − Π S(e + Δ) / S(e); monotone in Δ.
+        func mass(_ delta: Double) -> Double {
+            var survive = 1.0
+            for (elapsed, d) in tasks {
+                let s0 = 1 - d.cdf(elapsed)
+                guard s0 > 1e-9 else { continue }   // overdue: its cap decides
+                survive *= max(0, 1 - d.cdf(elapsed + delta)) / s0
+            }
+            return 1 - survive
+        }
+        guard mass(cap) >= listMassStep else { return cap }
+        var lo = floor, hi = cap
+        if mass(lo) >= listMassStep { return lo }
+        for _ in 0..<12 {
+            let mid = (lo + hi) / 2
+            if mass(mid) >= listMassStep { hi = mid } else { lo = mid }
+        }
+        return hi
     }
 }

@@ -36,12 +36,22 @@ public struct Scheduler: Sendable {
         case submitting
         case inDoubt
         case remote(taskID: String, status: TaskStatus)
+        /// A task list showed the task ended: the provider freed its slot; its own query brings the result.
+        case ended(taskID: String)
         case downloading
 
         var holdsSlot: Bool {
             switch self {
             case .submitting, .inDoubt, .remote: true
             default: false
+            }
+        }
+
+        /// The provider task to query, for `remote` and `ended`.
+        var taskID: String? {
+            switch self {
+            case .remote(let id, _), .ended(let id): id
+            default: nil
             }
         }
     }
@@ -55,6 +65,8 @@ public struct Scheduler: Sendable {
         var pollFailures = 0
         var refusedPolls = 0
         var cancelRequested = false
+        /// The next poll must query the task itself (missing from a list answer, or ended).
+        var direct = false
     }
 
     struct Timer: Comparable, Sendable {
@@ -114,6 +126,11 @@ public struct Scheduler: Sendable {
     var lastDeadlineCheck = -Double.infinity
     var submitBlockedByRate = false
     var pollBlockedByRate = false
+    /// The tasks the outstanding `.pollList` covers (nil: none outstanding).
+    var listCovering: Set<JobKey>?
+    var listFailures = 0
+    /// A list query was refused as malformed: per-task polls until `.setLimits`.
+    var listDisabled = false
 
     /// `seed` drives the full-jitter backoff, so a test replays the same delays.
     public init(limits: SchedulerLimits, seed: UInt64) {
@@ -208,10 +225,12 @@ public struct Scheduler: Sendable {
             }
 
         case .polled(let key, let status):
-            guard let rec = records[key], case .remote(let taskID, let last) = rec.phase else { return }
+            guard let rec = records[key], let taskID = rec.phase.taskID else { return }
+            let last: TaskStatus = if case .remote(_, let s) = rec.phase { s } else { .running }
             records[key]!.pollOutstanding = false
             records[key]!.pollFailures = 0
             records[key]!.refusedPolls = 0
+            records[key]!.direct = false
             switch status {
             case .pending, .running:
                 if status == .running, last != .running, rec.cancelRequested {
@@ -240,7 +259,7 @@ public struct Scheduler: Sendable {
             }
 
         case .renderFailed(let key, let blame, let message):
-            guard let rec = records[key], case .remote = rec.phase else { return }
+            guard let rec = records[key], rec.phase.taskID != nil else { return }
             records[key]!.pollOutstanding = false
             if rec.cancelRequested || (blame != .provider && blame != .throttled) {
                 forget(key)
@@ -250,7 +269,7 @@ public struct Scheduler: Sendable {
             }
 
         case .pollFailed(let key, let blame, let retryAfter):
-            guard var rec = records[key], case .remote = rec.phase else { return }
+            guard var rec = records[key], rec.phase.taskID != nil else { return }
             rec.pollOutstanding = false
             rec.pollFailures += 1
             switch blame {
@@ -274,6 +293,60 @@ public struct Scheduler: Sendable {
                               SchedulerTuning.pollRetryBase * pow2(rec.pollFailures - 1))
             schedulePoll(key, at: now + max(backoff, retryAfter ?? 0))
 
+        case .listed(let statuses):
+            guard let covered = listCovering else { return }
+            listCovering = nil
+            listFailures = 0
+            var running: [JobKey] = []
+            for key in covered.sorted() {
+                guard let rec = records[key], rec.pollOutstanding, case .remote(let taskID, let last) = rec.phase else {
+                    continue
+                }
+                records[key]!.pollOutstanding = false
+                records[key]!.pollFailures = 0
+                switch statuses[key] {
+                case .pending?, .running?:
+                    let status = statuses[key]!
+                    if status == .running, last != .running, rec.cancelRequested { out.append(.discardWhenDone(key)) }
+                    setPhase(key, .remote(taskID: taskID, status: status))
+                    running.append(key)
+                case nil:
+                    records[key]!.direct = true
+                    schedulePoll(key, at: now)
+                case .some:
+                    // Ended: the provider no longer counts it, so its slot is free now; its query brings the result.
+                    setPhase(key, .ended(taskID: taskID))
+                    records[key]!.direct = true
+                    schedulePoll(key, at: now)
+                }
+            }
+            let tasks = running.map { (elapsed: now - records[$0]!.submittedAt, distribution: distribution($0)) }
+            let delay = limits.polling.nextList(tasks, queued: queuedCount > 0)
+            for key in running { schedulePoll(key, at: now + delay) }
+
+        case .listFailed(let blame, let retryAfter):
+            guard let covered = listCovering else { return }
+            listCovering = nil
+            listFailures += 1
+            switch blame {
+            case .throttled:
+                throttleCount += 1
+                queries.exhaust(now)
+            case .account:
+                accountBlock = accountBlock ?? "status queries refused by the account (InvalidApiKey or Arrearage)"
+            case .jobPermanent:
+                listDisabled = true
+            case .provider, .ambiguous:
+                break
+            }
+            let backoff = blame == .jobPermanent ? 0
+                : min(SchedulerTuning.pollRetryMax, SchedulerTuning.pollRetryBase * pow2(listFailures - 1))
+            for key in covered.sorted() {
+                guard let rec = records[key], rec.pollOutstanding, case .remote = rec.phase else { continue }
+                records[key]!.pollOutstanding = false
+                schedulePoll(key, at: now + max(backoff, retryAfter ?? 0))
+            }
+
         case .released(let key), .removed(let key):
             forget(key)
 
@@ -284,6 +357,7 @@ public struct Scheduler: Sendable {
             adaptiveCap = max(1, l.concurrency)
             growAt = nil
             accountBlock = nil
+            listDisabled = false
             deadlinesMayHaveMoved(now: now)
 
         case .pause(let batch):
@@ -319,6 +393,10 @@ public struct Scheduler: Sendable {
                 guard !rec.cancelRequested else { return }
                 records[key]!.cancelRequested = true
                 out.append(status == .running ? .discardWhenDone(key) : .cancelRemote(key, taskID: taskID))
+            case .ended:
+                guard !rec.cancelRequested else { return }
+                records[key]!.cancelRequested = true
+                out.append(.discardWhenDone(key))
             }
 
         case .observedRunTime(let model, let resolution, let duration, let seconds):
@@ -352,14 +430,15 @@ public struct Scheduler: Sendable {
         while let t = pollTimers.top, t.at <= now {
             pollTimers.pop()
             guard let rec = records[t.key], rec.generation == t.generation, !rec.pollOutstanding else { continue }
-            let likelihood = distribution(t.key).cdf(now - rec.submittedAt)
+            // An ended task's slot is already free, but its result waits for this query: it goes first.
+            let likelihood = rec.phase.taskID != nil && rec.direct ? 2 : distribution(t.key).cdf(now - rec.submittedAt)
             duePolls.push(DuePoll(likelihood: likelihood, key: t.key, generation: t.generation))
         }
 
         pollBlockedByRate = false
         while let p = duePolls.top {
             guard let rec = records[p.key], rec.generation == p.generation, !rec.pollOutstanding,
-                  case .remote(let taskID, _) = rec.phase else {
+                  let taskID = rec.phase.taskID else {
                 duePolls.pop()
                 continue
             }
@@ -369,8 +448,18 @@ public struct Scheduler: Sendable {
             }
             duePolls.pop()
             queries.record(now)
-            records[p.key]!.pollOutstanding = true
             pollsIssued += 1
+            // One list query answers for every running task: worth it as soon as it covers two.
+            if limits.polling.useTaskList, !listDisabled, listCovering == nil, !rec.direct, case .remote = rec.phase {
+                let covered = listableTasks()
+                if covered.count >= 2 {
+                    listCovering = Set(covered.map(\.key))
+                    for t in covered { records[t.key]!.pollOutstanding = true }
+                    out.append(.pollList(covered))
+                    continue
+                }
+            }
+            records[p.key]!.pollOutstanding = true
             out.append(.poll(p.key, taskID: taskID))
         }
 
@@ -405,6 +494,18 @@ public struct Scheduler: Sendable {
         let records = self.records
         retryTimers.dropStale { t in records[t.key].map { $0.generation != t.generation } ?? true }
         pollTimers.dropStale { t in records[t.key].map { $0.generation != t.generation || $0.pollOutstanding } ?? true }
+    }
+
+    /// Remote tasks a list query can cover now (no poll outstanding, not due for their own query), in key order.
+    func listableTasks() -> [ListedTask] {
+        var tasks: [ListedTask] = []
+        for key in holderKeys {
+            guard let rec = records[key], !rec.pollOutstanding, !rec.direct,
+                  case .remote(let taskID, let status) = rec.phase else { continue }
+            tasks.append(ListedTask(key: key, taskID: taskID, model: rec.job.model, submittedAt: rec.submittedAt,
+                                    lastStatus: status))
+        }
+        return tasks.sorted { $0.key < $1.key }
     }
 
     /// Why no create may go out (at `now`, when given), or nil.
@@ -447,7 +548,7 @@ public struct Scheduler: Sendable {
         switch phase {
         case .queued: queuedCount += d
         case .waiting: waitingCount += d
-        case .downloading: downloadingCount += d
+        case .downloading, .ended: downloadingCount += d
         case .submitting, .inDoubt, .remote:
             if d > 0 { holderKeys.insert(key) } else { holderKeys.remove(key) }
             holdersByModel[model, default: 0] += d

@@ -41,7 +41,7 @@ extension Scheduler {
         var result: [JobKey: ETA] = [:]
         var remaining = targets
         var slots = Heap<Slot>()
-        for key in targets where records[key]?.phase == .downloading {
+        for key in targets where records[key].map({ $0.phase == .downloading || !$0.phase.holdsSlot && $0.phase.taskID != nil }) ?? false {
             result[key] = ETA(p50: now, p90: now)
             remaining.remove(key)
         }

@@ -74,6 +74,12 @@ public enum SchedulerEvent: Sendable {
     /// A query's answer.
     case polled(JobKey, TaskStatus)
     case pollFailed(JobKey, Blame, retryAfter: Double?)
+    /// The answer of the outstanding `.pollList`: the status of each covered task the list showed. A covered task
+    /// missing from the answer is queried on its own next.
+    case listed([JobKey: TaskStatus])
+    /// The outstanding `.pollList` failed; its tasks are polled again after a backoff (`.jobPermanent`, e.g. a
+    /// filter the provider refuses, turns list polling off until `.setLimits`).
+    case listFailed(Blame, retryAfter: Double?)
     /// The task ended FAILED at the provider with a code the daemon classified: `.provider` (InternalError…)
     /// frees the slot and retries with backoff (failed renders are not billed); anything else fails the job.
     case renderFailed(JobKey, Blame, message: String)
@@ -103,6 +109,9 @@ public enum SchedulerAction: Sendable, Equatable {
     case submit(JobKey)
     /// Query the task, then send `.polled` or `.pollFailed`.
     case poll(JobKey, taskID: String)
+    /// One task-list query (`GET /api/v1/tasks`) covering all these running tasks, then send `.listed` (after
+    /// recording PENDING → RUNNING) or `.listFailed`. At most one is outstanding; it counts as one query.
+    case pollList([ListedTask])
     /// The task SUCCEEDED and its slot is free: download (outside the render slots), then send `.released`.
     case download(JobKey)
     /// Record state `retrying`; the scheduler itself offers the job again at `at` (as `.submit`).
@@ -115,6 +124,25 @@ public enum SchedulerAction: Sendable, Equatable {
     case discardWhenDone(JobKey)
     /// The job's p90 finish is after its deadline (raised once per job).
     case deadlineAtRisk(JobKey, p90: Timestamp, deadline: Timestamp)
+}
+
+/// A task covered by a `.pollList`: enough for the daemon to build the list filter and match the answer.
+public struct ListedTask: Sendable, Equatable, Hashable {
+    public var key: JobKey
+    public var taskID: String
+    public var model: RenderModel
+    /// When the create answered (our clock); the list's time window starts before the oldest of these.
+    public var submittedAt: Timestamp
+    /// The status the scheduler last saw (the daemon records PENDING → RUNNING when the list shows it).
+    public var lastStatus: TaskStatus
+
+    public init(key: JobKey, taskID: String, model: RenderModel, submittedAt: Timestamp, lastStatus: TaskStatus) {
+        self.key = key
+        self.taskID = taskID
+        self.model = model
+        self.submittedAt = submittedAt
+        self.lastStatus = lastStatus
+    }
 }
 
 /// A wall-clock finish range.

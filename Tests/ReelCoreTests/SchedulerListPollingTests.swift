@@ -1,0 +1,147 @@
+import Testing
+@testable import ReelCore
+
+extension Array where Element == SchedulerAction {
+    var lists: [[JobKey]] {
+        compactMap { if case .pollList(let tasks) = $0 { tasks.map(\.key) } else { nil } }
+    }
+}
+
+/// List polling: one `GET /api/v1/tasks` covers every running task (docs/scheduler.md, "Polling").
+@Suite("Scheduler list polling")
+struct SchedulerListPollingTests {
+    static let keys = (0..<5).map { jk("a/\($0)") }
+
+    /// Five tasks created at t = 1, a sixth job queued; returns the scheduler and the time of the first list.
+    static func fiveRunning(limits: (inout SchedulerLimits) -> Void = { _ in }) -> (Scheduler, Double) {
+        var l = makeScheduler().limits
+        limits(&l)
+        var s = Scheduler(limits: l, seed: 1)
+        for i in 0..<6 { _ = s.handle(.enqueued(sjob("a/\(i)")), now: 0) }
+        for k in keys { _ = s.handle(.submitted(k, taskID: "t-\(k.id)"), now: 1) }
+        return (s, s.nextWakeup(after: 1)!)
+    }
+
+    @Test func oneListQueryCoversEveryRunningTask() {
+        var (s, at) = Self.fiveRunning()
+        let out = s.handle(.tick, now: at)
+        #expect(out.lists == [Self.keys])
+        #expect(out.polls.isEmpty)
+        #expect(s.snapshot.pollsIssued == 1)
+        // While it is outstanding nothing else is polled, however long it takes.
+        #expect(s.handle(.tick, now: at + 30).lists.isEmpty)
+    }
+
+    @Test func aTaskTheListShowsEndedFreesItsSlotAtOnceAndIsQueriedForItsResult() {
+        var (s, at) = Self.fiveRunning()
+        _ = s.handle(.tick, now: at)
+        let out = s.handle(.listed([jk("a/0"): .succeeded, jk("a/1"): .running, jk("a/2"): .running,
+                                    jk("a/3"): .pending, jk("a/4"): .running]), now: at + 0.1)
+        #expect(out.submits == [jk("a/5")], "the slot is free the moment the list shows the end")
+        #expect(out.polls == [jk("a/0")], "the list carries no video_url: the task's own query brings it")
+        #expect(s.snapshot.slotsHeld == 5)
+        #expect(s.handle(.polled(jk("a/0"), .succeeded), now: at + 0.2) == [.download(jk("a/0"))])
+        // The next round is one list again, covering the new task too.
+        _ = s.handle(.submitted(jk("a/5"), taskID: "t-5"), now: at + 0.3)
+        let next = s.nextWakeup(after: at + 0.3)!
+        #expect(next - (at + 0.1) >= s.limits.polling.minInterval - 1e-9)
+        #expect(s.handle(.tick, now: next).lists == [[jk("a/1"), jk("a/2"), jk("a/3"), jk("a/4"), jk("a/5")]])
+    }
+
+    @Test func aTaskMissingFromTheAnswerIsQueriedOnItsOwnThenListedAgain() {
+        var (s, at) = Self.fiveRunning()
+        _ = s.handle(.tick, now: at)
+        let out = s.handle(.listed([jk("a/1"): .running, jk("a/2"): .running, jk("a/3"): .running,
+                                    jk("a/4"): .running]), now: at + 0.1)
+        #expect(out.polls == [jk("a/0")])
+        #expect(out.submits.isEmpty, "a missing task still holds its slot")
+        _ = s.handle(.polled(jk("a/0"), .running), now: at + 0.2)
+        var t = at + 0.2
+        var lists: [[JobKey]] = []
+        while lists.isEmpty, let w = s.nextWakeup(after: t) {
+            t = w
+            let o = s.handle(.tick, now: t)
+            lists = o.lists
+            #expect(o.polls.isEmpty)
+        }
+        #expect(lists == [Self.keys])
+    }
+
+    @Test func aSingleRunningTaskIsQueriedOnItsOwn() {
+        var s = makeScheduler()
+        _ = s.handle(.enqueued(sjob("a/0")), now: 0)
+        _ = s.handle(.submitted(jk("a/0"), taskID: "t-0"), now: 1)
+        let out = s.handle(.tick, now: s.nextWakeup(after: 1)!)
+        #expect(out.polls == [jk("a/0")])
+        #expect(out.lists.isEmpty)
+    }
+
+    @Test func perTaskPollingWhenTheListIsOff() {
+        var (s, at) = Self.fiveRunning { $0.polling.useTaskList = false }
+        let out = s.handle(.tick, now: at)
+        #expect(out.lists.isEmpty)
+        #expect(out.polls == Self.keys)
+    }
+
+    @Test func aFailedListBacksOffAndARefusedOneFallsBackToPerTaskQueries() {
+        var (s, at) = Self.fiveRunning()
+        _ = s.handle(.tick, now: at)
+        #expect(s.handle(.listFailed(.provider, retryAfter: nil), now: at + 1).isEmpty)
+        #expect(s.nextWakeup(after: at + 1) == at + 1 + 2, "2 s backoff after the first failure")
+        _ = s.handle(.tick, now: at + 3)
+        #expect(s.handle(.listFailed(.throttled, retryAfter: 7), now: at + 4).isEmpty)
+        #expect(s.nextWakeup(after: at + 4) == at + 4 + 7, "Retry-After floors the backoff")
+        #expect(s.handle(.tick, now: at + 11).lists == [Self.keys])
+        // A refused filter (4xx): per-task queries at once, until the limits are reloaded.
+        #expect(s.handle(.listFailed(.jobPermanent, retryAfter: nil), now: at + 12).polls == Self.keys)
+        for k in Self.keys { _ = s.handle(.polled(k, .running), now: at + 13) }
+        _ = s.handle(.setLimits(s.limits), now: at + 14)
+        let w = s.nextWakeup(after: at + 14)!
+        #expect(s.handle(.tick, now: w).lists == [Self.keys])
+    }
+
+    @Test func cancellingATaskTheListShowsEndedDiscardsItsResult() {
+        var (s, at) = Self.fiveRunning()
+        _ = s.handle(.tick, now: at)
+        var statuses = Dictionary(uniqueKeysWithValues: Self.keys.map { ($0, TaskStatus.running) })
+        statuses[jk("a/2")] = .succeeded
+        _ = s.handle(.listed(statuses), now: at + 0.1)
+        #expect(s.handle(.cancel(jk("a/2")), now: at + 0.15) == [.discardWhenDone(jk("a/2"))])
+        #expect(s.handle(.polled(jk("a/2"), .succeeded), now: at + 0.2).isEmpty, "no download")
+        #expect(s.snapshot.downloading == 0)
+    }
+
+    @Test func aListCountsAsOneQueryInTheRateWindow() {
+        var (s, at) = Self.fiveRunning { $0.queryPerSecond = 1 }
+        _ = s.handle(.tick, now: at)
+        var statuses = Dictionary(uniqueKeysWithValues: Self.keys.map { ($0, TaskStatus.running) })
+        statuses[jk("a/0")] = .succeeded
+        let out = s.handle(.listed(statuses), now: at + 0.1)
+        #expect(out.polls.isEmpty, "the list used this second's only query")
+        #expect(s.nextWakeup(after: at + 0.1)! <= at + 1 + 1e-9)
+        #expect(s.handle(.tick, now: at + 1).polls == [jk("a/0")])
+    }
+
+    @Test func listIntervalFollowsTheTasksCapsAndTheFinishMass() {
+        var p = PollPolicy()
+        let prior = RunTimeDistribution.prior   // uniform 60–300 s
+        // Before any task's first poll (q(0.05) = 72 s): wait for the earliest, at most maxInterval.
+        #expect(p.nextList([(0, prior), (10, prior)], queued: false) == 60)
+        #expect(p.nextList([(30, prior), (50, prior)], queued: false) == 22)
+        // In the dense band the latency cap binds (the chance of a finish in 4 s is small)…
+        #expect(p.nextList([(150, prior), (200, prior)], queued: false) == 4)
+        // …or the tighter cap while work is queued.
+        p.latencyCapWhileQueued = 1
+        #expect(p.nextList([(150, prior), (200, prior)], queued: true) == 1)
+        #expect(p.nextList([(150, prior), (200, prior)], queued: false) == 4)
+        // Overdue tasks: every overdueInterval.
+        #expect(p.nextList([(400, prior)], queued: false) == 4)
+        // Where finishes are dense the mass rule binds: three tasks at 108 s of a 100–110 s spread.
+        p.listMassStep = 0.7
+        let tight = RunTimeDistribution(sorted: (0..<200).map { 100 + Double($0) / 19.9 })
+        p.minInterval = 0.1
+        let d = p.nextList([(108, tight), (108, tight), (108, tight)], queued: false)
+        // 1 − ((2 − Δ)/2)³ = 0.7  ⇒  Δ = 2 − 2·0.3^(1/3) ≈ 0.661
+        #expect(abs(d - 0.661) < 0.01)
+    }
+}
