@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Glibc
 import Logging
@@ -12,19 +13,18 @@ import ReelStore
 /// Bad files move to `rejected/` with a report. A crash anywhere re-ingests idempotently (keyed by content hash).
 public actor Intake {
     let spool: SpoolDirectory
-    let store: Store
-    let engine: Engine
     let clock: any WallClock
     let logger: Logger
+    /// The commit half of a pass; it runs beside the actor so the next chunk is checked meanwhile.
+    let committer: Committer
     /// Names skipped for a reason worth one log line (not every rescan).
     private var reportedSkips: Set<String> = []
 
     public init(spool: SpoolDirectory, store: Store, engine: Engine, clock: any WallClock, logger: Logger) {
         self.spool = spool
-        self.store = store
-        self.engine = engine
         self.clock = clock
         self.logger = logger
+        committer = Committer(spool: spool, store: store, engine: engine, clock: clock, logger: logger)
     }
 
     /// A scan leaves files modified less than this long ago alone: their writer may still be writing them in
@@ -39,12 +39,54 @@ public actor Intake {
     private var settleRescanDue: Timestamp?
     /// Names the watcher reported complete (renamed in, or closed after writing) and not yet taken.
     private var hinted: Set<String> = []
-    private var hintScanPending = false
+    /// A hint pass is scheduled and has not listed the directory yet: later hints ride along with it.
+    private var hintPassScheduled = false
+    /// One pass (list, then take) at a time: two overlapping passes would read the same files twice.
+    private var passRunning = false
+    private var passWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// Takes every candidate currently in `incoming/` that has settled. Returns how many files were ingested or
     /// rejected, and `rescan`: some were left to settle and the caller should scan again after `settleSeconds`.
     @discardableResult
     public func scan(reason: String) async -> (handled: Int, rescan: Bool) {
+        await beginPass()
+        defer { endPass() }
+        return await scanLocked(reason: reason)
+    }
+
+    /// Processes watcher hints without waiting for the work: the hinted names are noted and one pass, started a
+    /// moment later (so a burst of renames is listed together), takes every hinted file together with everything
+    /// else that has settled, in chunks (see `takeNow`). Hints that arrive while a pass is under way are taken by
+    /// the next pass, which lists the directory again; a hint for a file already taken costs nothing more. A
+    /// hinted name was renamed in or closed after writing, so it is complete and exempt from the settle wait.
+    public func take(_ names: [String]) {
+        hinted.formUnion(names)
+        guard !hintPassScheduled else { return }
+        hintPassScheduled = true
+        Task {
+            try? await Task.sleep(for: .milliseconds(20))
+            await self.hintPass()
+        }
+    }
+
+    private func hintPass() async {
+        await beginPass()
+        defer { endPass() }
+        hintPassScheduled = false  // from here on, a new hint may need a new listing
+        _ = await scanLocked(reason: "hint")
+    }
+
+    private func beginPass() async {
+        while passRunning { await withCheckedContinuation { passWaiters.append($0) } }
+        passRunning = true
+    }
+
+    private func endPass() {
+        passRunning = false
+        if !passWaiters.isEmpty { passWaiters.removeFirst().resume() }
+    }
+
+    private func scanLocked(reason: String) async -> (handled: Int, rescan: Bool) {
         let result: SpoolScan
         let now = clock.now()
         do {
@@ -75,68 +117,66 @@ public actor Intake {
         return (await takeNow(result.candidates + overdue), rescan)
     }
 
-    /// Processes watcher hints. Hints are collected for a moment and then one scan takes every hinted file
-    /// together with everything else that has settled, so a burst of renames is taken in chunks (see `takeNow`),
-    /// not one scan per file. A hinted name was renamed in or closed after writing, so it is complete and exempt
-    /// from the settle wait.
-    @discardableResult
-    public func take(_ names: [String]) async -> Int {
-        hinted.formUnion(names)
-        guard !hintScanPending else { return 0 }
-        hintScanPending = true
-        try? await Task.sleep(for: .milliseconds(20))
-        hintScanPending = false
-        return await scan(reason: "hint").handled
-    }
+    /// The first chunk of a pass is small, so a lone file or a small drop is committed at once; when more files
+    /// wait, chunks grow to `maxChunk` (fewer commits, fsyncs and hops per file).
+    static let firstChunk = 64
+    static let maxChunk = 512
 
-    /// Takes the named files in chunks of up to `chunkSize`: each file is read and validated, the chunk's good
-    /// manifests are committed in one store transaction, then removed from `incoming/` with one directory fsync
-    /// (a file leaves `incoming/` only after its jobs are committed; a crash in between re-reads it, and its content
-    /// hash makes that a no-op).
+    /// Takes the named files in chunks: each file of a chunk is read and validated here, on the actor, while the
+    /// previous chunk is being committed beside it (`Committer.commit`: one durable store transaction, then the
+    /// files are removed from `incoming/` with one directory fsync, then the engine is told). A file leaves
+    /// `incoming/` only after its jobs are committed; a crash in between re-reads it, and its content hash makes
+    /// that a no-op. At most one chunk is committed at a time, in order.
     private func takeNow(_ names: [String]) async -> Int {
         var handled = 0
         var index = names.startIndex
-        while index < names.endIndex {
-            let chunk = names[index..<min(index + Self.chunkSize, names.endIndex)]
+        func nextChunk() -> ArraySlice<String> {
+            let size = index == names.startIndex ? Self.firstChunk : Self.maxChunk
+            let chunk = names[index..<min(index + size, names.endIndex)]
             index = chunk.endIndex
-            var ready: [Checked] = []
-            for name in chunk {
-                switch await check(name) {
-                case .ready(let checked): ready.append(checked)
-                case .rejected: handled += 1
-                case .skipped: break
-                }
-            }
-            let (accepted, added, rejected) = await commit(ready)
-            handled += rejected
-            committedInThisProcess += accepted.count
-            await TestHooks.holdIntakeBeforeUnlinkIfAsked(committed: committedInThisProcess, logger: logger)
-            if !accepted.isEmpty {
-                do {
-                    _ = try spool.accept(accepted)
-                    handled += accepted.count
-                } catch {
-                    // The jobs are committed; the files stay and are recognised by hash on the next pass.
-                    logger.error("cannot remove ingested manifests from incoming/", metadata: ["error": "\(error)"])
-                }
-            }
-            if !added.isEmpty { await engine.enqueue(added) }
+            return chunk
         }
-        return handled
+        var checked = await check(nextChunk())
+        while true {
+            handled += checked.rejected
+            let (committer, ready, before) = (committer, checked.ready, committedInThisProcess)
+            let chunk = nextChunk()
+            async let committing = committer.commit(ready, committedBefore: before)
+            let next = chunk.isEmpty ? nil : await check(chunk)
+            let outcome = await committing
+            committedInThisProcess += outcome.committed
+            handled += outcome.handled
+            guard let next else { return handled }
+            checked = next
+        }
     }
 
-    static let chunkSize = 64
     /// Manifests committed by this process (for the debug-only intake hold in `TestHooks`).
     private var committedInThisProcess = 0
 
     /// A manifest that was read and passed validation, waiting for its commit.
-    struct Checked {
+    struct Checked: Sendable {
         var name: String
         var file: SpoolFile
         var report: ManifestReport
         var batch: String
         var settings: BatchSettings
-        var log: Logger
+    }
+
+    /// Reads and validates a chunk's files; bad ones are moved to `rejected/` here. Returns the good ones and how
+    /// many were rejected.
+    private func check(_ names: ArraySlice<String>) async -> (ready: [Checked], rejected: Int) {
+        var ready: [Checked] = []
+        var rejected = 0
+        ready.reserveCapacity(names.count)
+        for name in names {
+            switch await check(name) {
+            case .ready(let checked): ready.append(checked)
+            case .rejected: rejected += 1
+            case .skipped: break
+            }
+        }
+        return (ready, rejected)
     }
 
     enum Check {
@@ -147,8 +187,6 @@ public actor Intake {
 
     /// Reads and validates one file; a bad one is moved to `rejected/` here.
     private func check(_ name: String) async -> Check {
-        var log = logger
-        log[metadataKey: "file"] = "\(name)"
         let file: SpoolFile
         switch spool.read(name) {
         case .ok(let f):
@@ -156,10 +194,10 @@ public actor Intake {
         case .vanished:
             return .skipped
         case .notReady(let reason):
-            log.debug("spool file not ready", metadata: ["reason": "\(reason)"])
+            logger.debug("spool file not ready", metadata: ["file": "\(name)", "reason": "\(reason)"])
             return .skipped
         case .reject(let refusal):
-            reject(name, batch: nil, issues: [refusal.issue], log: log)
+            committer.reject(name, batch: nil, issues: [refusal.issue])
             return .rejected
         }
         // Validated here on the actor: only local references need the (async) probe, which leaves the actor.
@@ -168,72 +206,11 @@ public actor Intake {
             ? await ReferenceCheck.inspect(analysis.report, references: analysis.references)
             : analysis.report
         guard report.isAccepted, let first = report.jobs.first, let batch = report.batch else {
-            reject(name, batch: report.batch, issues: report.issues, log: log)
+            committer.reject(name, batch: report.batch, issues: report.issues)
             return .rejected
         }
         let settings = BatchSettings(priority: first.priority, deadline: first.deadline, budgetUSD: first.budgetUSD)
-        return .ready(Checked(name: name, file: file, report: report, batch: batch, settings: settings, log: log))
-    }
-
-    /// Commits the checked manifests in one store transaction. Returns the files to remove from `incoming/`, the
-    /// new jobs, and how many files were rejected (conflicts with stored jobs).
-    private func commit(_ ready: [Checked]) async -> (accepted: [SpoolFile], added: [JobKey], rejected: Int) {
-        guard !ready.isEmpty else { return ([], [], 0) }
-        let outcomes: [Result<IngestOutcome, any Error>]
-        do {
-            outcomes = try await store.ingest(ready.map {
-                ManifestIngest(manifestSHA256: $0.file.sha256, fileName: $0.name, batch: $0.batch,
-                               settings: $0.settings, jobs: $0.report.jobs)
-            }, now: clock.now())
-        } catch {
-            logger.error("cannot commit the manifests' jobs; will try again",
-                         metadata: ["error": "\(error)", "files": "\(ready.count)"])
-            return ([], [], 0)
-        }
-        var accepted: [SpoolFile] = []
-        var added: [JobKey] = []
-        var rejected = 0
-        for (c, outcome) in zip(ready, outcomes) {
-            let log = c.log
-            switch outcome {
-            case .success(.alreadyIngested):
-                log.info("manifest already ingested (same content); removing it from incoming/")
-                accepted.append(c.file)
-            case .success(.accepted(let new, let unchanged)):
-                for warning in c.report.warnings {
-                    log.notice("manifest warning: \(warning.message)", metadata: ["pointer": "\(warning.pointer)"])
-                }
-                log.info("manifest accepted", metadata: ["batch": "\(c.batch)", "added": "\(new.count)",
-                                                         "unchanged": "\(unchanged.count)"])
-                accepted.append(c.file)
-                added += new
-            case .success(.rejected(let conflicts)):
-                let issues = conflicts.map { conflict -> ManifestIssue in
-                    let index = c.report.jobs.firstIndex { $0.key == conflict.key } ?? 0
-                    return ManifestIssue(.error, "/jobs/\(index)/id", conflict.message, hint: conflict.existingState.isTerminal
-                                         ? "submit the job under a new id (job ids are never reused)"
-                                         : "to replace it, cancel it (`reelctl cancel \(conflict.key)`) and submit the job under a new id")
-                }
-                reject(c.name, batch: c.batch, issues: issues + c.report.warnings, log: log)
-                rejected += 1
-            case .failure(let error):
-                log.error("cannot commit the manifest's jobs; will try again", metadata: ["error": "\(error)"])
-            }
-        }
-        return (accepted, added, rejected)
-    }
-
-    private func reject(_ name: String, batch: String?, issues: [ManifestIssue], log: Logger) {
-        let report = Self.report(file: name, batch: batch, issues: issues, now: clock.now())
-        do {
-            let where_ = try spool.reject(name, report: report)
-            log.warning("manifest rejected", metadata: [
-                "errors": "\(issues.filter { $0.severity == .error }.count)",
-                "first": "\(issues.first.map(\.description) ?? "")",
-                "report": "\(where_.map { "rejected/\($0.report)" } ?? "-")"])
-        } catch {
-            log.error("cannot move a rejected manifest", metadata: ["error": "\(error)"])
-        }
+        return .ready(Checked(name: name, file: file, report: report, batch: batch, settings: settings))
     }
 
     /// `rejected/NAME.error.json`: every problem with its JSON pointer and a hint.
@@ -250,5 +227,127 @@ public actor Intake {
                        errors: issues.filter { $0.severity == .error }.count,
                        warnings: issues.filter { $0.severity == .warning }.count, issues: issues)
         return Array((try? Wire.encoder(pretty: true).encode(r)) ?? Data()) + [UInt8(ascii: "\n")]
+    }
+
+    /// The commit half of intake: stateless, so it runs off the actor while the actor checks the next chunk.
+    struct Committer: Sendable {
+        let spool: SpoolDirectory
+        let store: Store
+        let engine: Engine
+        let clock: any WallClock
+        let logger: Logger
+        /// Unlinks and the directory fsync run here, not on Swift's cooperative pool (2 threads on this machine).
+        private let io = DispatchQueue(label: "reel.intake.accept")
+
+        init(spool: SpoolDirectory, store: Store, engine: Engine, clock: any WallClock, logger: Logger) {
+            self.spool = spool
+            self.store = store
+            self.engine = engine
+            self.clock = clock
+            self.logger = logger
+        }
+
+        /// Commits the checked manifests in one durable store transaction (fsynced before it returns), removes
+        /// the committed files from `incoming/` (one directory fsync), rejects files whose jobs conflict with
+        /// stored ones, and hands the new jobs to the engine. Returns how many manifests were committed (new or
+        /// already known) and how many files were handled (removed or rejected).
+        func commit(_ ready: [Checked], committedBefore: Int) async -> (committed: Int, handled: Int) {
+            guard !ready.isEmpty else { return (0, 0) }
+            let start = ContinuousClock.now
+            let now = clock.now()
+            let outcomes: [Result<IngestOutcome, any Error>]
+            do {
+                outcomes = try await store.ingest(ready.map {
+                    ManifestIngest(manifestSHA256: $0.file.sha256, fileName: $0.name, batch: $0.batch,
+                                   settings: $0.settings, jobs: $0.report.jobs)
+                }, now: now)
+            } catch {
+                logger.error("cannot commit the manifests' jobs; will try again",
+                             metadata: ["error": "\(error)", "files": "\(ready.count)"])
+                return (0, 0)
+            }
+            let committedAt = ContinuousClock.now
+            var accepted: [SpoolFile] = []
+            var added: [JobSpec] = []
+            var known = 0
+            var unchangedJobs = 0
+            var rejected = 0
+            for (c, outcome) in zip(ready, outcomes) {
+                switch outcome {
+                case .success(.alreadyIngested):
+                    logger.info("manifest already ingested (same content); removing it from incoming/",
+                                metadata: ["file": "\(c.name)"])
+                    accepted.append(c.file)
+                    known += 1
+                case .success(.accepted(let new, let unchanged)):
+                    for warning in c.report.warnings {
+                        logger.notice("manifest warning: \(warning.message)",
+                                      metadata: ["file": "\(c.name)", "pointer": "\(warning.pointer)"])
+                    }
+                    logger.debug("manifest accepted", metadata: ["file": "\(c.name)", "batch": "\(c.batch)",
+                                                                 "added": "\(new.count)",
+                                                                 "unchanged": "\(unchanged.count)"])
+                    accepted.append(c.file)
+                    let newKeys = Set(new)
+                    added += c.report.jobs.filter { newKeys.contains($0.key) }
+                    unchangedJobs += unchanged.count
+                case .success(.rejected(let conflicts)):
+                    let issues = conflicts.map { conflict -> ManifestIssue in
+                        let index = c.report.jobs.firstIndex { $0.key == conflict.key } ?? 0
+                        return ManifestIssue(.error, "/jobs/\(index)/id", conflict.message,
+                                             hint: conflict.existingState.isTerminal
+                                                ? "submit the job under a new id (job ids are never reused)"
+                                                : "to replace it, cancel it (`reelctl cancel \(conflict.key)`) and "
+                                                    + "submit the job under a new id")
+                    }
+                    reject(c.name, batch: c.batch, issues: issues + c.report.warnings)
+                    rejected += 1
+                case .failure(let error):
+                    logger.error("cannot commit the manifest's jobs; will try again",
+                                 metadata: ["file": "\(c.name)", "error": "\(error)"])
+                }
+            }
+            await TestHooks.holdIntakeBeforeUnlinkIfAsked(committed: committedBefore + accepted.count, logger: logger)
+            var removed = 0
+            if !accepted.isEmpty {
+                do {
+                    removed = try await onIOQueue { [spool, accepted] in try spool.accept(accepted) }
+                } catch {
+                    // The jobs are committed; the files stay and are recognised by hash on the next pass.
+                    logger.error("cannot remove ingested manifests from incoming/", metadata: ["error": "\(error)"])
+                }
+            }
+            let acceptedAt = ContinuousClock.now
+            if !added.isEmpty { await engine.enqueue(added, createdAt: now) }
+            let end = ContinuousClock.now
+            func ms(_ d: Duration) -> String { String(format: "%.1f", Double(d / .microseconds(1)) / 1000) }
+            logger.info("manifests committed", metadata: [
+                "files": "\(ready.count)", "new_jobs": "\(added.count)", "unchanged_jobs": "\(unchangedJobs)",
+                "already_ingested": "\(known)", "rejected": "\(rejected)", "removed": "\(removed)",
+                "commit_ms": "\(ms(committedAt - start))", "unlink_ms": "\(ms(acceptedAt - committedAt))",
+                "enqueue_ms": "\(ms(end - acceptedAt))"])
+            return (accepted.count, accepted.count + rejected)
+        }
+
+        private func onIOQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+            try await withCheckedThrowingContinuation { continuation in
+                io.async { continuation.resume(with: Result { try body() }) }
+            }
+        }
+
+        /// Moves a refused entry to `rejected/` beside its report, and logs it (one warning line per file).
+        func reject(_ name: String, batch: String?, issues: [ManifestIssue]) {
+            let report = Intake.report(file: name, batch: batch, issues: issues, now: clock.now())
+            do {
+                let where_ = try spool.reject(name, report: report)
+                logger.warning("manifest rejected", metadata: [
+                    "file": "\(name)",
+                    "errors": "\(issues.filter { $0.severity == .error }.count)",
+                    "first": "\(issues.first.map(\.description) ?? "")",
+                    "report": "\(where_.map { "rejected/\($0.report)" } ?? "-")"])
+            } catch {
+                logger.error("cannot move a rejected manifest", metadata: ["file": "\(name)", "error": "\(error)"])
+            }
+        }
     }
 }
