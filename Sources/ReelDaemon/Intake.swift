@@ -7,6 +7,7 @@ import ReelMedia
 import ReelProtocol
 import ReelSpool
 import ReelStore
+import Synchronization
 
 /// Spool intake: every manifest in `incoming/` is read safely, validated (every problem, with JSON pointers),
 /// its local references probed, and its jobs committed in one transaction before the file leaves `incoming/`.
@@ -117,38 +118,53 @@ public actor Intake {
         return (await takeNow(result.candidates + overdue), rescan)
     }
 
-    /// The first chunk of a pass is small, so a lone file or a small drop is committed at once; when more files
-    /// wait, chunks grow to `maxChunk` (fewer commits, fsyncs and hops per file).
+    /// The first chunk of a pass is small, so a lone file or a small drop is committed at once.
     static let firstChunk = 64
-    static let maxChunk = 512
+    /// A chunk grows at most to twice the previous one, and never past this.
+    static let maxChunk = 4096
 
-    /// Takes the named files in chunks: each file of a chunk is read and validated here, on the actor, while the
-    /// previous chunk is being committed beside it (`Committer.commit`: one durable store transaction, then the
-    /// files are removed from `incoming/` with one directory fsync, then the engine is told). A file leaves
-    /// `incoming/` only after its jobs are committed; a crash in between re-reads it, and its content hash makes
-    /// that a no-op. At most one chunk is committed at a time, in order.
+    /// Takes the named files in chunks, group-commit style: while one chunk is committed beside the actor
+    /// (`Committer.commit`: one durable store transaction, then the engine is told and the files are unlinked),
+    /// the actor reads and validates the next files, and the next chunk is whatever was checked by the time the
+    /// commit is done (at least `firstChunk` files, at most twice the previous chunk and `maxChunk`). A slow fsync
+    /// thus makes chunks bigger instead of making every file wait for it. One commit at a time, in order; a file
+    /// leaves `incoming/` only after its jobs are committed; a crash in between re-reads it, and its content hash
+    /// makes that a no-op.
     private func takeNow(_ names: [String]) async -> Int {
         var handled = 0
         var index = names.startIndex
-        func nextChunk() -> ArraySlice<String> {
-            let size = index == names.startIndex ? Self.firstChunk : Self.maxChunk
-            let chunk = names[index..<min(index + size, names.endIndex)]
-            index = chunk.endIndex
-            return chunk
+        var ready: [Checked] = []
+        while index < names.endIndex, ready.count < Self.firstChunk {
+            handled += await check(names[index], into: &ready)
+            index += 1
         }
-        var checked = await check(nextChunk())
-        while true {
-            handled += checked.rejected
-            let (committer, ready, before) = (committer, checked.ready, committedInThisProcess)
-            let chunk = nextChunk()
-            async let committing = committer.commit(ready, committedBefore: before)
-            let next = chunk.isEmpty ? nil : await check(chunk)
+        while !ready.isEmpty {
+            let (committer, chunk, before) = (committer, ready, committedInThisProcess)
+            ready = []
+            let done = CommitDone()
+            async let committing = committer.commit(chunk, committedBefore: before, done: done)
+            let limit = min(Self.maxChunk, 2 * chunk.count)
+            while index < names.endIndex, ready.count < limit, !done.isSet || ready.count < Self.firstChunk {
+                handled += await check(names[index], into: &ready)
+                index += 1
+            }
             let outcome = await committing
             committedInThisProcess += outcome.committed
             handled += outcome.handled
-            guard let next else { return handled }
-            checked = next
+            while index < names.endIndex, ready.count < Self.firstChunk {
+                handled += await check(names[index], into: &ready)
+                index += 1
+            }
         }
+        await committer.unlinksDone()
+        return handled
+    }
+
+    /// Set by the committer when its store transaction is done: the signal to stop growing the next chunk.
+    final class CommitDone: Sendable {
+        private let flag = Atomic<Bool>(false)
+        var isSet: Bool { flag.load(ordering: .acquiring) }
+        func set() { flag.store(true, ordering: .releasing) }
     }
 
     /// Manifests committed by this process (for the debug-only intake hold in `TestHooks`).
@@ -163,20 +179,15 @@ public actor Intake {
         var settings: BatchSettings
     }
 
-    /// Reads and validates a chunk's files; bad ones are moved to `rejected/` here. Returns the good ones and how
-    /// many were rejected.
-    private func check(_ names: ArraySlice<String>) async -> (ready: [Checked], rejected: Int) {
-        var ready: [Checked] = []
-        var rejected = 0
-        ready.reserveCapacity(names.count)
-        for name in names {
-            switch await check(name) {
-            case .ready(let checked): ready.append(checked)
-            case .rejected: rejected += 1
-            case .skipped: break
-            }
+    /// Checks one file: appends it to `ready` if it may be committed; returns 1 if it was rejected, else 0.
+    private func check(_ name: String, into ready: inout [Checked]) async -> Int {
+        switch await check(name) {
+        case .ready(let checked):
+            ready.append(checked)
+            return 0
+        case .rejected: return 1
+        case .skipped: return 0
         }
-        return (ready, rejected)
     }
 
     enum Check {
@@ -210,7 +221,9 @@ public actor Intake {
             return .rejected
         }
         let settings = BatchSettings(priority: first.priority, deadline: first.deadline, budgetUSD: first.budgetUSD)
-        return .ready(Checked(name: name, file: file, report: report, batch: batch, settings: settings))
+        var taken = file
+        taken.bytes = []  // only the hash, name and inode are needed from here on: a chunk of 4,096 stays small
+        return .ready(Checked(name: name, file: taken, report: report, batch: batch, settings: settings))
     }
 
     /// `rejected/NAME.error.json`: every problem with its JSON pointer and a hint.
@@ -236,7 +249,7 @@ public actor Intake {
         let engine: Engine
         let clock: any WallClock
         let logger: Logger
-        /// Unlinks and the directory fsync run here, not on Swift's cooperative pool (2 threads on this machine).
+        /// Committed files are unlinked here, in order, beside the next commit and off Swift's cooperative pool.
         private let io = DispatchQueue(label: "reel.intake.accept")
 
         init(spool: SpoolDirectory, store: Store, engine: Engine, clock: any WallClock, logger: Logger) {
@@ -247,11 +260,12 @@ public actor Intake {
             self.logger = logger
         }
 
-        /// Commits the checked manifests in one durable store transaction (fsynced before it returns), removes
-        /// the committed files from `incoming/` (one directory fsync), rejects files whose jobs conflict with
-        /// stored ones, and hands the new jobs to the engine. Returns how many manifests were committed (new or
-        /// already known) and how many files were handled (removed or rejected).
-        func commit(_ ready: [Checked], committedBefore: Int) async -> (committed: Int, handled: Int) {
+        /// Commits the checked manifests in one durable store transaction (fsynced before it returns), sets
+        /// `done`, rejects files whose jobs conflict with stored ones, hands the new jobs to the engine and queues
+        /// the committed files' removal from `incoming/` (see `unlinksDone`). Returns how many manifests were
+        /// committed (new or already known) and how many files were handled (committed or rejected).
+        func commit(_ ready: [Checked], committedBefore: Int, done: CommitDone) async -> (committed: Int, handled: Int) {
+            defer { done.set() }
             guard !ready.isEmpty else { return (0, 0) }
             let start = ContinuousClock.now
             let now = clock.now()
@@ -266,7 +280,8 @@ public actor Intake {
                              metadata: ["error": "\(error)", "files": "\(ready.count)"])
                 return (0, 0)
             }
-            let committedAt = ContinuousClock.now
+            done.set()
+            let committedIn = ContinuousClock.now - start
             var accepted: [SpoolFile] = []
             var added: [JobSpec] = []
             var known = 0
@@ -288,8 +303,12 @@ public actor Intake {
                                                                  "added": "\(new.count)",
                                                                  "unchanged": "\(unchanged.count)"])
                     accepted.append(c.file)
-                    let newKeys = Set(new)
-                    added += c.report.jobs.filter { newKeys.contains($0.key) }
+                    if new.count == c.report.jobs.count {
+                        added += c.report.jobs
+                    } else {
+                        let newKeys = Set(new)
+                        added += c.report.jobs.filter { newKeys.contains($0.key) }
+                    }
                     unchangedJobs += unchanged.count
                 case .success(.rejected(let conflicts)):
                     let issues = conflicts.map { conflict -> ManifestIssue in
@@ -308,31 +327,32 @@ public actor Intake {
                 }
             }
             await TestHooks.holdIntakeBeforeUnlinkIfAsked(committed: committedBefore + accepted.count, logger: logger)
-            var removed = 0
             if !accepted.isEmpty {
-                do {
-                    removed = try await onIOQueue { [spool, accepted] in try spool.accept(accepted) }
-                } catch {
-                    // The jobs are committed; the files stay and are recognised by hash on the next pass.
-                    logger.error("cannot remove ingested manifests from incoming/", metadata: ["error": "\(error)"])
+                // Only now, with the jobs durably committed, may the files go. The unlinks run on their own queue
+                // while the next chunk commits. No directory fsync: if a power loss undoes an unlink, the file is
+                // read again and its content hash makes it a no-op.
+                io.async { [spool, logger, accepted] in
+                    do {
+                        try spool.accept(accepted, syncDirectory: false)
+                    } catch {
+                        // The jobs are committed; the files stay and are recognised by hash on the next pass.
+                        logger.error("cannot remove ingested manifests from incoming/",
+                                     metadata: ["error": "\(error)"])
+                    }
                 }
             }
-            let acceptedAt = ContinuousClock.now
             if !added.isEmpty { await engine.enqueue(added, createdAt: now) }
-            let end = ContinuousClock.now
-            func ms(_ d: Duration) -> String { String(format: "%.1f", Double(d / .microseconds(1)) / 1000) }
             logger.info("manifests committed", metadata: [
                 "files": "\(ready.count)", "new_jobs": "\(added.count)", "unchanged_jobs": "\(unchangedJobs)",
-                "already_ingested": "\(known)", "rejected": "\(rejected)", "removed": "\(removed)",
-                "commit_ms": "\(ms(committedAt - start))", "unlink_ms": "\(ms(acceptedAt - committedAt))",
-                "enqueue_ms": "\(ms(end - acceptedAt))"])
+                "already_ingested": "\(known)", "rejected": "\(rejected)",
+                "commit_ms": "\(String(format: "%.1f", committedIn / .milliseconds(1)))"])
             return (accepted.count, accepted.count + rejected)
         }
 
-        private func onIOQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-            try await withCheckedThrowingContinuation { continuation in
-                io.async { continuation.resume(with: Result { try body() }) }
-            }
+        /// Waits until every queued removal from `incoming/` is done (the end of a pass: the next listing must not
+        /// see files already taken).
+        func unlinksDone() async {
+            await withCheckedContinuation { continuation in io.async { continuation.resume() } }
         }
 
         /// Moves a refused entry to `rejected/` beside its report, and logs it (one warning line per file).
