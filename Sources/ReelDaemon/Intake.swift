@@ -74,7 +74,14 @@ public actor Intake {
         await beginPass()
         defer { endPass() }
         hintPassScheduled = false  // from here on, a new hint may need a new listing
-        _ = await scanLocked(reason: "hint")
+        if await scanLocked(reason: "hint").rescan {
+            // Files left to settle (not hinted yet, e.g. their hints are still queued or were lost in an inotify
+            // overflow) are looked at again once they may have settled, as the service does for its rescans.
+            Task {
+                try? await Task.sleep(for: .milliseconds(Int(Self.settleSeconds * 1000) + 100))
+                await self.scan(reason: "settle")
+            }
+        }
     }
 
     private func beginPass() async {
@@ -124,7 +131,7 @@ public actor Intake {
     static let maxChunk = 4096
 
     /// Takes the named files in chunks, group-commit style: while one chunk is committed beside the actor
-    /// (`Committer.commit`: one durable store transaction, then the engine is told and the files are unlinked),
+    /// (`Committer.commit`: one durable store transaction, then the files are unlinked and the engine is told),
     /// the actor reads and validates the next files, and the next chunk is whatever was checked by the time the
     /// commit is done (at least `firstChunk` files, at most twice the previous chunk and `maxChunk`). A slow fsync
     /// thus makes chunks bigger instead of making every file wait for it. One commit at a time, in order; a file
@@ -156,11 +163,10 @@ public actor Intake {
                 index += 1
             }
         }
-        await committer.unlinksDone()
         return handled
     }
 
-    /// Set by the committer when its store transaction is done: the signal to stop growing the next chunk.
+    /// Set by the committer when its chunk is done (committed, unlinked, enqueued): the next chunk stops growing.
     final class CommitDone: Sendable {
         private let flag = Atomic<Bool>(false)
         var isSet: Bool { flag.load(ordering: .acquiring) }
@@ -249,7 +255,7 @@ public actor Intake {
         let engine: Engine
         let clock: any WallClock
         let logger: Logger
-        /// Committed files are unlinked here, in order, beside the next commit and off Swift's cooperative pool.
+        /// Committed files are unlinked here, off Swift's cooperative pool (2 threads on this machine).
         private let io = DispatchQueue(label: "reel.intake.accept")
 
         init(spool: SpoolDirectory, store: Store, engine: Engine, clock: any WallClock, logger: Logger) {
@@ -260,10 +266,10 @@ public actor Intake {
             self.logger = logger
         }
 
-        /// Commits the checked manifests in one durable store transaction (fsynced before it returns), sets
-        /// `done`, rejects files whose jobs conflict with stored ones, hands the new jobs to the engine and queues
-        /// the committed files' removal from `incoming/` (see `unlinksDone`). Returns how many manifests were
-        /// committed (new or already known) and how many files were handled (committed or rejected).
+        /// Commits the checked manifests in one durable store transaction (fsynced before it returns), rejects
+        /// files whose jobs conflict with stored ones, removes the committed files from `incoming/`, hands the new
+        /// jobs to the engine and then sets `done`. Returns how many manifests were committed (new or already
+        /// known) and how many files were handled (committed or rejected).
         func commit(_ ready: [Checked], committedBefore: Int, done: CommitDone) async -> (committed: Int, handled: Int) {
             defer { done.set() }
             guard !ready.isEmpty else { return (0, 0) }
@@ -280,7 +286,6 @@ public actor Intake {
                              metadata: ["error": "\(error)", "files": "\(ready.count)"])
                 return (0, 0)
             }
-            done.set()
             let committedIn = ContinuousClock.now - start
             var accepted: [SpoolFile] = []
             var added: [JobSpec] = []
@@ -327,32 +332,35 @@ public actor Intake {
                 }
             }
             await TestHooks.holdIntakeBeforeUnlinkIfAsked(committed: committedBefore + accepted.count, logger: logger)
+            var removed = 0
             if !accepted.isEmpty {
-                // Only now, with the jobs durably committed, may the files go. The unlinks run on their own queue
-                // while the next chunk commits. No directory fsync: if a power loss undoes an unlink, the file is
-                // read again and its content hash makes it a no-op.
-                io.async { [spool, logger, accepted] in
-                    do {
+                // Only now, with the jobs durably committed, may the files go. No directory fsync: if a power loss
+                // undoes an unlink, the file is read again and its content hash makes it a no-op. The unlinks are
+                // not overlapped with the next commit: measured on ext4 under load, each unlink then waited for the
+                // commit's fsync (the journal), ~3 ms apiece instead of ~0.15 ms.
+                do {
+                    removed = try await onIOQueue { [spool, accepted] in
                         try spool.accept(accepted, syncDirectory: false)
-                    } catch {
-                        // The jobs are committed; the files stay and are recognised by hash on the next pass.
-                        logger.error("cannot remove ingested manifests from incoming/",
-                                     metadata: ["error": "\(error)"])
                     }
+                } catch {
+                    // The jobs are committed; the files stay and are recognised by hash on the next pass.
+                    logger.error("cannot remove ingested manifests from incoming/", metadata: ["error": "\(error)"])
                 }
             }
+            let unlinkedIn = ContinuousClock.now - start - committedIn
             if !added.isEmpty { await engine.enqueue(added, createdAt: now) }
             logger.info("manifests committed", metadata: [
                 "files": "\(ready.count)", "new_jobs": "\(added.count)", "unchanged_jobs": "\(unchangedJobs)",
                 "already_ingested": "\(known)", "rejected": "\(rejected)",
-                "commit_ms": "\(String(format: "%.1f", committedIn / .milliseconds(1)))"])
+                "removed": "\(removed)", "commit_ms": "\(String(format: "%.1f", committedIn / .milliseconds(1)))",
+                "unlink_ms": "\(String(format: "%.1f", unlinkedIn / .milliseconds(1)))"])
             return (accepted.count, accepted.count + rejected)
         }
 
-        /// Waits until every queued removal from `incoming/` is done (the end of a pass: the next listing must not
-        /// see files already taken).
-        func unlinksDone() async {
-            await withCheckedContinuation { continuation in io.async { continuation.resume() } }
+        private func onIOQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+            try await withCheckedThrowingContinuation { continuation in
+                io.async { continuation.resume(with: Result { try body() }) }
+            }
         }
 
         /// Moves a refused entry to `rejected/` beside its report, and logs it (one warning line per file).

@@ -215,7 +215,7 @@ public final class SpoolDirectory: Sendable {
               (after.st_mtim.tv_sec, after.st_mtim.tv_nsec) == (st.st_mtim.tv_sec, st.st_mtim.tv_nsec) else {
             return .notReady(reason: "it changed while being read (writers should write in tmp/ and rename)")
         }
-        let digest = SHA256.hash(data: bytes).map { SpoolName.hex2($0) }.joined()
+        let digest = Hex.string(SHA256.hash(data: bytes))
         return .ok(SpoolFile(name: name, bytes: bytes, sha256: digest, size: bytes.count, mtime: seconds(st.st_mtim),
                              device: UInt64(st.st_dev), inode: UInt64(st.st_ino)))
     }
