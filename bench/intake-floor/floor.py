@@ -2,11 +2,13 @@
 """The machine's raw intake floor (issue #4, acceptance 3): what 10,000 manifests cost with nothing but the
 unavoidable work. Writers create N files in tmp/ (not timed), then the clock runs for: renaming all of them into
 incoming/, listing incoming/, reading each file (O_NOFOLLOW, whole), one SQLite transaction inserting one row per
-file (WAL, synchronous=FULL like reeld's intake commit; --sync NORMAL for the cheaper, less durable mode), unlinking them and fsyncing the directory. No validation, no hashing beyond
+file (WAL, synchronous=FULL like reeld's intake commit; --sync NORMAL for the cheaper, less durable mode),
+unlinking them and fsyncing the directory. No validation, no hashing beyond
 sqlite's own work. It prints the floor as the issue defines it (rename + one batched insert) and the fuller one
 (plus list, read, unlink, fsync). Compare reeld's manifests/s (first drop to last commit) against this number.
 
-usage: bench/intake-floor/floor.py [N] [--dir DIR] [--sync FULL|NORMAL]   (DIR must be on the spool's filesystem; default: a temp dir)
+usage: bench/intake-floor/floor.py [N] [--dir DIR] [--sync FULL|NORMAL]
+       (DIR must be on the spool's filesystem; default: a temp dir)
 """
 import os, sqlite3, sys, tempfile, time, shutil
 
