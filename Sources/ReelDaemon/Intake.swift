@@ -134,34 +134,31 @@ public actor Intake {
     /// (`Committer.commit`: one durable store transaction, then the files are unlinked and the engine is told),
     /// the actor reads and validates the next files, and the next chunk is whatever was checked by the time the
     /// commit is done (at least `firstChunk` files, at most twice the previous chunk and `maxChunk`). A slow fsync
-    /// thus makes chunks bigger instead of making every file wait for it. One commit at a time, in order; a file
+    /// or slow unlinks thus make chunks bigger instead of making every file wait for them. One commit at a time, in order; a file
     /// leaves `incoming/` only after its jobs are committed; a crash in between re-reads it, and its content hash
     /// makes that a no-op.
     private func takeNow(_ names: [String]) async -> Int {
         var handled = 0
         var index = names.startIndex
         var ready: [Checked] = []
-        while index < names.endIndex, ready.count < Self.firstChunk {
-            handled += await check(names[index], into: &ready)
-            index += 1
-        }
-        while !ready.isEmpty {
+        while true {
+            while index < names.endIndex, ready.count < Self.firstChunk {
+                handled += await check(names[index], into: &ready)
+                index += 1
+            }
+            guard !ready.isEmpty else { break }
             let (committer, chunk, before) = (committer, ready, committedInThisProcess)
             ready = []
             let done = CommitDone()
             async let committing = committer.commit(chunk, committedBefore: before, done: done)
             let limit = min(Self.maxChunk, 2 * chunk.count)
-            while index < names.endIndex, ready.count < limit, !done.isSet || ready.count < Self.firstChunk {
+            while index < names.endIndex, ready.count < limit, !done.isSet {
                 handled += await check(names[index], into: &ready)
                 index += 1
             }
             let outcome = await committing
             committedInThisProcess += outcome.committed
             handled += outcome.handled
-            while index < names.endIndex, ready.count < Self.firstChunk {
-                handled += await check(names[index], into: &ready)
-                index += 1
-            }
         }
         return handled
     }
