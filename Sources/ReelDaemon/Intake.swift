@@ -26,6 +26,9 @@ public actor Intake {
         self.clock = clock
         self.logger = logger
         committer = Committer(spool: spool, store: store, engine: engine, clock: clock, logger: logger)
+        committer.unlinker.whenBatchDone { [weak self] forgotten, left in
+            Task { await self?.unlinked(forgotten, left: left) }
+        }
     }
 
     /// A scan leaves files modified less than this long ago alone: their writer may still be writing them in
@@ -45,6 +48,21 @@ public actor Intake {
     /// One pass (list, then take) at a time: two overlapping passes would read the same files twice.
     private var passRunning = false
     private var passWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Names hinted while their committed namesake was still waiting to be unlinked: a pass skips pending names,
+    /// so a new file renamed in under such a name is taken once the unlinker is done with the old one.
+    private var hintedWhilePending: Set<String> = []
+
+    /// Called after each of the unlinker's batches: `forgotten` are no longer pending; `left` are names that were
+    /// not removed because the entry is gone or is another file now (renamed in over the committed one). Those,
+    /// and names hinted while pending, get a pass of their own.
+    private func unlinked(_ forgotten: [String], left: [String]) {
+        var again = left
+        if !hintedWhilePending.isEmpty {
+            again += forgotten.filter { hintedWhilePending.contains($0) }
+            hintedWhilePending.subtract(forgotten)
+        }
+        if !again.isEmpty { take(again) }
+    }
 
     /// Takes every candidate currently in `incoming/` that has settled. Returns how many files were ingested or
     /// rejected, and `rescan`: some were left to settle and the caller should scan again after `settleSeconds`.
@@ -61,6 +79,7 @@ public actor Intake {
     /// the next pass, which lists the directory again; a hint for a file already taken costs nothing more. A
     /// hinted name was renamed in or closed after writing, so it is complete and exempt from the settle wait.
     public func take(_ names: [String]) {
+        for name in names where committer.unlinker.isPending(name) { hintedWhilePending.insert(name) }
         hinted.formUnion(names)
         guard !hintPassScheduled else { return }
         hintPassScheduled = true
@@ -103,10 +122,14 @@ public actor Intake {
             logger.error("cannot scan the spool", metadata: ["error": "\(error)", "reason": "\(reason)"])
             return (0, false)
         }
-        let settling = result.skipped.filter { $0.reason == .settling }.map(\.name)
+        // Committed files still waiting for the unlinker are not read again (they may look "settling" too: a
+        // hinted file is taken at once, and a rescan may list it within its 2 s).
+        let unlinker = committer.unlinker
+        let candidates = result.candidates.filter { !unlinker.isPending($0) }
+        let settling = result.skipped.filter { $0.reason == .settling && !unlinker.isPending($0.name) }.map(\.name)
         settlingSince = settling.reduce(into: [:]) { $0[$1] = settlingSince[$1] ?? now }
         let overdue = settling.filter { now - (settlingSince[$0] ?? now) >= Self.maxSettleSeconds || hinted.contains($0) }
-        hinted.subtract(result.candidates)
+        hinted.subtract(candidates)
         hinted.subtract(overdue)
         hinted.formIntersection(settling)
         for skip in result.skipped where skip.reason == .nameNotUTF8 {
@@ -122,7 +145,7 @@ public actor Intake {
         }
         let rescan = settling.count > overdue.count && settleRescanDue.map { now >= $0 } != false
         if rescan { settleRescanDue = now + Self.settleSeconds }
-        return (await takeNow(result.candidates + overdue), rescan)
+        return (await takeNow(candidates + overdue), rescan)
     }
 
     /// The first chunk of a pass is small, so a lone file or a small drop is committed at once.
@@ -131,12 +154,12 @@ public actor Intake {
     static let maxChunk = 4096
 
     /// Takes the named files in chunks, group-commit style: while one chunk is committed beside the actor
-    /// (`Committer.commit`: one durable store transaction, then the files are unlinked and the engine is told),
-    /// the actor reads and validates the next files, and the next chunk is whatever was checked by the time the
-    /// commit is done (at least `firstChunk` files, at most twice the previous chunk and `maxChunk`). A slow fsync
-    /// or slow unlinks thus make chunks bigger instead of making every file wait for them. One commit at a time, in order; a file
-    /// leaves `incoming/` only after its jobs are committed; a crash in between re-reads it, and its content hash
-    /// makes that a no-op.
+    /// (`Committer.commit`: one durable store transaction, then the files are handed to the `Unlinker` and the
+    /// engine is told), the actor reads and validates the next files, and the next chunk is whatever was checked by
+    /// the time the commit is done (at least `firstChunk` files, at most twice the previous chunk and `maxChunk`).
+    /// A slow fsync thus makes chunks bigger instead of making every file wait for it. One commit at a time, in
+    /// order. The unlinks trail behind the commits; a file leaves `incoming/` only after its jobs are committed,
+    /// and a crash in between re-reads it, which its content hash makes a no-op.
     private func takeNow(_ names: [String]) async -> Int {
         var handled = 0
         var index = names.startIndex
@@ -163,7 +186,8 @@ public actor Intake {
         return handled
     }
 
-    /// Set by the committer when its chunk is done (committed, unlinked, enqueued): the next chunk stops growing.
+    /// Set by the committer when its chunk is done (committed, handed to the unlinker, enqueued): the next chunk
+    /// stops growing.
     final class CommitDone: Sendable {
         private let flag = Atomic<Bool>(false)
         var isSet: Bool { flag.load(ordering: .acquiring) }
@@ -252,8 +276,8 @@ public actor Intake {
         let engine: Engine
         let clock: any WallClock
         let logger: Logger
-        /// Committed files are unlinked here, off Swift's cooperative pool (2 threads on this machine).
-        private let io = DispatchQueue(label: "reel.intake.accept")
+        /// Removes committed files from `incoming/`, behind the commits.
+        let unlinker: Unlinker
 
         init(spool: SpoolDirectory, store: Store, engine: Engine, clock: any WallClock, logger: Logger) {
             self.spool = spool
@@ -261,11 +285,12 @@ public actor Intake {
             self.engine = engine
             self.clock = clock
             self.logger = logger
+            unlinker = Unlinker(spool: spool, logger: logger)
         }
 
         /// Commits the checked manifests in one durable store transaction (fsynced before it returns), rejects
-        /// files whose jobs conflict with stored ones, removes the committed files from `incoming/`, hands the new
-        /// jobs to the engine and then sets `done`. Returns how many manifests were committed (new or already
+        /// files whose jobs conflict with stored ones, hands the committed files to the unlinker (which removes
+        /// them from `incoming/` later), hands the new jobs to the engine and then sets `done`. Returns how many manifests were committed (new or already
         /// known) and how many files were handled (committed or rejected).
         func commit(_ ready: [Checked], committedBefore: Int, done: CommitDone) async -> (committed: Int, handled: Int) {
             defer { done.set() }
@@ -329,35 +354,17 @@ public actor Intake {
                 }
             }
             await TestHooks.holdIntakeBeforeUnlinkIfAsked(committed: committedBefore + accepted.count, logger: logger)
-            var removed = 0
-            if !accepted.isEmpty {
-                // Only now, with the jobs durably committed, may the files go. No directory fsync: if a power loss
-                // undoes an unlink, the file is read again and its content hash makes it a no-op. The unlinks are
-                // not overlapped with the next commit: measured on ext4 under load, each unlink then waited for the
-                // commit's fsync (the journal), ~3 ms apiece instead of ~0.15 ms.
-                do {
-                    removed = try await onIOQueue { [spool, accepted] in
-                        try spool.accept(accepted, syncDirectory: false)
-                    }
-                } catch {
-                    // The jobs are committed; the files stay and are recognised by hash on the next pass.
-                    logger.error("cannot remove ingested manifests from incoming/", metadata: ["error": "\(error)"])
-                }
-            }
-            let unlinkedIn = ContinuousClock.now - start - committedIn
+            // Only now, with the jobs durably committed, may the files go. The unlinks are not waited for: freeing
+            // a file whose blocks were fsynced costs ~2.6 ms on this machine's ext4 under load (docs/benchmarks.md),
+            // 10x the commit per file. If reeld dies before they are done, the files are read again and their
+            // content hash makes that a no-op.
+            unlinker.hand(accepted)
             if !added.isEmpty { await engine.enqueue(added, createdAt: now) }
             logger.info("manifests committed", metadata: [
                 "files": "\(ready.count)", "new_jobs": "\(added.count)", "unchanged_jobs": "\(unchangedJobs)",
                 "already_ingested": "\(known)", "rejected": "\(rejected)",
-                "removed": "\(removed)", "commit_ms": "\(String(format: "%.1f", committedIn / .milliseconds(1)))",
-                "unlink_ms": "\(String(format: "%.1f", unlinkedIn / .milliseconds(1)))"])
+                "commit_ms": "\(String(format: "%.1f", committedIn / .milliseconds(1)))"])
             return (accepted.count, accepted.count + rejected)
-        }
-
-        private func onIOQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-            try await withCheckedThrowingContinuation { continuation in
-                io.async { continuation.resume(with: Result { try body() }) }
-            }
         }
 
         /// Moves a refused entry to `rejected/` beside its report, and logs it (one warning line per file).
@@ -372,6 +379,88 @@ public actor Intake {
                     "report": "\(where_.map { "rejected/\($0.report)" } ?? "-")"])
             } catch {
                 logger.error("cannot move a rejected manifest", metadata: ["file": "\(name)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Removes committed files from `incoming/` on its own serial queue (off Swift's cooperative pool), in batches,
+    /// behind the commits, so the next commit does not wait for them. Names handed to it stay *pending* until their
+    /// unlink was tried: intake does not read a pending name again. No directory fsync: if a power loss undoes an
+    /// unlink, the file is read again and recognised by its content hash.
+    final class Unlinker: Sendable {
+        private struct State {
+            var queue: [SpoolFile] = []
+            var pending: Set<String> = []
+            var draining = false
+            var batchDone: (@Sendable (_ forgotten: [String], _ left: [String]) -> Void)?
+        }
+
+        /// Files per batch: how often intake hears which names were forgotten.
+        static let batch = 256
+        private let spool: SpoolDirectory
+        private let logger: Logger
+        private let state = Mutex(State())
+        private let io = DispatchQueue(label: "reel.intake.unlink")
+
+        init(spool: SpoolDirectory, logger: Logger) {
+            self.spool = spool
+            self.logger = logger
+        }
+
+        /// Sets what runs after each batch (on the unlinker's queue): the names no longer pending, and those not
+        /// removed because the entry is gone or is another file now.
+        func whenBatchDone(_ body: @escaping @Sendable (_ forgotten: [String], _ left: [String]) -> Void) {
+            state.withLock { $0.batchDone = body }
+        }
+
+        /// True while `name` was handed over and its unlink not yet tried.
+        func isPending(_ name: String) -> Bool { state.withLock { $0.pending.contains(name) } }
+
+        /// Queues committed files for removal; returns at once.
+        func hand(_ files: [SpoolFile]) {
+            guard !files.isEmpty else { return }
+            let start = state.withLock { s -> Bool in
+                for file in files { s.pending.insert(file.name) }
+                s.queue += files
+                guard !s.draining else { return false }
+                s.draining = true
+                return true
+            }
+            if start { io.async { self.drain() } }
+        }
+
+        private func drain() {
+            while true {
+                let next = state.withLock { s -> (files: [SpoolFile], done: (@Sendable ([String], [String]) -> Void)?)? in
+                    guard !s.queue.isEmpty else {
+                        s.draining = false
+                        return nil
+                    }
+                    let files = Array(s.queue.prefix(Self.batch))
+                    s.queue.removeFirst(files.count)
+                    return (files, s.batchDone)
+                }
+                guard let (files, done) = next else { return }
+                let start = ContinuousClock.now
+                var left: [String] = []
+                var failed = 0
+                for file in files {
+                    do {
+                        if try spool.accept([file], syncDirectory: false) == 0 { left.append(file.name) }
+                    } catch {
+                        // The jobs are committed; the file stays and is recognised by hash on a later pass.
+                        if failed == 0 {
+                            logger.error("cannot remove an ingested manifest from incoming/",
+                                         metadata: ["file": "\(file.name)", "error": "\(error)"])
+                        }
+                        failed += 1
+                    }
+                    state.withLock { _ = $0.pending.remove(file.name) }
+                }
+                logger.debug("ingested manifests removed from incoming/", metadata: [
+                    "files": "\(files.count)", "failed": "\(failed)", "left": "\(left.count)",
+                    "unlink_ms": "\(String(format: "%.1f", (ContinuousClock.now - start) / .milliseconds(1)))"])
+                done?(files.map(\.name), left)
             }
         }
     }
