@@ -441,6 +441,7 @@ public actor Intake {
                     return (files, s.batchDone)
                 }
                 guard let (files, done) = next else { return }
+                TestHooks.holdUnlinkIfAsked(logger: logger)
                 let start = ContinuousClock.now
                 var left: [String] = []
                 var failed = 0
