@@ -26,8 +26,9 @@ public actor Intake {
         self.clock = clock
         self.logger = logger
         committer = Committer(spool: spool, store: store, engine: engine, clock: clock, logger: logger)
-        committer.unlinker.whenBatchDone { [weak self] forgotten, left in
-            Task { await self?.unlinked(forgotten, left: left) }
+        committer.unlinker.whenBatchDone { [weak self] left in
+            guard !left.isEmpty else { return }
+            Task { await self?.unlinked(left: left) }
         }
     }
 
@@ -48,20 +49,10 @@ public actor Intake {
     /// One pass (list, then take) at a time: two overlapping passes would read the same files twice.
     private var passRunning = false
     private var passWaiters: [CheckedContinuation<Void, Never>] = []
-    /// Names hinted while their committed namesake was still waiting to be unlinked: a pass skips pending names,
-    /// so a new file renamed in under such a name is taken once the unlinker is done with the old one.
-    private var hintedWhilePending: Set<String> = []
-
-    /// Called after each of the unlinker's batches: `forgotten` are no longer pending; `left` are names that were
-    /// not removed because the entry is gone or is another file now (renamed in over the committed one). Those,
-    /// and names hinted while pending, get a pass of their own.
-    private func unlinked(_ forgotten: [String], left: [String]) {
-        var again = left
-        if !hintedWhilePending.isEmpty {
-            again += forgotten.filter { hintedWhilePending.contains($0) }
-            hintedWhilePending.subtract(forgotten)
-        }
-        if !again.isEmpty { take(again) }
+    /// Called after each of the unlinker's batches with the names that still held an entry once they stopped
+    /// being pending: a file renamed in under a pending name (which passes skipped) gets a pass of its own.
+    private func unlinked(left: [String]) {
+        if !left.isEmpty { take(left) }
     }
 
     /// Takes every candidate currently in `incoming/` that has settled. Returns how many files were ingested or
@@ -79,7 +70,6 @@ public actor Intake {
     /// the next pass, which lists the directory again; a hint for a file already taken costs nothing more. A
     /// hinted name was renamed in or closed after writing, so it is complete and exempt from the settle wait.
     public func take(_ names: [String]) {
-        for name in names where committer.unlinker.isPending(name) { hintedWhilePending.insert(name) }
         hinted.formUnion(names)
         guard !hintPassScheduled else { return }
         hintPassScheduled = true
@@ -392,7 +382,7 @@ public actor Intake {
             var queue: [SpoolFile] = []
             var pending: Set<String> = []
             var draining = false
-            var batchDone: (@Sendable (_ forgotten: [String], _ left: [String]) -> Void)?
+            var batchDone: (@Sendable (_ left: [String]) -> Void)?
         }
 
         /// Files per batch: how often intake hears which names were forgotten.
@@ -407,9 +397,9 @@ public actor Intake {
             self.logger = logger
         }
 
-        /// Sets what runs after each batch (on the unlinker's queue): the names no longer pending, and those not
-        /// removed because the entry is gone or is another file now.
-        func whenBatchDone(_ body: @escaping @Sendable (_ forgotten: [String], _ left: [String]) -> Void) {
+        /// Sets what runs after each batch (on the unlinker's queue), with the names that still held an entry
+        /// right after they stopped being pending (another file was renamed in over the committed one). A file renamed in after that moment finds its name not pending and is taken normally.
+        func whenBatchDone(_ body: @escaping @Sendable (_ left: [String]) -> Void) {
             state.withLock { $0.batchDone = body }
         }
 
@@ -431,7 +421,7 @@ public actor Intake {
 
         private func drain() {
             while true {
-                let next = state.withLock { s -> (files: [SpoolFile], done: (@Sendable ([String], [String]) -> Void)?)? in
+                let next = state.withLock { s -> (files: [SpoolFile], done: (@Sendable ([String]) -> Void)?)? in
                     guard !s.queue.isEmpty else {
                         s.draining = false
                         return nil
@@ -446,10 +436,13 @@ public actor Intake {
                 var left: [String] = []
                 var failed = 0
                 for file in files {
+                    var tried = true
                     do {
-                        if try spool.accept([file], syncDirectory: false) == 0 { left.append(file.name) }
+                        try spool.accept([file], syncDirectory: false)
                     } catch {
-                        // The jobs are committed; the file stays and is recognised by hash on a later pass.
+                        tried = false
+                        // The jobs are committed; the file stays and is recognised by hash at the next rescan (not
+                        // re-taken at once: the unlink would most likely fail again).
                         if failed == 0 {
                             logger.error("cannot remove an ingested manifest from incoming/",
                                          metadata: ["file": "\(file.name)", "error": "\(error)"])
@@ -457,11 +450,14 @@ public actor Intake {
                         failed += 1
                     }
                     state.withLock { _ = $0.pending.remove(file.name) }
+                    // Looked at only after the name stopped being pending, so no new file can slip between.
+                    var st = stat()
+                    if tried, lstat(spool.layout.incoming + "/" + file.name, &st) == 0 { left.append(file.name) }
                 }
                 logger.debug("ingested manifests removed from incoming/", metadata: [
                     "files": "\(files.count)", "failed": "\(failed)", "left": "\(left.count)",
                     "unlink_ms": "\(String(format: "%.1f", (ContinuousClock.now - start) / .milliseconds(1)))"])
-                done?(files.map(\.name), left)
+                done?(left)
             }
         }
     }
