@@ -280,8 +280,8 @@ public actor Intake {
 
         /// Commits the checked manifests in one durable store transaction (fsynced before it returns), rejects
         /// files whose jobs conflict with stored ones, hands the committed files to the unlinker (which removes
-        /// them from `incoming/` later), hands the new jobs to the engine and then sets `done`. Returns how many manifests were committed (new or already
-        /// known) and how many files were handled (committed or rejected).
+        /// them from `incoming/` later), hands the new jobs to the engine and then sets `done`. Returns how many
+        /// manifests were committed (new or already known) and how many files were handled (committed or rejected).
         func commit(_ ready: [Checked], committedBefore: Int, done: CommitDone) async -> (committed: Int, handled: Int) {
             defer { done.set() }
             guard !ready.isEmpty else { return (0, 0) }
