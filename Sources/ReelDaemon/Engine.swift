@@ -145,16 +145,20 @@ public actor Engine {
 
     // MARK: - Inputs
 
-    /// New jobs committed by intake.
-    public func enqueue(_ keys: [JobKey]) async {
+    /// New jobs committed by intake, as committed (state `queued`, no attempt yet, `created_at` = `createdAt`):
+    /// the scheduler learns of them without reading them back from the store.
+    public func enqueue(_ jobs: [JobSpec], createdAt: Timestamp) {
         let now = clock.now()
         var actions: [SchedulerAction] = []
-        for row in (try? await store.jobs(keys)) ?? [] {
-            completedBatches.remove(row.key.batch)
-            actions += scheduler.handle(.enqueued(schedulerJob(row)), now: now)
+        for spec in jobs {
+            completedBatches.remove(spec.key.batch)
+            let job = SchedulerJob(key: spec.key, priority: spec.priority, deadline: spec.deadline, enqueuedAt: createdAt,
+                                   model: spec.model, resolution: spec.resolution,
+                                   durationSeconds: spec.durationSeconds, attempts: 0)
+            actions += scheduler.handle(.enqueued(job), now: now)
         }
         perform(actions)
-        publish(.jobsChanged(keys))
+        publish(.jobsChanged(jobs.map(\.key)))
     }
 
     public func apply(limits: SchedulerLimits, pricing: PricingTable, resubmitInDoubt: Bool) {

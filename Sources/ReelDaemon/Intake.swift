@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Glibc
 import Logging
@@ -6,25 +7,29 @@ import ReelMedia
 import ReelProtocol
 import ReelSpool
 import ReelStore
+import Synchronization
 
 /// Spool intake: every manifest in `incoming/` is read safely, validated (every problem, with JSON pointers),
 /// its local references probed, and its jobs committed in one transaction before the file leaves `incoming/`.
 /// Bad files move to `rejected/` with a report. A crash anywhere re-ingests idempotently (keyed by content hash).
 public actor Intake {
     let spool: SpoolDirectory
-    let store: Store
-    let engine: Engine
     let clock: any WallClock
     let logger: Logger
+    /// The commit half of a pass; it runs beside the actor so the next chunk is checked meanwhile.
+    let committer: Committer
     /// Names skipped for a reason worth one log line (not every rescan).
     private var reportedSkips: Set<String> = []
 
     public init(spool: SpoolDirectory, store: Store, engine: Engine, clock: any WallClock, logger: Logger) {
         self.spool = spool
-        self.store = store
-        self.engine = engine
         self.clock = clock
         self.logger = logger
+        committer = Committer(spool: spool, store: store, engine: engine, clock: clock, logger: logger)
+        committer.unlinker.whenBatchDone { [weak self] left in
+            guard !left.isEmpty else { return }
+            Task { await self?.unlinked(left: left) }
+        }
     }
 
     /// A scan leaves files modified less than this long ago alone: their writer may still be writing them in
@@ -39,12 +44,66 @@ public actor Intake {
     private var settleRescanDue: Timestamp?
     /// Names the watcher reported complete (renamed in, or closed after writing) and not yet taken.
     private var hinted: Set<String> = []
-    private var hintScanPending = false
+    /// A hint pass is scheduled and has not listed the directory yet: later hints ride along with it.
+    private var hintPassScheduled = false
+    /// One pass (list, then take) at a time: two overlapping passes would read the same files twice.
+    private var passRunning = false
+    private var passWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Called after each of the unlinker's batches with the names that still held an entry once they stopped
+    /// being pending: a file renamed in under a pending name (which passes skipped) gets a pass of its own.
+    private func unlinked(left: [String]) {
+        if !left.isEmpty { take(left) }
+    }
 
     /// Takes every candidate currently in `incoming/` that has settled. Returns how many files were ingested or
     /// rejected, and `rescan`: some were left to settle and the caller should scan again after `settleSeconds`.
     @discardableResult
     public func scan(reason: String) async -> (handled: Int, rescan: Bool) {
+        await beginPass()
+        defer { endPass() }
+        return await scanLocked(reason: reason)
+    }
+
+    /// Processes watcher hints without waiting for the work: the hinted names are noted and one pass, started a
+    /// moment later (so a burst of renames is listed together), takes every hinted file together with everything
+    /// else that has settled, in chunks (see `takeNow`). Hints that arrive while a pass is under way are taken by
+    /// the next pass, which lists the directory again; a hint for a file already taken costs nothing more. A
+    /// hinted name was renamed in or closed after writing, so it is complete and exempt from the settle wait.
+    public func take(_ names: [String]) {
+        hinted.formUnion(names)
+        guard !hintPassScheduled else { return }
+        hintPassScheduled = true
+        Task {
+            try? await Task.sleep(for: .milliseconds(20))
+            await self.hintPass()
+        }
+    }
+
+    private func hintPass() async {
+        await beginPass()
+        defer { endPass() }
+        hintPassScheduled = false  // from here on, a new hint may need a new listing
+        if await scanLocked(reason: "hint").rescan {
+            // Files left to settle (not hinted yet, e.g. their hints are still queued or were lost in an inotify
+            // overflow) are looked at again once they may have settled, as the service does for its rescans.
+            Task {
+                try? await Task.sleep(for: .milliseconds(Int(Self.settleSeconds * 1000) + 100))
+                await self.scan(reason: "settle")
+            }
+        }
+    }
+
+    private func beginPass() async {
+        while passRunning { await withCheckedContinuation { passWaiters.append($0) } }
+        passRunning = true
+    }
+
+    private func endPass() {
+        passRunning = false
+        if !passWaiters.isEmpty { passWaiters.removeFirst().resume() }
+    }
+
+    private func scanLocked(reason: String) async -> (handled: Int, rescan: Bool) {
         let result: SpoolScan
         let now = clock.now()
         do {
@@ -53,10 +112,14 @@ public actor Intake {
             logger.error("cannot scan the spool", metadata: ["error": "\(error)", "reason": "\(reason)"])
             return (0, false)
         }
-        let settling = result.skipped.filter { $0.reason == .settling }.map(\.name)
+        // Committed files still waiting for the unlinker are not read again (they may look "settling" too: a
+        // hinted file is taken at once, and a rescan may list it within its 2 s).
+        let unlinker = committer.unlinker
+        let candidates = result.candidates.filter { !unlinker.isPending($0) }
+        let settling = result.skipped.filter { $0.reason == .settling && !unlinker.isPending($0.name) }.map(\.name)
         settlingSince = settling.reduce(into: [:]) { $0[$1] = settlingSince[$1] ?? now }
         let overdue = settling.filter { now - (settlingSince[$0] ?? now) >= Self.maxSettleSeconds || hinted.contains($0) }
-        hinted.subtract(result.candidates)
+        hinted.subtract(candidates)
         hinted.subtract(overdue)
         hinted.formIntersection(settling)
         for skip in result.skipped where skip.reason == .nameNotUTF8 {
@@ -72,71 +135,76 @@ public actor Intake {
         }
         let rescan = settling.count > overdue.count && settleRescanDue.map { now >= $0 } != false
         if rescan { settleRescanDue = now + Self.settleSeconds }
-        return (await takeNow(result.candidates + overdue), rescan)
+        return (await takeNow(candidates + overdue), rescan)
     }
 
-    /// Processes watcher hints. Hints are collected for a moment and then one scan takes every hinted file
-    /// together with everything else that has settled, so a burst of renames is taken in chunks (see `takeNow`),
-    /// not one scan per file. A hinted name was renamed in or closed after writing, so it is complete and exempt
-    /// from the settle wait.
-    @discardableResult
-    public func take(_ names: [String]) async -> Int {
-        hinted.formUnion(names)
-        guard !hintScanPending else { return 0 }
-        hintScanPending = true
-        try? await Task.sleep(for: .milliseconds(20))
-        hintScanPending = false
-        return await scan(reason: "hint").handled
-    }
+    /// The first chunk of a pass is small, so a lone file or a small drop is committed at once.
+    static let firstChunk = 64
+    /// A chunk grows at most to twice the previous one, and never past this.
+    static let maxChunk = 4096
 
-    /// Takes the named files in chunks of up to `chunkSize`: each file is read and validated, the chunk's good
-    /// manifests are committed in one store transaction, then removed from `incoming/` with one directory fsync
-    /// (a file leaves `incoming/` only after its jobs are committed; a crash in between re-reads it, and its content
-    /// hash makes that a no-op).
+    /// Takes the named files in chunks, group-commit style: while one chunk is committed beside the actor
+    /// (`Committer.commit`: one durable store transaction, then the files are handed to the `Unlinker` and the
+    /// engine is told), the actor reads and validates the next files, and the next chunk is whatever was checked by
+    /// the time the commit is done (at least `firstChunk` files, at most twice the previous chunk and `maxChunk`).
+    /// A slow fsync thus makes chunks bigger instead of making every file wait for it. One commit at a time, in
+    /// order. The unlinks trail behind the commits; a file leaves `incoming/` only after its jobs are committed,
+    /// and a crash in between re-reads it, which its content hash makes a no-op.
     private func takeNow(_ names: [String]) async -> Int {
         var handled = 0
         var index = names.startIndex
-        while index < names.endIndex {
-            let chunk = names[index..<min(index + Self.chunkSize, names.endIndex)]
-            index = chunk.endIndex
-            var ready: [Checked] = []
-            for name in chunk {
-                switch await check(name) {
-                case .ready(let checked): ready.append(checked)
-                case .rejected: handled += 1
-                case .skipped: break
-                }
+        var ready: [Checked] = []
+        while true {
+            while index < names.endIndex, ready.count < Self.firstChunk {
+                handled += await check(names[index], into: &ready)
+                index += 1
             }
-            let (accepted, added, rejected) = await commit(ready)
-            handled += rejected
-            committedInThisProcess += accepted.count
-            await TestHooks.holdIntakeBeforeUnlinkIfAsked(committed: committedInThisProcess, logger: logger)
-            if !accepted.isEmpty {
-                do {
-                    _ = try spool.accept(accepted)
-                    handled += accepted.count
-                } catch {
-                    // The jobs are committed; the files stay and are recognised by hash on the next pass.
-                    logger.error("cannot remove ingested manifests from incoming/", metadata: ["error": "\(error)"])
-                }
+            guard !ready.isEmpty else { break }
+            let (committer, chunk, before) = (committer, ready, committedInThisProcess)
+            ready = []
+            let done = CommitDone()
+            async let committing = committer.commit(chunk, committedBefore: before, done: done)
+            let limit = min(Self.maxChunk, 2 * chunk.count)
+            while index < names.endIndex, ready.count < limit, !done.isSet {
+                handled += await check(names[index], into: &ready)
+                index += 1
             }
-            if !added.isEmpty { await engine.enqueue(added) }
+            let outcome = await committing
+            committedInThisProcess += outcome.committed
+            handled += outcome.handled
         }
         return handled
     }
 
-    static let chunkSize = 64
+    /// Set by the committer when its chunk is done (committed, handed to the unlinker, enqueued): the next chunk
+    /// stops growing.
+    final class CommitDone: Sendable {
+        private let flag = Atomic<Bool>(false)
+        var isSet: Bool { flag.load(ordering: .acquiring) }
+        func set() { flag.store(true, ordering: .releasing) }
+    }
+
     /// Manifests committed by this process (for the debug-only intake hold in `TestHooks`).
     private var committedInThisProcess = 0
 
     /// A manifest that was read and passed validation, waiting for its commit.
-    struct Checked {
+    struct Checked: Sendable {
         var name: String
         var file: SpoolFile
         var report: ManifestReport
         var batch: String
         var settings: BatchSettings
-        var log: Logger
+    }
+
+    /// Checks one file: appends it to `ready` if it may be committed; returns 1 if it was rejected, else 0.
+    private func check(_ name: String, into ready: inout [Checked]) async -> Int {
+        switch await check(name) {
+        case .ready(let checked):
+            ready.append(checked)
+            return 0
+        case .rejected: return 1
+        case .skipped: return 0
+        }
     }
 
     enum Check {
@@ -147,8 +215,6 @@ public actor Intake {
 
     /// Reads and validates one file; a bad one is moved to `rejected/` here.
     private func check(_ name: String) async -> Check {
-        var log = logger
-        log[metadataKey: "file"] = "\(name)"
         let file: SpoolFile
         switch spool.read(name) {
         case .ok(let f):
@@ -156,10 +222,10 @@ public actor Intake {
         case .vanished:
             return .skipped
         case .notReady(let reason):
-            log.debug("spool file not ready", metadata: ["reason": "\(reason)"])
+            logger.debug("spool file not ready", metadata: ["file": "\(name)", "reason": "\(reason)"])
             return .skipped
         case .reject(let refusal):
-            reject(name, batch: nil, issues: [refusal.issue], log: log)
+            committer.reject(name, batch: nil, issues: [refusal.issue])
             return .rejected
         }
         // Validated here on the actor: only local references need the (async) probe, which leaves the actor.
@@ -168,72 +234,13 @@ public actor Intake {
             ? await ReferenceCheck.inspect(analysis.report, references: analysis.references)
             : analysis.report
         guard report.isAccepted, let first = report.jobs.first, let batch = report.batch else {
-            reject(name, batch: report.batch, issues: report.issues, log: log)
+            committer.reject(name, batch: report.batch, issues: report.issues)
             return .rejected
         }
         let settings = BatchSettings(priority: first.priority, deadline: first.deadline, budgetUSD: first.budgetUSD)
-        return .ready(Checked(name: name, file: file, report: report, batch: batch, settings: settings, log: log))
-    }
-
-    /// Commits the checked manifests in one store transaction. Returns the files to remove from `incoming/`, the
-    /// new jobs, and how many files were rejected (conflicts with stored jobs).
-    private func commit(_ ready: [Checked]) async -> (accepted: [SpoolFile], added: [JobKey], rejected: Int) {
-        guard !ready.isEmpty else { return ([], [], 0) }
-        let outcomes: [Result<IngestOutcome, any Error>]
-        do {
-            outcomes = try await store.ingest(ready.map {
-                ManifestIngest(manifestSHA256: $0.file.sha256, fileName: $0.name, batch: $0.batch,
-                               settings: $0.settings, jobs: $0.report.jobs)
-            }, now: clock.now())
-        } catch {
-            logger.error("cannot commit the manifests' jobs; will try again",
-                         metadata: ["error": "\(error)", "files": "\(ready.count)"])
-            return ([], [], 0)
-        }
-        var accepted: [SpoolFile] = []
-        var added: [JobKey] = []
-        var rejected = 0
-        for (c, outcome) in zip(ready, outcomes) {
-            let log = c.log
-            switch outcome {
-            case .success(.alreadyIngested):
-                log.info("manifest already ingested (same content); removing it from incoming/")
-                accepted.append(c.file)
-            case .success(.accepted(let new, let unchanged)):
-                for warning in c.report.warnings {
-                    log.notice("manifest warning: \(warning.message)", metadata: ["pointer": "\(warning.pointer)"])
-                }
-                log.info("manifest accepted", metadata: ["batch": "\(c.batch)", "added": "\(new.count)",
-                                                         "unchanged": "\(unchanged.count)"])
-                accepted.append(c.file)
-                added += new
-            case .success(.rejected(let conflicts)):
-                let issues = conflicts.map { conflict -> ManifestIssue in
-                    let index = c.report.jobs.firstIndex { $0.key == conflict.key } ?? 0
-                    return ManifestIssue(.error, "/jobs/\(index)/id", conflict.message, hint: conflict.existingState.isTerminal
-                                         ? "submit the job under a new id (job ids are never reused)"
-                                         : "to replace it, cancel it (`reelctl cancel \(conflict.key)`) and submit the job under a new id")
-                }
-                reject(c.name, batch: c.batch, issues: issues + c.report.warnings, log: log)
-                rejected += 1
-            case .failure(let error):
-                log.error("cannot commit the manifest's jobs; will try again", metadata: ["error": "\(error)"])
-            }
-        }
-        return (accepted, added, rejected)
-    }
-
-    private func reject(_ name: String, batch: String?, issues: [ManifestIssue], log: Logger) {
-        let report = Self.report(file: name, batch: batch, issues: issues, now: clock.now())
-        do {
-            let where_ = try spool.reject(name, report: report)
-            log.warning("manifest rejected", metadata: [
-                "errors": "\(issues.filter { $0.severity == .error }.count)",
-                "first": "\(issues.first.map(\.description) ?? "")",
-                "report": "\(where_.map { "rejected/\($0.report)" } ?? "-")"])
-        } catch {
-            log.error("cannot move a rejected manifest", metadata: ["error": "\(error)"])
-        }
+        var taken = file
+        taken.bytes = []  // only the hash, name and inode are needed from here on: a chunk of 4,096 stays small
+        return .ready(Checked(name: name, file: taken, report: report, batch: batch, settings: settings))
     }
 
     /// `rejected/NAME.error.json`: every problem with its JSON pointer and a hint.
@@ -250,5 +257,208 @@ public actor Intake {
                        errors: issues.filter { $0.severity == .error }.count,
                        warnings: issues.filter { $0.severity == .warning }.count, issues: issues)
         return Array((try? Wire.encoder(pretty: true).encode(r)) ?? Data()) + [UInt8(ascii: "\n")]
+    }
+
+    /// The commit half of intake: stateless, so it runs off the actor while the actor checks the next chunk.
+    struct Committer: Sendable {
+        let spool: SpoolDirectory
+        let store: Store
+        let engine: Engine
+        let clock: any WallClock
+        let logger: Logger
+        /// Removes committed files from `incoming/`, behind the commits.
+        let unlinker: Unlinker
+
+        init(spool: SpoolDirectory, store: Store, engine: Engine, clock: any WallClock, logger: Logger) {
+            self.spool = spool
+            self.store = store
+            self.engine = engine
+            self.clock = clock
+            self.logger = logger
+            unlinker = Unlinker(spool: spool, logger: logger)
+        }
+
+        /// Commits the checked manifests in one durable store transaction (fsynced before it returns), rejects
+        /// files whose jobs conflict with stored ones, hands the committed files to the unlinker (which removes
+        /// them from `incoming/` later), hands the new jobs to the engine and then sets `done`. Returns how many
+        /// manifests were committed (new or already known) and how many files were handled (committed or rejected).
+        func commit(_ ready: [Checked], committedBefore: Int, done: CommitDone) async -> (committed: Int, handled: Int) {
+            defer { done.set() }
+            guard !ready.isEmpty else { return (0, 0) }
+            let start = ContinuousClock.now
+            let now = clock.now()
+            let outcomes: [Result<IngestOutcome, any Error>]
+            do {
+                outcomes = try await store.ingest(ready.map {
+                    ManifestIngest(manifestSHA256: $0.file.sha256, fileName: $0.name, batch: $0.batch,
+                                   settings: $0.settings, jobs: $0.report.jobs)
+                }, now: now)
+            } catch {
+                logger.error("cannot commit the manifests' jobs; will try again",
+                             metadata: ["error": "\(error)", "files": "\(ready.count)"])
+                return (0, 0)
+            }
+            let committedIn = ContinuousClock.now - start
+            var accepted: [SpoolFile] = []
+            var added: [JobSpec] = []
+            var known = 0
+            var unchangedJobs = 0
+            var rejected = 0
+            for (c, outcome) in zip(ready, outcomes) {
+                switch outcome {
+                case .success(.alreadyIngested):
+                    logger.info("manifest already ingested (same content); removing it from incoming/",
+                                metadata: ["file": "\(c.name)"])
+                    accepted.append(c.file)
+                    known += 1
+                case .success(.accepted(let new, let unchanged)):
+                    for warning in c.report.warnings {
+                        logger.notice("manifest warning: \(warning.message)",
+                                      metadata: ["file": "\(c.name)", "pointer": "\(warning.pointer)"])
+                    }
+                    logger.debug("manifest accepted", metadata: ["file": "\(c.name)", "batch": "\(c.batch)",
+                                                                 "added": "\(new.count)",
+                                                                 "unchanged": "\(unchanged.count)"])
+                    accepted.append(c.file)
+                    if new.count == c.report.jobs.count {
+                        added += c.report.jobs
+                    } else {
+                        let newKeys = Set(new)
+                        added += c.report.jobs.filter { newKeys.contains($0.key) }
+                    }
+                    unchangedJobs += unchanged.count
+                case .success(.rejected(let conflicts)):
+                    let issues = conflicts.map { conflict -> ManifestIssue in
+                        let index = c.report.jobs.firstIndex { $0.key == conflict.key } ?? 0
+                        return ManifestIssue(.error, "/jobs/\(index)/id", conflict.message,
+                                             hint: conflict.existingState.isTerminal
+                                                ? "submit the job under a new id (job ids are never reused)"
+                                                : "to replace it, cancel it (`reelctl cancel \(conflict.key)`) and "
+                                                    + "submit the job under a new id")
+                    }
+                    reject(c.name, batch: c.batch, issues: issues + c.report.warnings)
+                    rejected += 1
+                case .failure(let error):
+                    logger.error("cannot commit the manifest's jobs; will try again",
+                                 metadata: ["file": "\(c.name)", "error": "\(error)"])
+                }
+            }
+            await TestHooks.holdIntakeBeforeUnlinkIfAsked(committed: committedBefore + accepted.count, logger: logger)
+            // Only now, with the jobs durably committed, may the files go. The unlinks are not waited for: freeing
+            // a file whose blocks were fsynced costs ~2.6 ms on this machine's ext4 under load (docs/benchmarks.md),
+            // 10x the commit per file. If reeld dies before they are done, the files are read again and their
+            // content hash makes that a no-op.
+            unlinker.hand(accepted)
+            if !added.isEmpty { await engine.enqueue(added, createdAt: now) }
+            logger.info("manifests committed", metadata: [
+                "files": "\(ready.count)", "new_jobs": "\(added.count)", "unchanged_jobs": "\(unchangedJobs)",
+                "already_ingested": "\(known)", "rejected": "\(rejected)",
+                "commit_ms": "\(String(format: "%.1f", committedIn / .milliseconds(1)))"])
+            return (accepted.count, accepted.count + rejected)
+        }
+
+        /// Moves a refused entry to `rejected/` beside its report, and logs it (one warning line per file).
+        func reject(_ name: String, batch: String?, issues: [ManifestIssue]) {
+            let report = Intake.report(file: name, batch: batch, issues: issues, now: clock.now())
+            do {
+                let where_ = try spool.reject(name, report: report)
+                logger.warning("manifest rejected", metadata: [
+                    "file": "\(name)",
+                    "errors": "\(issues.filter { $0.severity == .error }.count)",
+                    "first": "\(issues.first.map(\.description) ?? "")",
+                    "report": "\(where_.map { "rejected/\($0.report)" } ?? "-")"])
+            } catch {
+                logger.error("cannot move a rejected manifest", metadata: ["file": "\(name)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Removes committed files from `incoming/` on its own serial queue (off Swift's cooperative pool), in batches,
+    /// behind the commits, so the next commit does not wait for them. Names handed to it stay *pending* until their
+    /// unlink was tried: intake does not read a pending name again. No directory fsync: if a power loss undoes an
+    /// unlink, the file is read again and recognised by its content hash.
+    final class Unlinker: Sendable {
+        private struct State {
+            var queue: [SpoolFile] = []
+            var pending: Set<String> = []
+            var draining = false
+            var batchDone: (@Sendable (_ left: [String]) -> Void)?
+        }
+
+        /// Files per batch: how often intake hears which names were forgotten.
+        static let batch = 256
+        private let spool: SpoolDirectory
+        private let logger: Logger
+        private let state = Mutex(State())
+        private let io = DispatchQueue(label: "reel.intake.unlink")
+
+        init(spool: SpoolDirectory, logger: Logger) {
+            self.spool = spool
+            self.logger = logger
+        }
+
+        /// Sets what runs after each batch (on the unlinker's queue), with the names that still held an entry
+        /// right after they stopped being pending (another file was renamed in over the committed one). A file renamed in after that moment finds its name not pending and is taken normally.
+        func whenBatchDone(_ body: @escaping @Sendable (_ left: [String]) -> Void) {
+            state.withLock { $0.batchDone = body }
+        }
+
+        /// True while `name` was handed over and its unlink not yet tried.
+        func isPending(_ name: String) -> Bool { state.withLock { $0.pending.contains(name) } }
+
+        /// Queues committed files for removal; returns at once.
+        func hand(_ files: [SpoolFile]) {
+            guard !files.isEmpty else { return }
+            let start = state.withLock { s -> Bool in
+                for file in files { s.pending.insert(file.name) }
+                s.queue += files
+                guard !s.draining else { return false }
+                s.draining = true
+                return true
+            }
+            if start { io.async { self.drain() } }
+        }
+
+        private func drain() {
+            while true {
+                let next = state.withLock { s -> (files: [SpoolFile], done: (@Sendable ([String]) -> Void)?)? in
+                    guard !s.queue.isEmpty else {
+                        s.draining = false
+                        return nil
+                    }
+                    let files = Array(s.queue.prefix(Self.batch))
+                    s.queue.removeFirst(files.count)
+                    return (files, s.batchDone)
+                }
+                guard let (files, done) = next else { return }
+                TestHooks.holdUnlinkIfAsked(logger: logger)
+                let start = ContinuousClock.now
+                var left: [String] = []
+                var failed = 0
+                for file in files {
+                    var tried = true
+                    do {
+                        try spool.accept([file], syncDirectory: false)
+                    } catch {
+                        tried = false
+                        // The jobs are committed; the file stays and is recognised by hash at the next rescan (not
+                        // re-taken at once: the unlink would most likely fail again).
+                        if failed == 0 {
+                            logger.error("cannot remove an ingested manifest from incoming/",
+                                         metadata: ["file": "\(file.name)", "error": "\(error)"])
+                        }
+                        failed += 1
+                    }
+                    state.withLock { _ = $0.pending.remove(file.name) }
+                    // Looked at only after the name stopped being pending, so no new file can slip between.
+                    var st = stat()
+                    if tried, lstat(spool.layout.incoming + "/" + file.name, &st) == 0 { left.append(file.name) }
+                }
+                logger.debug("ingested manifests removed from incoming/", metadata: [
+                    "files": "\(files.count)", "failed": "\(failed)", "left": "\(left.count)",
+                    "unlink_ms": "\(String(format: "%.1f", (ContinuousClock.now - start) / .milliseconds(1)))"])
+                done?(left)
+            }
+        }
     }
 }

@@ -14,6 +14,9 @@ enum TestHooks {
     /// window that lasts a millisecond.
     private static let holdIntakeAfter = ProcessInfo.processInfo.environment["REEL_TEST_HOLD_INTAKE_AFTER"]
         .flatMap { Int($0) }
+    /// `REEL_TEST_HOLD_UNLINK=<file>`: while `<file>` exists, intake's unlinker waits before each batch, so committed
+    /// files stay pending in `incoming/` for as long as a test needs.
+    private static let holdUnlinkFile = ProcessInfo.processInfo.environment["REEL_TEST_HOLD_UNLINK"]
     #endif
 
     /// Holds a due tick while the stall file exists (debug builds with `REEL_TEST_STALL_ENGINE` set only).
@@ -33,6 +36,16 @@ enum TestHooks {
         guard let limit = holdIntakeAfter, committed >= limit else { return }
         logger.notice("test hook: intake holding between commit and unlink", metadata: ["committed": "\(committed)"])
         while !Task.isCancelled { try? await Task.sleep(for: .seconds(1)) }
+        #endif
+    }
+
+    /// Blocks the calling thread (intake's unlinker queue, never the cooperative pool) while the hold file exists
+    /// (debug builds with `REEL_TEST_HOLD_UNLINK` set only).
+    static func holdUnlinkIfAsked(logger: Logger) {
+        #if DEBUG
+        guard let file = holdUnlinkFile, FileManager.default.fileExists(atPath: file) else { return }
+        logger.notice("test hook: unlinker holding")
+        while FileManager.default.fileExists(atPath: file) { Thread.sleep(forTimeInterval: 0.02) }
         #endif
     }
 }

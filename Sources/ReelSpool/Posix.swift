@@ -1,4 +1,5 @@
 import Glibc
+import ReelCore
 
 /// File names in the spool are raw bytes: a hostile writer may use any byte but `/` and NUL.
 enum SpoolName {
@@ -25,10 +26,7 @@ enum SpoolName {
             && decode(name) != nil
     }
 
-    static func hex2(_ b: UInt8) -> String {
-        let digits = Array("0123456789abcdef")
-        return String([digits[Int(b >> 4)], digits[Int(b & 15)]])
-    }
+    static func hex2(_ b: UInt8) -> String { Hex.string(CollectionOfOne(b)) }
 }
 
 /// Calls `body` with `name` as a NUL-terminated C string.

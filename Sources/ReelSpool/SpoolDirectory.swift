@@ -215,7 +215,7 @@ public final class SpoolDirectory: Sendable {
               (after.st_mtim.tv_sec, after.st_mtim.tv_nsec) == (st.st_mtim.tv_sec, st.st_mtim.tv_nsec) else {
             return .notReady(reason: "it changed while being read (writers should write in tmp/ and rename)")
         }
-        let digest = SHA256.hash(data: bytes).map { SpoolName.hex2($0) }.joined()
+        let digest = Hex.string(SHA256.hash(data: bytes))
         return .ok(SpoolFile(name: name, bytes: bytes, sha256: digest, size: bytes.count, mtime: seconds(st.st_mtim),
                              device: UInt64(st.st_dev), inode: UInt64(st.st_ino)))
     }
@@ -275,9 +275,10 @@ public final class SpoolDirectory: Sendable {
     @discardableResult
     public func accept(_ file: SpoolFile) throws -> Bool { try accept([file]) == 1 }
 
-    /// `accept` for many files with one directory fsync; returns how many were removed.
+    /// `accept` for many files with one directory fsync (none with `syncDirectory: false`, for a caller that
+    /// recognises a file again by its content should a power loss undo the unlink); returns how many were removed.
     @discardableResult
-    public func accept(_ files: [SpoolFile]) throws -> Int {
+    public func accept(_ files: [SpoolFile], syncDirectory: Bool = true) throws -> Int {
         var removed = 0
         for file in files {
             let raw = Array(file.name.utf8)
@@ -290,7 +291,7 @@ public final class SpoolDirectory: Sendable {
                 throw SpoolError.system("unlink", layout.incoming + "/" + file.name, errno)
             }
         }
-        guard fsync(incoming) == 0 else { throw SpoolError.system("fsync", layout.incoming, errno) }
+        guard !syncDirectory || fsync(incoming) == 0 else { throw SpoolError.system("fsync", layout.incoming, errno) }
         return removed
     }
 

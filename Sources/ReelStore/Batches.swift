@@ -41,7 +41,8 @@ extension Store {
         return try await ingest([manifest], now: now)[0].get()
     }
 
-    /// `ingest` for several manifests in one transaction (one commit for a burst of spool files). Each manifest is
+    /// `ingest` for several manifests in one transaction (one commit for a burst of spool files), fsynced before it
+    /// returns (`synchronous = FULL`): the caller may delete the source files at once. Each manifest is
     /// decided on its own, exactly as if ingested alone in this order; a manifest that breaks the batch/unique-key
     /// rules gets its own `.failure(StoreError.invalidIngest)` and the others go on. A database error throws and
     /// commits nothing.
@@ -60,7 +61,9 @@ extension Store {
                 })
             }
         }
-        return try await write { db in
+        // Durable (synchronous = FULL): intake unlinks the files right after this returns, so after a power loss
+        // the jobs must still be there (at NORMAL the WAL tail could be lost with the files already gone).
+        return try await durableWrite { db in
             try prepared.map { item in
                 switch item {
                 case .failure(let error): return .failure(error)

@@ -39,7 +39,7 @@ public final class Store: Sendable {
     }
 
     static func hex(_ digest: SHA256.Digest) -> String {
-        digest.map { String(format: "%02x", $0) }.joined()
+        Hex.string(digest)
     }
 
     // MARK: access
