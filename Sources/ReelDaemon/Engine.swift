@@ -278,6 +278,18 @@ public actor Engine {
         await checkBatchEnd(key.batch)
     }
 
+    /// Hands an adopted task to the scheduler: as the answer to the job's create while the scheduler still holds
+    /// the job (in doubt, being reconciled), or as a re-attached remote job when it had let the job go to wait for
+    /// an operator (`reelctl resolve --adopt`). Before this distinction, an operator's adoption was ignored by the
+    /// scheduler and the job sat in `pending` until the next restart.
+    func attachAdopted(_ row: JobRow, taskID: String) {
+        if scheduler.holds(row.key) {
+            handle(.submitted(row.key, taskID: taskID))
+        } else {
+            handle(.restoredRemote(schedulerJob(row), taskID: taskID, submittedAt: clock.now()))
+        }
+    }
+
     func schedulerJob(_ row: JobRow) -> SchedulerJob {
         SchedulerJob(key: row.key, priority: row.priority, deadline: row.deadline,
                      enqueuedAt: row.createdAt, model: row.spec.model, resolution: row.spec.resolution,

@@ -232,7 +232,7 @@ extension Engine {
                                                now: now) else { return }
             logger.notice("adopted task", metadata: ["job_id": "\(key)", "task_id": "\(task.taskID)"])
             publish(.jobsChanged([key]))
-            handle(.submitted(key, taskID: task.taskID))
+            if let row = try await store.job(key) { attachAdopted(row, taskID: task.taskID) }
         } catch {
             logger.error("cannot adopt task", metadata: ["job_id": "\(key)", "error": "\(error)"])
         }

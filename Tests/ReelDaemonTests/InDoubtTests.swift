@@ -124,11 +124,21 @@ import Testing
         #expect(Durability.path(waiting).suffix(2) == ["submitting", "in_doubt"], "\(Durability.path(waiting))")
         let journal = try await sandbox.journal().filter(\.isCreate)
         #expect(journal.count == 1, "only early's create reached the provider: \(journal.count)")
-        let reply = try await reeld.post("/v1/jobs/window/late/resolve", json: #"{"action": "resubmit"}"#)
+        // The operator finds the render elsewhere (here: made by hand at the provider) and adopts it. The reconciler
+        // had let the job go to wait for the operator, so the adoption must hand it back to the scheduler (the
+        // crash test caught adopted jobs sitting in `pending` until the next restart). The resubmit choice is
+        // covered by the always-on crash test.
+        let made = try await sandbox.send(TestHTTPRequest(
+            "POST", "/api/v1/services/aigc/video-generation/video-synthesis",
+            headers: ["Authorization": "Bearer sk-reel-test", "X-DashScope-Async": "enable"],
+            json: #"{"model":"wan2.6-r2v-flash","input":{"prompt":"character1 is about to be sent, case-late","reference_urls":["https://cdn.example.com/anna.png"]},"parameters":{"size":"1280*720","duration":2}}"#))
+        let output = try made.json()["output"] as? [String: Any]
+        let task = try #require(output?["task_id"] as? String, "create by hand: \(made.text)")
+        let reply = try await reeld.post("/v1/jobs/window/late/resolve", json: #"{"action": "adopt", "task_id": "\#(task)"}"#)
         #expect(reply.status == 200, "\(reply.status) \(reply.text)")
         let late = try await Durability.waitForState(reeld, "window/late", ["succeeded"])
-        #expect(Durability.taskIDs(late).count == 1)
-        #expect(try await sandbox.journal().filter(\.isCreate).count == 2, "one create per job")
+        #expect(Durability.taskIDs(late) == [task])
+        #expect(try await sandbox.journal().filter(\.isCreate).count == 2, "early's create and the one made by hand")
         #expect(await reeld.terminate() == 0)
     }
 

@@ -152,6 +152,10 @@ public struct Scheduler: Sendable {
     }
 
     /// When the daemon must send `.tick` (nil: only events can make progress).
+    /// Whether the scheduler holds `key` (queued, waiting, holding a slot or downloading). A job in doubt that
+    /// waits for an operator has been let go (`.released`).
+    public func holds(_ key: JobKey) -> Bool { records[key] != nil }
+
     public func nextWakeup(after now: Timestamp) -> Timestamp? {
         var t = Double.infinity
         if let r = retryTimers.top { t = min(t, r.at) }
