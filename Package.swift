@@ -84,7 +84,7 @@ let package = Package(
                           swiftSettings: settings),
 
         // Test support: manual clock, temp dirs, process launchers for the built binaries.
-        .target(name: "ReelTestKit", dependencies: ["ReelCore"], path: "Tests/ReelTestKit", swiftSettings: settings),
+        .target(name: "ReelTestKit", dependencies: ["ReelCore", "ReelMedia"], path: "Tests/ReelTestKit", swiftSettings: settings),
         .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore", "ReelMedia", "ReelTestKit"], swiftSettings: settings),
         .testTarget(name: "ReelStoreTests", dependencies: ["ReelStore", "ReelTestKit"], swiftSettings: settings),
         .testTarget(name: "ReelProviderTests", dependencies: ["ReelProvider", "ReelCurl", "ReelTestKit"],

@@ -316,7 +316,10 @@ public struct Delivery: Sendable {
         }
     }
 
-    static func sha256(fd: Int32, path: String) throws -> String {
+    static func sha256(fd: Int32, path: String) throws -> String { try digest(fd: fd, path: path).hex }
+
+    /// sha256 of everything `fd` holds from offset 0 (read with `pread`, 1 MiB at a time), and the bytes read.
+    static func digest(fd: Int32, path: String) throws -> (hex: String, bytes: Int64) {
         var hasher = SHA256()
         let chunk = 1 << 20
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
@@ -332,7 +335,7 @@ public struct Delivery: Sendable {
             hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             offset += off_t(n)
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return (Hex.string(hasher.finalize()), Int64(offset))
     }
 
     /// JSON as Reel writes it to disk: pretty, sorted keys, `/` unescaped, snake_case keys, final newline.

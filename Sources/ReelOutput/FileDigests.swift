@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import ReelMedia
 
@@ -72,26 +71,12 @@ public actor FileDigests {
         guard fstat(fd, &before) == 0 else {
             throw Failure(description: "cannot stat \(path): \(String(cString: strerror(errno)))")
         }
-        var hasher = SHA256()
-        let chunk = 1 << 20
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
-        defer { buffer.deallocate() }
-        var offset: off_t = 0
-        while true {
-            let n = pread(fd, buffer.baseAddress, chunk, offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw Failure(description: "cannot read \(path): \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { break }
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            offset += off_t(n)
-        }
+        let (hex, bytes) = try Delivery.digest(fd: fd, path: path)
         var after = stat()
         let version = Self.version(path, before)
-        guard fstat(fd, &after) == 0, Self.version(path, after) == version, Int64(offset) == version.size else {
+        guard fstat(fd, &after) == 0, Self.version(path, after) == version, bytes == version.size else {
             throw Failure(description: "\(path) changed while it was being hashed; try again once it is complete")
         }
-        return (version, hasher.finalize().map { String(format: "%02x", $0) }.joined())
+        return (version, hex)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ReelMedia
 import Glibc
 import Synchronization
 
@@ -128,18 +129,11 @@ public final class Child: Sendable {
             }
         }
         // Nothing but 0, 1 and 2 survives into the child (dup2'd descriptors lose O_CLOEXEC; all others close).
-        try Child.closeFrom3(&actions)
+        SpawnSetup.closeFrom3(&actions)
 
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var all = sigset_t()
-        sigfillset(&all)
-        sigdelset(&all, SIGKILL)
-        sigdelset(&all, SIGSTOP)
-        posix_spawnattr_setsigdefault(&attributes, &all)
+        let signalFlags = SpawnSetup.resetSignals(&attributes)
         posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setflags(&attributes, Int16(signalFlags | POSIX_SPAWN_SETPGROUP))
 
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -323,25 +317,6 @@ public final class Child: Sendable {
         let dirs = (path ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin")
             .split(separator: ":")
         return dirs.map { "\($0)/\(executable)" }.first { access($0, X_OK) == 0 }
-    }
-
-    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    /// glibc ≥ 2.34's `posix_spawn_file_actions_addclosefrom_np`, which Swift's Glibc module does not import.
-    private static let closeFrom: CloseFrom? = {
-        guard let sym = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
-        return unsafeBitCast(sym, to: CloseFrom.self)
-    }()
-
-    private static func closeFrom3(_ actions: inout posix_spawn_file_actions_t) throws {
-        if let closeFrom {
-            let rc = closeFrom(&actions, 3)
-            guard rc == 0 else { throw SpawnError(description: "addclosefrom: \(String(cString: strerror(rc)))") }
-            return
-        }
-        // Older glibc: close what is open now (a racing open elsewhere may slip through; all of ours are CLOEXEC).
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
-            if let fd = Int32(name), fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
-        }
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
