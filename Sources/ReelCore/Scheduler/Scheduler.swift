@@ -152,6 +152,24 @@ public struct Scheduler: Sendable {
     }
 
     /// When the daemon must send `.tick` (nil: only events can make progress).
+    /// What a failed status query (one task's or the task list's) means for the account: a throttle spends the
+    /// query budget, an account error stops submission. Returns true when the provider refused this query itself
+    /// (`jobPermanent`), which the caller counts against the task or the list.
+    private mutating func queryFailed(_ blame: Blame, now: Timestamp) -> Bool {
+        switch blame {
+        case .throttled:
+            throttleCount += 1
+            queries.exhaust(now)
+        case .account:
+            accountBlock = accountBlock ?? "status queries refused by the account (InvalidApiKey or Arrearage)"
+        case .jobPermanent:
+            return true
+        case .provider, .ambiguous:
+            break
+        }
+        return false
+    }
+
     /// Whether the scheduler holds `key` (queued, waiting, holding a slot or downloading). A job in doubt that
     /// waits for an operator has been let go (`.released`).
     public func holds(_ key: JobKey) -> Bool { records[key] != nil }
@@ -276,17 +294,7 @@ public struct Scheduler: Sendable {
             guard var rec = records[key], rec.phase.taskID != nil else { return }
             rec.pollOutstanding = false
             rec.pollFailures += 1
-            switch blame {
-            case .throttled:
-                throttleCount += 1
-                queries.exhaust(now)
-            case .account:
-                accountBlock = accountBlock ?? "status queries refused by the account (InvalidApiKey or Arrearage)"
-            case .jobPermanent:
-                rec.refusedPolls += 1
-            case .provider, .ambiguous:
-                break
-            }
+            if queryFailed(blame, now: now) { rec.refusedPolls += 1 }
             records[key] = rec
             if rec.refusedPolls >= max(1, limits.maxAttempts) {
                 forget(key)
@@ -332,17 +340,7 @@ public struct Scheduler: Sendable {
             guard let covered = listCovering else { return }
             listCovering = nil
             listFailures += 1
-            switch blame {
-            case .throttled:
-                throttleCount += 1
-                queries.exhaust(now)
-            case .account:
-                accountBlock = accountBlock ?? "status queries refused by the account (InvalidApiKey or Arrearage)"
-            case .jobPermanent:
-                listDisabled = true
-            case .provider, .ambiguous:
-                break
-            }
+            if queryFailed(blame, now: now) { listDisabled = true }
             let backoff = blame == .jobPermanent ? 0
                 : min(SchedulerTuning.pollRetryMax, SchedulerTuning.pollRetryBase * pow2(listFailures - 1))
             for key in covered.sorted() {
