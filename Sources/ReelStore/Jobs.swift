@@ -84,6 +84,7 @@ extension Store {
                                     cause: { ($0.state == .inDoubt ? "adopted task " : "created task ") + taskID }) {
                 $0.taskID = taskID
                 $0.submittedAt = now
+                $0.reason = nil   // e.g. an in-doubt job's "resolve with reelctl resolve …": no longer true
             }
             guard row != nil else { return false }
             try db.run("UPDATE batches SET started_at = ? WHERE name = ? AND started_at IS NULL",

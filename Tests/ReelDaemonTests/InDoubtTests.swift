@@ -136,6 +136,9 @@ import Testing
         let task = try #require(output?["task_id"] as? String, "create by hand: \(made.text)")
         let reply = try await reeld.post("/v1/jobs/window/late/resolve", json: #"{"action": "adopt", "task_id": "\#(task)"}"#)
         #expect(reply.status == 200, "\(reply.status) \(reply.text)")
+        let adopted = try reply.json()["job"] as? [String: Any]
+        #expect(adopted?["task_id"] as? String == task)
+        #expect(adopted?["reason"] == nil, "the in-doubt reason is gone once a task is adopted: \(reply.text)")
         let late = try await Durability.waitForState(reeld, "window/late", ["succeeded"])
         #expect(Durability.taskIDs(late) == [task])
         #expect(try await sandbox.journal().filter(\.isCreate).count == 2, "early's create and the one made by hand")
