@@ -49,7 +49,7 @@ public actor BatchEndHandler {
         var log = logger
         log[metadataKey: "batch"] = "\(batch)"
         do {
-            _ = try await tree.prepare(batch)
+            _ = try tree.prepare(batch)
             let written = try await Delivery(tree: tree).finishBatch(manifest)
             log.notice("batch complete", metadata: ["succeeded": "\(manifest.totals.succeeded)",
                                                     "failed": "\(manifest.totals.failed + manifest.totals.expired)",

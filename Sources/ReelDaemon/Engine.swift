@@ -210,7 +210,7 @@ public actor Engine {
         let id = UUID()
         let task = Task { [self] in
             await body(self)
-            await self.removeInflight(id)
+            self.removeInflight(id)
         }
         inflight[id] = task
     }
@@ -231,7 +231,7 @@ public actor Engine {
             try? await Task.sleep(for: .seconds(delay))
             await TestHooks.holdTickIfAsked()
             if Task.isCancelled { return }
-            await self.tick()
+            self.tick()
         }
     }
 
