@@ -51,7 +51,7 @@ public struct ControlAPI: Sendable {
         switch (rest.count, rest.first) {
         case (1, "status"):
             try allow(isGet, request, "GET")
-            return .json(try await backend.status())
+            return .jsonBytes(try await backend.status().wireJSON())
         case (1, "metrics"):
             try allow(isGet, request, "GET")
             return .text(try await backend.metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8")
@@ -172,20 +172,19 @@ public struct ControlAPI: Sendable {
             }
             limit = n
         }
-        return .json(try await backend.jobs(state: state, batch: batch, limit: limit, cursor: cursor))
+        return .jsonBytes(try await backend.jobs(state: state, batch: batch, limit: limit, cursor: cursor).wireJSON())
     }
 
     /// Every matching job, one JSON object per line, streamed page by page.
     private func ndjson(state: JobState?, batch: String?, cursor: String?) -> HTTPResponse {
         let backend = self.backend
         return HTTPResponse(status: .ok, headers: ["Content-Type": "application/x-ndjson"], body: .stream { writer in
-            let encoder = Wire.encoder()
             var next = cursor
             repeat {
                 let page = try await backend.jobs(state: state, batch: batch, limit: 1000, cursor: next)
                 var chunk: [UInt8] = []
                 for job in page.jobs {
-                    chunk += try encoder.encode(job)
+                    chunk += job.wireJSON()
                     chunk.append(UInt8(ascii: "\n"))
                 }
                 try await writer.write(chunk)
