@@ -156,17 +156,22 @@ public struct HTTPServer: Sendable {
         } else if head.version.minor == 0 {
             headers.replaceOrAdd(name: "Connection", value: "keep-alive")
         }
-        try await outbound.write(.head(HTTPResponseHead(version: head.version, status: response.status,
-                                                        headers: headers)))
-        if head.method != .HEAD {
-            switch response.body {
-            case .bytes(let buffer):
-                if buffer.readableBytes > 0 { try await outbound.write(.body(.byteBuffer(buffer))) }
-            case .stream(let produce):
+        let responseHead = HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: response.status,
+                                                                         headers: headers))
+        switch response.body {
+        case .bytes(let buffer):
+            // Head, body and end in one write: one hop to the event loop and one flush per response.
+            var parts = [responseHead]
+            if head.method != .HEAD, buffer.readableBytes > 0 { parts.append(.body(.byteBuffer(buffer))) }
+            parts.append(.end(nil))
+            try await outbound.write(contentsOf: parts)
+        case .stream(let produce):
+            try await outbound.write(responseHead)
+            if head.method != .HEAD {
                 try await produce(HTTPBodyWriter { try await outbound.write(.body(.byteBuffer($0))) })
             }
+            try await outbound.write(.end(nil))
         }
-        try await outbound.write(.end(nil))
         if streamsToClose { throw HTTPAbort() }
     }
 }
