@@ -75,21 +75,20 @@ public enum RFC3339 {
         let (days, msOfDay) = millis.quotientAndRemainder(dividingBy: 86_400_000)
         let (day, ms) = msOfDay < 0 ? (days - 1, msOfDay + 86_400_000) : (days, msOfDay)
         let (y, m, d) = civilFromDays(day)
-        var out = [UInt8]()
-        out.reserveCapacity(24)
-        func put(_ v: Int, _ width: Int) {
-            var digits = [UInt8](repeating: 0x30, count: width)
-            var v = v
-            for k in stride(from: width - 1, through: 0, by: -1) {
-                digits[k] = 0x30 + UInt8(v % 10)
-                v /= 10
+        // One allocation: the 24 bytes are written in place (this runs several times per listed job).
+        return String(unsafeUninitializedCapacity: 24) { out in
+            func put(_ v: Int, _ width: Int, at offset: Int) {
+                var v = v
+                for k in stride(from: offset + width - 1, through: offset, by: -1) {
+                    out[k] = 0x30 + UInt8(v % 10)
+                    v /= 10
+                }
             }
-            out += digits
+            put(y, 4, at: 0); out[4] = 0x2D; put(m, 2, at: 5); out[7] = 0x2D; put(d, 2, at: 8); out[10] = 0x54
+            put(ms / 3_600_000, 2, at: 11); out[13] = 0x3A; put(ms / 60_000 % 60, 2, at: 14); out[16] = 0x3A
+            put(ms / 1000 % 60, 2, at: 17); out[19] = 0x2E; put(ms % 1000, 3, at: 20); out[23] = 0x5A
+            return 24
         }
-        put(y, 4); out.append(0x2D); put(m, 2); out.append(0x2D); put(d, 2); out.append(0x54)
-        put(ms / 3_600_000, 2); out.append(0x3A); put(ms / 60_000 % 60, 2); out.append(0x3A)
-        put(ms / 1000 % 60, 2); out.append(0x2E); put(ms % 1000, 3); out.append(0x5A)
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
