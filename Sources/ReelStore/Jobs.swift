@@ -322,7 +322,7 @@ extension Store {
     /// Job counts by (batch, model, resolution, state) with cost and estimated billed seconds; read from a table
     /// kept by triggers, so it costs a few rows, not a scan of every job.
     public func counts() async throws -> JobCounts {
-        try await read { db in try Self.fetchCounts(db, batch: nil) }
+        try await cachedRead(countsCache) { db in try Self.fetchCounts(db, batch: nil) }
     }
 
     static func fetchCounts(_ db: Database, batch: String?) throws -> JobCounts {

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import ReelCore
+import Synchronization
 
 /// Reel's durable state: one SQLite file in WAL mode, written through GRDB's single writer queue.
 ///
@@ -10,6 +11,11 @@ import ReelCore
 /// state, written together with its `transitions` row in one transaction.
 public final class Store: Sendable {
     let pool: DatabasePool
+    /// Bumped after every write transaction returns: a value read while it stood still is still the truth.
+    private let writes = Atomic<Int>(0)
+    /// `counts()` as of a `writes` value (status and metrics ask for it many times a second; it changes only
+    /// when something is written).
+    let countsCache = Mutex<(writes: Int, value: JobCounts)?>(nil)
 
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     ///
@@ -45,7 +51,26 @@ public final class Store: Sendable {
     // MARK: access
 
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await pool.write(body)
+        defer { wrote() }
+        return try await pool.write(body)
+    }
+
+    /// How many write transactions have returned so far. Equal values bracket a span in which no write
+    /// completed, so an answer read in it may be served again (see `ListingCache` in the daemon).
+    public var writeGeneration: Int { writes.load(ordering: .acquiring) }
+
+    /// Called after each write returns (committed or rolled back), before its caller sees the result.
+    func wrote() { writes.add(1, ordering: .releasing) }
+
+    /// `read(body)` answered from the last answer while nothing has been written since it was read. The
+    /// generation is taken *before* the read, so an answer read across a commit is never reused after it.
+    func cachedRead<T: Sendable>(_ cache: borrowing Mutex<(writes: Int, value: T)?>,
+                                 _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let generation = writes.load(ordering: .acquiring)
+        if let hit = cache.withLock({ $0 }), hit.writes == generation { return hit.value }
+        let value = try await read(body)
+        cache.withLock { $0 = (generation, value) }
+        return value
     }
 
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
@@ -55,7 +80,8 @@ public final class Store: Sendable {
     /// A write whose commit is fsynced before it returns (`synchronous = FULL` for this one transaction), so that
     /// it survives a power loss, not only a process crash.
     func durableWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await pool.writeWithoutTransaction { db in
+        defer { wrote() }
+        return try await pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
             defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
             var result: T?

@@ -78,6 +78,25 @@ import Testing
         }
     }
 
+    /// `counts()` is answered from a cache while nothing is written; every write, of any kind, ends that.
+    @Test func cachedCountsFollowEveryWrite() async throws {
+        try await withStore { store, _ in
+            #expect(try await store.counts().total == 0)
+            let before = store.writeGeneration
+            #expect(try await store.counts().total == 0)
+            #expect(store.writeGeneration == before, "a read is not a write")
+            try await ingest(store, "one", ["a", "b"])                          // durable write
+            #expect(try await store.counts().byState == [.queued: 2])
+            #expect(store.writeGeneration > before)
+            _ = try await store.beginSubmission(key("one/a"), fingerprint: "f", now: t0)
+            #expect(try await store.counts().byState == [.queued: 1, .submitting: 1])
+            try await store.commitTaskID(key("one/a"), taskID: "t", status: .running, now: t0)
+            #expect(try await store.counts().byState == [.queued: 1, .running: 1])
+            try await store.update(key("one/a"), now: t0) { $0.costUSD = 0.5 }  // plain write
+            #expect(try await store.counts().costUSD == 0.5)
+        }
+    }
+
     @Test func countsByStateBatchAndModelWithCost() async throws {
         try await withStore { store, _ in
             try await ingest(store, "one", ["a", "b"], model: .r2v)
