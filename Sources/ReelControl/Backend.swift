@@ -5,6 +5,8 @@ import ReelProtocol
 public protocol ControlBackend: Sendable {
     func status() async throws -> StatusResponse
     func jobs(state: JobState?, batch: String?, limit: Int, cursor: String?) async throws -> JobPage
+    /// The same page as JSON (`GET /v1/jobs`); a backend may answer repeated identical reads from a cache.
+    func jobsJSON(state: JobState?, batch: String?, limit: Int, cursor: String?) async throws -> [UInt8]
     func job(_ key: JobKey) async throws -> JobDetail?
     func perform(_ action: JobAction, on key: JobKey) async throws -> ActionResult
     func batches() async throws -> BatchList
@@ -15,6 +17,12 @@ public protocol ControlBackend: Sendable {
     func metrics() async throws -> String
     /// Live changes for `GET /v1/events`; the stream ends when the client goes away.
     func events(batch: String?) async -> AsyncStream<ControlEvent>
+}
+
+extension ControlBackend {
+    public func jobsJSON(state: JobState?, batch: String?, limit: Int, cursor: String?) async throws -> [UInt8] {
+        try await jobs(state: state, batch: batch, limit: limit, cursor: cursor).wireJSON()
+    }
 }
 
 public enum JobAction: Sendable, Equatable {

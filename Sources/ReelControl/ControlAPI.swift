@@ -172,7 +172,7 @@ public struct ControlAPI: Sendable {
             }
             limit = n
         }
-        return .jsonBytes(try await backend.jobs(state: state, batch: batch, limit: limit, cursor: cursor).wireJSON())
+        return .jsonBytes(try await backend.jobsJSON(state: state, batch: batch, limit: limit, cursor: cursor))
     }
 
     /// Every matching job, one JSON object per line, streamed page by page.

@@ -4,6 +4,7 @@ import ReelCore
 import ReelOutput
 import ReelProtocol
 import ReelStore
+import Synchronization
 
 /// The control API's view of the daemon: reads from the store, decisions through the engine.
 struct DaemonBackend: ControlBackend {
@@ -12,11 +13,11 @@ struct DaemonBackend: ControlBackend {
     let clock: any WallClock
     let startedAt: Timestamp
     let reload: @Sendable () async -> ActionResult
+    let listings = ListingCache()
 
     func status() async throws -> StatusResponse {
         let counts = try await store.counts()
-        let snapshot = await engine.schedulerSnapshot
-        let limits = await engine.options.limits
+        let (snapshot, limits, deadlineWarnings) = await engine.statusFacts()
         let now = clock.now()
         var warnings: [String] = []
         let byState = counts.byState
@@ -27,7 +28,7 @@ struct DaemonBackend: ControlBackend {
             warnings.append("\(n) job(s) expired: rendered and billed, but the result's 24-hour window passed before download")
         }
         if let block = snapshot.accountBlock { warnings.append("submission stopped: \(block)") }
-        warnings += await engine.deadlineWarnings
+        warnings += deadlineWarnings
         return StatusResponse(
             version: Delivery.reelVersion, pid: getpid(), started_at: Wire.time(startedAt), uptime_s: now - startedAt,
             mode: snapshot.draining ? "draining" : (snapshot.paused ? "paused" : "running"),
@@ -49,6 +50,28 @@ struct DaemonBackend: ControlBackend {
     }
 
     func jobs(state: JobState?, batch: String?, limit: Int, cursor: String?) async throws -> ReelProtocol.JobPage {
+        try await listing(state: state, batch: batch, limit: limit, cursor: cursor).page
+    }
+
+    /// `GET /v1/jobs` as bytes. A page asked for again while nothing was written to the store and the engine's
+    /// forecast and prices are the ones it was built with is the same page, so it is served from `listings`
+    /// (watchers and dashboards poll the same first page over and over).
+    func jobsJSON(state: JobState?, batch: String?, limit: Int, cursor: String?) async throws -> [UInt8] {
+        let key = ListingCache.Key(state: state, batch: batch, limit: limit, cursor: cursor)
+        let generation = store.writeGeneration   // before the read: a write during it makes the entry stale
+        if let hit = listings[key], hit.generation == generation {
+            let (pricing, forecast) = await engine.listingContext(forecast: hit.forecastAt != nil)
+            if pricing == hit.pricing, forecast?.at == hit.forecastAt { return hit.bytes }
+        }
+        let built = try await listing(state: state, batch: batch, limit: limit, cursor: cursor)
+        let bytes = built.page.wireJSON()
+        listings[key] = ListingCache.Entry(generation: generation, pricing: built.pricing,
+                                           forecastAt: built.forecastAt, bytes: bytes)
+        return bytes
+    }
+
+    private func listing(state: JobState?, batch: String?, limit: Int, cursor: String?) async throws
+        -> (page: ReelProtocol.JobPage, pricing: PricingTable, forecastAt: Timestamp?) {
         let page: JobSummaryPage
         do {
             page = try await store.listJobSummaries(state: state, batch: batch, limit: limit, after: cursor)
@@ -56,10 +79,9 @@ struct DaemonBackend: ControlBackend {
             throw ControlError(.badRequest, code: "bad_cursor", message: "\(c) is not a cursor from this API",
                                hint: "pass next_cursor from the previous page unchanged, or omit cursor to start over")
         }
-        let pricing = await engine.options.pricing
-        let forecast = page.rows.contains { !$0.state.isTerminal } ? await engine.forecast() : nil
+        let (pricing, forecast) = await engine.listingContext(forecast: page.rows.contains { !$0.state.isTerminal })
         let views = page.rows.map { view($0, pricing: pricing, forecast: forecast) }
-        return ReelProtocol.JobPage(jobs: views, next_cursor: page.nextCursor)
+        return (ReelProtocol.JobPage(jobs: views, next_cursor: page.nextCursor), pricing, forecast?.at)
     }
 
     func job(_ key: JobKey) async throws -> JobDetail? {
@@ -190,6 +212,41 @@ struct DaemonBackend: ControlBackend {
                 continuation.finish()
             }
             continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
+/// The last few `GET /v1/jobs` pages as sent, with what they were built from (see `DaemonBackend.jobsJSON`).
+final class ListingCache: Sendable {
+    struct Key: Hashable, Sendable {
+        var state: JobState?
+        var batch: String?
+        var limit: Int
+        var cursor: String?
+    }
+
+    struct Entry: Sendable {
+        /// `Store.writeGeneration` before the page was read.
+        var generation: Int
+        var pricing: PricingTable
+        /// The forecast's time, nil when the page had no job to forecast.
+        var forecastAt: Timestamp?
+        var bytes: [UInt8]
+    }
+
+    /// Pages kept; a listing page is tens of kilobytes.
+    static let capacity = 32
+    private let entries = Mutex<[Key: Entry]>([:])
+
+    subscript(key: Key) -> Entry? {
+        get { entries.withLock { $0[key] } }
+        set {
+            entries.withLock { entries in
+                if entries[key] == nil, entries.count >= Self.capacity, let victim = entries.keys.first {
+                    entries[victim] = nil
+                }
+                entries[key] = newValue
+            }
         }
     }
 }

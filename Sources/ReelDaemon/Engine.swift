@@ -317,6 +317,11 @@ public actor Engine {
     /// Deadline warnings raised by the scheduler, for `reelctl status` (the newest 20).
     public var deadlineWarnings: [String] { Array(deadlineRisks.values.sorted().suffix(20)) }
 
+    /// What `GET /v1/status` needs from the engine, in one hop onto the actor.
+    public func statusFacts() -> (snapshot: SchedulerSnapshot, limits: SchedulerLimits, deadlineWarnings: [String]) {
+        (scheduler.snapshot, options.limits, deadlineWarnings)
+    }
+
     /// ETAs of every job and batch, at most a second old, for the control API. The replay costs time in the
     /// queue's length (tens of milliseconds at 100,000 queued jobs), so it runs on a copy of the scheduler off the
     /// actor, at most once at a time: a forecast younger than 30 s is answered at once (and refreshed in the
@@ -330,6 +335,11 @@ public actor Engine {
         let refresh = etaRefresh ?? refreshForecast(now: now)
         etaRefresh = refresh
         return await refresh.value
+    }
+
+    /// What a job listing needs from the engine, in one hop: the price table, and the forecast when asked.
+    public func listingContext(forecast wanted: Bool) async -> (pricing: PricingTable, forecast: ETAForecast?) {
+        (options.pricing, wanted ? await forecast() : nil)
     }
 
     /// One job's ETA, exact and now (`GET /v1/jobs/{batch}/{id}` for a job the last forecast did not know yet).

@@ -55,3 +55,42 @@ import Testing
         #expect(batchP90 != nil && batchP90! >= table.values.map(\.p90).max()!, "the batch ends with its last job")
     }
 }
+
+/// `GET /v1/jobs` answers a repeated page from reeld's listing cache; the cache must never show a page older than
+/// the last change the caller was told about.
+@Suite struct ListingCacheTests {
+    @Test func aRepeatedPageIsTheSamePageUntilSomethingChanges() async throws {
+        let sandbox = try await SandboxProcess.start()
+        defer { sandbox.stop() }
+        let reeld = try await pausedDaemon(providerURL: sandbox.url)
+        defer { reeld.stop() }
+        try reeld.drop(manifest(batch: "cache", count: 12), as: "cache.json")
+        _ = try await reeld.waitFor(timeout: 30, "12 queued") { $0["queued"] == 12 }
+
+        func page() async throws -> (bytes: [UInt8], states: [String: String]) {
+            let r = try await reeld.get("/v1/jobs?batch=cache&limit=5")
+            #expect(r.status == 200)
+            let jobs = try r.json()["jobs"] as? [[String: Any]] ?? []
+            var states: [String: String] = [:]
+            for j in jobs { states[j["id"] as? String ?? "?"] = j["state"] as? String }
+            return (r.body, states)
+        }
+        let first = try await page()
+        #expect(first.states.count == 5 && first.states.values.allSatisfy { $0 == "queued" })
+        #expect(try await page().bytes == first.bytes, "nothing changed: the same bytes")
+
+        // Every mutation is visible to the very next read of the same page.
+        for (action, expected) in [("hold", "held"), ("release", "queued"), ("cancel", "cancelled"), ("retry", "queued")] {
+            let r = try await reeld.post("/v1/jobs/cache/j-00002/\(action)")
+            #expect(r.status == 200, "\(action): \(r.text)")
+            #expect(try await page().states["j-00002"] == expected, "after \(action)")
+        }
+        // Another filter over the same jobs is another entry, not the cached page.
+        let held = try await reeld.post("/v1/jobs/cache/j-00000/hold")
+        #expect(held.status == 200)
+        let queuedOnly = try await reeld.get("/v1/jobs?batch=cache&limit=5&state=queued").json()["jobs"] as? [[String: Any]]
+        #expect(queuedOnly?.compactMap { $0["id"] as? String }.contains("j-00000") == false)
+        #expect(queuedOnly?.count == 5)
+        #expect(try await page().states["j-00000"] == "held")
+    }
+}
