@@ -390,7 +390,8 @@ public actor Intake {
         private let spool: SpoolDirectory
         private let logger: Logger
         private let state = Mutex(State())
-        private let io = DispatchQueue(label: "reel.intake.unlink")
+        /// Unlinks run on the low-priority cleanup thread: they trail the commits by design.
+        private let io = BlockingThreads.cleanup
 
         init(spool: SpoolDirectory, logger: Logger) {
             self.spool = spool

@@ -13,15 +13,24 @@ public final class BlockingThreads: Sendable {
     /// Whole-file hashing (reference files up to 100 MB, delivered videos): one thread, so hashing never takes
     /// both cores and never queues short file work behind a long read.
     public static let hashing = BlockingThreads(threads: 1, name: "reel-hash")
+    /// Background cleanup that may trail (intake's removal of committed spool files): one thread at nice 10,
+    /// so a burst of unlinks, which costs the kernel more than the commits it follows, yields the CPU to them.
+    public static let cleanup = BlockingThreads(threads: 1, name: "reel-cleanup", nice: 10)
 
     private typealias Job = @Sendable () -> Void
     private let jobs = Mutex<[Job]>([])
     private let ready = DispatchSemaphore(value: 0)
 
-    /// Starts `threads` threads named `<name>-<n>`; they live as long as the process.
-    public init(threads: Int, name: String) {
+    /// Starts `threads` threads named `<name>-<n>`; they live as long as the process. A positive `nice` lowers
+    /// these threads' scheduling priority (Linux nice values are per thread).
+    public init(threads: Int, name: String, nice: Int32 = 0) {
         for index in 0..<max(1, threads) {
-            let thread = Thread { [self] in work() }
+            let thread = Thread { [self] in
+                if nice > 0, let tid = Self.currentThreadID() {
+                    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(tid), nice)
+                }
+                work()
+            }
             thread.name = "\(name)-\(index)"
             thread.start()
         }
@@ -40,6 +49,19 @@ public final class BlockingThreads: Sendable {
             submit { continuation.resume(returning: body()) }
         }
     }
+
+    /// The kernel's id of the calling thread (Glibc's `gettid` is not imported): `/proc/thread-self` links to
+    /// `PID/task/TID`.
+    static func currentThreadID() -> Int32? {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/thread-self", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .split(separator: "/").last.flatMap { Int32($0) }
+    }
+
+    /// Runs `body` on one of the threads; returns at once.
+    public func async(_ body: @escaping @Sendable () -> Void) { submit(body) }
 
     private func submit(_ job: @escaping Job) {
         jobs.withLock { $0.append(job) }
