@@ -56,7 +56,7 @@ extension Store {
                     throw StoreError.invalidIngest("manifest \(m.fileName) lists a job id twice")
                 }
                 return (m, try m.jobs.map { spec in
-                    let data = try Codec.data(spec)
+                    let data = Codec.spec(spec)
                     return (spec, Self.hex(SHA256.hash(data: data)), String(decoding: data, as: UTF8.self))
                 })
             }
@@ -75,8 +75,8 @@ extension Store {
 
     private static func ingest(_ db: Database, _ m: ManifestIngest, _ rows: [(JobSpec, String, String)],
                                now: Timestamp) throws -> IngestOutcome {
-        if let seen = try Row.fetchOne(db, sql: "SELECT file_name, ingested_at FROM manifests WHERE sha256 = ?",
-                                       arguments: [m.manifestSHA256]) {
+        let known = try db.cachedStatement(sql: "SELECT file_name, ingested_at FROM manifests WHERE sha256 = ?")
+        if let seen = try Row.fetchOne(known, arguments: [m.manifestSHA256]) {
             return .alreadyIngested(fileName: seen[0], at: seen[1])
         }
         var added: [(JobSpec, String, String)] = []
