@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 import ReelProtocol
 import Testing
 
