@@ -64,17 +64,48 @@ extension Store {
         // Durable (synchronous = FULL): intake unlinks the files right after this returns, so after a power loss
         // the jobs must still be there (at NORMAL the WAL tail could be lost with the files already gone).
         return try await durableWrite { db in
-            try prepared.map { item in
+            var batches: [String: BatchFold] = [:]
+            var outcomes: [Result<IngestOutcome, any Error>] = []
+            outcomes.reserveCapacity(prepared.count)
+            for item in prepared {
                 switch item {
-                case .failure(let error): return .failure(error)
-                case .success(let (m, rows)): return .success(try Self.ingest(db, m, rows, now: now))
+                case .failure(let error): outcomes.append(.failure(error))
+                case .success(let (m, rows)): outcomes.append(.success(try Self.ingest(db, m, rows, now: now, batches: &batches)))
                 }
             }
+            for (name, fold) in batches where fold.manifests > 0 {
+                try db.run("""
+                    UPDATE batches SET priority = ifnull(?, priority), deadline = ifnull(?, deadline),
+                      budget_usd = ifnull(?, budget_usd), manifest_count = manifest_count + ?,
+                      completed_at = CASE WHEN ? THEN NULL ELSE completed_at END
+                    WHERE name = ?
+                    """, [fold.priority?.rawValue, fold.deadline, fold.budgetUSD, fold.manifests, fold.addedJobs, name])
+            }
+            return outcomes
+        }
+    }
+
+    /// What later manifests of one transaction did to a batch already upserted in it, applied with one UPDATE at
+    /// the end: the same row as their upserts one by one (priority: the last; deadline and budget: the last given;
+    /// one more manifest each; `completed_at` cleared if any added jobs). Nothing in between reads `batches`.
+    struct BatchFold {
+        var priority: Priority?
+        var deadline: Timestamp?
+        var budgetUSD: Double?
+        var manifests = 0
+        var addedJobs = false
+
+        mutating func absorb(_ settings: BatchSettings, added: Bool) {
+            priority = settings.priority
+            deadline = settings.deadline ?? deadline
+            budgetUSD = settings.budgetUSD ?? budgetUSD
+            manifests += 1
+            addedJobs = addedJobs || added
         }
     }
 
     private static func ingest(_ db: Database, _ m: ManifestIngest, _ rows: [(JobSpec, String, String)],
-                               now: Timestamp) throws -> IngestOutcome {
+                               now: Timestamp, batches: inout [String: BatchFold]) throws -> IngestOutcome {
         let known = try db.cachedStatement(sql: "SELECT file_name, ingested_at FROM manifests WHERE sha256 = ?")
         if let seen = try Row.fetchOne(known, arguments: [m.manifestSHA256]) {
             return .alreadyIngested(fileName: seen[0], at: seen[1])
@@ -98,13 +129,20 @@ extension Store {
             }
         }
         guard conflicts.isEmpty else { return .rejected(conflicts) }
-        try db.run("""
-            INSERT INTO batches (name, priority, deadline, budget_usd, created_at, manifest_count)
-            VALUES (?, ?, ?, ?, ?, 1)
-            ON CONFLICT (name) DO UPDATE SET priority = excluded.priority,
-              deadline = ifnull(excluded.deadline, deadline), budget_usd = ifnull(excluded.budget_usd, budget_usd),
-              manifest_count = manifest_count + 1
-            """, [m.batch, m.settings.priority.rawValue, m.settings.deadline, m.settings.budgetUSD, now])
+        // The first manifest of a batch in this transaction upserts it; later ones fold into one UPDATE.
+        let upserted = batches[m.batch] != nil
+        if upserted {
+            batches[m.batch]!.absorb(m.settings, added: !added.isEmpty)
+        } else {
+            try db.run("""
+                INSERT INTO batches (name, priority, deadline, budget_usd, created_at, manifest_count)
+                VALUES (?, ?, ?, ?, ?, 1)
+                ON CONFLICT (name) DO UPDATE SET priority = excluded.priority,
+                  deadline = ifnull(excluded.deadline, deadline), budget_usd = ifnull(excluded.budget_usd, budget_usd),
+                  manifest_count = manifest_count + 1
+                """, [m.batch, m.settings.priority.rawValue, m.settings.deadline, m.settings.budgetUSD, now])
+            batches[m.batch] = BatchFold()
+        }
         for (spec, digest, text) in added {
             try db.run("""
                 INSERT INTO jobs (batch, id, spec, spec_digest, model, resolution, duration_s, est_billed_seconds,
@@ -117,7 +155,7 @@ extension Store {
                 INSERT INTO transitions (job_seq, from_state, to_state, cause, at) VALUES (?, NULL, 'queued', ?, ?)
                 """, [db.lastInsertedRowID, "intake \(m.fileName)", now])
         }
-        if !added.isEmpty {
+        if !added.isEmpty, !upserted {
             try db.run("UPDATE batches SET completed_at = NULL WHERE name = ?", [m.batch])
         }
         try db.run("""

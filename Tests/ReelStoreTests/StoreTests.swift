@@ -47,6 +47,40 @@ import Testing
         }
     }
 
+    /// Several manifests of one batch in one transaction (intake's chunks) leave the batch exactly as ingesting
+    /// them one by one would: the first upserts, the rest are folded into one UPDATE.
+    @Test func manifestsOfOneBatchInOneTransactionFoldLikeOneByOne() async throws {
+        let d1 = t0 + 86_400, d2 = t0 + 2 * 86_400
+        func manifests(_ round: Int) -> [ManifestIngest] {
+            [("rush", nil, 50.0), ("bulk", d1, nil), ("normal", nil, nil), ("bulk", d2, 80.0), ("rush", nil, nil)]
+                .enumerated().map { i, s in
+                    ManifestIngest(manifestSHA256: "m\(round)-\(i)", fileName: "m\(i).json", batch: "fold",
+                                   settings: BatchSettings(priority: Priority(rawValue: s.0)!, deadline: s.1, budgetUSD: s.2),
+                                   jobs: i == 2 ? [] : [spec("fold", "r\(round)-j\(i)")])
+                }
+        }
+        func row(_ store: Store) async throws -> BatchSummary { try #require(try await store.batch("fold")) }
+        var oneByOne: BatchSummary?
+        try await withStore { store, _ in
+            try await ingest(store, "fold", ["first"])
+            #expect(try await store.transition(key("fold/first"), from: .queued, to: .cancelled, cause: "t", now: t0 + 1))
+            #expect(try await row(store).completedAt != nil)
+            for m in manifests(1) { _ = try await store.ingest([m], now: t0 + 2) }
+            oneByOne = try await row(store)
+        }
+        try await withStore { store, _ in
+            try await ingest(store, "fold", ["first"])
+            #expect(try await store.transition(key("fold/first"), from: .queued, to: .cancelled, cause: "t", now: t0 + 1))
+            let outcomes = try await store.ingest(manifests(1), now: t0 + 2)
+            #expect(outcomes.allSatisfy { (try? $0.get()) != nil })
+            let together = try await row(store)
+            #expect(together == oneByOne)
+            #expect(together.settings == BatchSettings(priority: .rush, deadline: d2, budgetUSD: 80))
+            #expect(together.manifestCount == 6)
+            #expect(together.completedAt == nil, "new jobs reopen the batch")
+        }
+    }
+
     @Test func theSameManifestTwiceIsANoOp() async throws {
         try await withStore { store, _ in
             try await ingest(store, "b", ["a"], sha: "abc")
