@@ -118,7 +118,7 @@ public enum Daemon {
     }
 }
 
-/// READY=1 waits for these: the spool scanned once and the control socket bound.
+/// READY=1 waits for these: the spool scanned once (its files committed and removed) and the control socket bound.
 actor Readiness {
     private var spoolScanned = false
     private var socketBound = false
@@ -164,6 +164,9 @@ struct IntakeService: Service {
             }
         }
         await scan("start")
+        // READY means what was in incoming/ at start has been taken: committed, and removed (or its removal
+        // tried) by the unlinker, which otherwise trails at low priority.
+        await intake.removalsDone()
         await readiness.markSpoolScanned()
         await cancelWhenGracefulShutdown {
             for await hint in watcher.hints {
