@@ -365,7 +365,14 @@ extension Sandbox {
             return Self.invalid("status must be one of PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED.")
         }
         let modelFilter = q["model_name"]
+        let realNow = options.rateClock?() ?? realElapsed()
         return state.withLock { s in
+            // A list is a call of the task query API: it shares the account's 20 QPS with single-task queries
+            // (the documented limit names the query API, not one endpoint; the stricter reading is the safe one).
+            guard SandboxState.admit(&s.recentQueries, now: realNow, limit: options.queryQPS) else {
+                s.count("throttled.query_qps")
+                return Self.throttled("Throttling.RateQuota", retryAfter: nil)
+            }
             let t = sandboxNow(s)
             s.settle(at: t, concurrency: options.concurrency)
             s.count("lists")

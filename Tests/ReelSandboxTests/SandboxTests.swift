@@ -217,6 +217,18 @@ import Testing
             #expect(throttled.header("retry-after") == nil)
         }
     }
+
+    @Test func listsShareTheTwentyQueriesPerSecond() async throws {
+        let frozen: @Sendable () -> Double = { 7 }
+        try await withSandbox({ $0.queryQPS = 20; $0.rateClock = frozen }) { c in
+            let q = TestHTTPRequest("GET", "/api/v1/tasks/x", headers: ["Authorization": "Bearer sk-test"])
+            let list = TestHTTPRequest("GET", "/api/v1/tasks?page_size=100", headers: ["Authorization": "Bearer sk-test"])
+            let answers = try await TestHTTP.exchange(c.endpoint, Array(repeating: q, count: 15) + Array(repeating: list, count: 10))
+            #expect(answers.prefix(20).allSatisfy { $0.status == 200 }, "15 queries and 5 lists fit in one second")
+            #expect(answers.dropFirst(20).allSatisfy { $0.status == 429 }, "the 6th list is the 21st query call")
+            #expect(try answers.last?.json()["code"] as? String == "Throttling.RateQuota")
+        }
+    }
 }
 
 @Suite struct SandboxListAndUploadTests {
