@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 
 /// Every fault the sandbox can inject (reference §4.4). This one table feeds the parser, `--help`, the docs and
 /// `GET /__sandbox/faults`. Any fault also fires for a task whose prompt contains `__FAULT:<name>__`.
@@ -208,7 +209,7 @@ struct FaultBook {
             if let m = rule.model, m != model { continue }
             if let marker = rule.marker, !(prompt ?? "").contains(marker) { continue }
             if let c = rule.count, c <= 0 { continue }
-            if let p = rule.probability, random.nextUnit() >= p { continue }
+            if let p = rule.probability, random.unit() >= p { continue }
             if let c = rule.count { rules[i].count = c - 1 }
             fired.append(FiredFault(name: rule.fault, rule: rule))
             // One rule answers a request (a delay may come on top), so later rules keep their counts.
@@ -216,20 +217,4 @@ struct FaultBook {
         }
         return fired
     }
-}
-
-/// A small seeded generator (SplitMix64), so `--seed` makes fault draws and run times repeatable.
-struct SplitMix64 {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

@@ -111,7 +111,7 @@ struct SandboxState {
     var uploadDirs: Set<String> = []
     var counters: [String: Int] = [:]
 
-    init(seed: UInt64) { random = SplitMix64(state: seed) }
+    init(seed: UInt64) { random = SplitMix64(seed: seed) }
 
     mutating func count(_ name: String, by n: Int = 1) { counters[name, default: 0] += n }
 

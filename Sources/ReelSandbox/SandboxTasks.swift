@@ -193,7 +193,7 @@ extension Sandbox {
                 result = .succeed(.wrongDuration)
             }
             let r = options.runTime
-            let runTime = r.lowerBound + s.random.nextUnit() * (r.upperBound - r.lowerBound)
+            let runTime = r.lowerBound + s.random.unit() * (r.upperBound - r.lowerBound)
             let queueDelay = outcome(.slowQueue).map { $0.rule?.seconds ?? 3600 } ?? options.queueDelay
             var task = SandboxTask(
                 id: UUID().uuidString.lowercased(), model: model, prompt: prompt, size: size, frame: frame,

@@ -5,19 +5,6 @@ import ReelTestKit
 // Shared helpers of the durability tests (issue #5): manifests, the control API's job views, the sandbox's task
 // list as an operator would read it, and the output-tree invariant.
 
-/// A small seeded generator (SplitMix64), so a failing crash schedule can be replayed from its printed seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 struct DurabilityTestError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }

@@ -15,7 +15,7 @@ import Testing
     /// A deterministic spread of specs over every field, optional and not.
     static func specs() -> [JobSpec] {
         var out: [JobSpec] = []
-        var rng = SplitMix(seed: 42)
+        var rng = SplitMix64(seed: 42)
         for i in 0..<400 {
             func pick<T>(_ xs: [T]) -> T { xs[Int(rng.next() % UInt64(xs.count))] }
             func maybe<T>(_ x: @autoclosure () -> T) -> T? { rng.next() % 2 == 0 ? x() : nil }
@@ -59,17 +59,4 @@ import Testing
     }
 
     static let pinned = "4c836e80cf0a0c2b96126e45c4632635174bfeb6e20e88f9a1123acd7c2bf2d7"
-}
-
-/// SplitMix64: a small deterministic generator, so the spread of specs is the same on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -42,24 +42,6 @@ struct Heap<Element: Comparable & Sendable>: Sendable {
     }
 }
 
-/// SplitMix64: small, fast and deterministic for a given seed (tests replay the same jitter).
-struct SplitMix64: Sendable, Equatable {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}
-
 /// At most `limit` events in any window of `window` seconds (a sliding log of the last `limit` event times).
 /// Stricter than a token bucket, which lets up to twice its burst through a sliding one-second window.
 struct RateWindow: Sendable, Equatable {
