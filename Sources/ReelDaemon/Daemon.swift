@@ -118,7 +118,8 @@ public enum Daemon {
     }
 }
 
-/// READY=1 waits for these: the spool scanned once (its files committed and removed) and the control socket bound.
+/// READY=1 waits for these: the spool scanned once (its files committed, and removed within 10 s) and the control
+/// socket bound.
 actor Readiness {
     private var spoolScanned = false
     private var socketBound = false
@@ -164,9 +165,13 @@ struct IntakeService: Service {
             }
         }
         await scan("start")
-        // READY means what was in incoming/ at start has been taken: committed, and removed (or its removal
-        // tried) by the unlinker, which otherwise trails at low priority.
-        await intake.removalsDone()
+        // READY means what was in incoming/ at start has been taken: committed, and removed by the unlinker,
+        // which trails at low priority. A huge backlog on a busy machine must not hold READY past systemd's
+        // start timeout for cleanup alone, so the wait is bounded (the jobs are committed either way).
+        let removalDeadline = ContinuousClock.now + .seconds(10)
+        while !intake.removalsDone, ContinuousClock.now < removalDeadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
         await readiness.markSpoolScanned()
         await cancelWhenGracefulShutdown {
             for await hint in watcher.hints {

@@ -57,8 +57,8 @@ public actor Intake {
 
     /// Takes every candidate currently in `incoming/` that has settled. Returns how many files were ingested or
     /// rejected, and `rescan`: some were left to settle and the caller should scan again after `settleSeconds`.
-    /// Returns once every committed file handed to the unlinker so far has left `incoming/` (or failed to).
-    public func removalsDone() async { await committer.unlinker.drained() }
+    /// True when every committed file handed to the unlinker so far has left `incoming/` (or failed to).
+    public nonisolated var removalsDone: Bool { committer.unlinker.isIdle }
 
     @discardableResult
     public func scan(reason: String) async -> (handled: Int, rescan: Bool) {
@@ -386,8 +386,6 @@ public actor Intake {
             var pending: Set<String> = []
             var draining = false
             var batchDone: (@Sendable (_ left: [String]) -> Void)?
-            /// Callers of `drained()` waiting for the queue to empty.
-            var idleWaiters: [CheckedContinuation<Void, Never>] = []
         }
 
         /// Files per batch: how often intake hears which names were forgotten.
@@ -409,17 +407,8 @@ public actor Intake {
             state.withLock { $0.batchDone = body }
         }
 
-        /// Returns once every file handed over so far has had its unlink tried.
-        func drained() async {
-            await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
-                let idle = state.withLock { s -> Bool in
-                    if !s.draining && s.queue.isEmpty { return true }
-                    s.idleWaiters.append(waiter)
-                    return false
-                }
-                if idle { waiter.resume() }
-            }
-        }
+        /// True when every file handed over so far has had its unlink tried.
+        var isIdle: Bool { state.withLock { !$0.draining && $0.queue.isEmpty } }
 
         /// True while `name` was handed over and its unlink not yet tried.
         func isPending(_ name: String) -> Bool { state.withLock { $0.pending.contains(name) } }
@@ -439,22 +428,16 @@ public actor Intake {
 
         private func drain() {
             while true {
-                var idle: [CheckedContinuation<Void, Never>] = []
                 let next = state.withLock { s -> (files: [SpoolFile], done: (@Sendable ([String]) -> Void)?)? in
                     guard !s.queue.isEmpty else {
                         s.draining = false
-                        idle = s.idleWaiters
-                        s.idleWaiters = []
                         return nil
                     }
                     let files = Array(s.queue.prefix(Self.batch))
                     s.queue.removeFirst(files.count)
                     return (files, s.batchDone)
                 }
-                guard let (files, done) = next else {
-                    for waiter in idle { waiter.resume() }
-                    return
-                }
+                guard let (files, done) = next else { return }
                 TestHooks.holdUnlinkIfAsked(logger: logger)
                 let start = ContinuousClock.now
                 var left: [String] = []
