@@ -5,6 +5,9 @@
 #
 # Usage: bench/control-api/run.sh [JOBS=100000] [CLIENTS=8] [REQUESTS_PER_CLIENT=500]
 #   BIN_DIR=.build-release/release   the binaries to use (default: release build if present, else .build/debug)
+#   RUNNING=1                        renders run meanwhile: a reel-sandbox (time scale 60, 60-120 s renders, i.e.
+#                                    1-2 s each) and reeld resumed after the ingest, so the store is written while
+#                                    the clients read (the listing cache is invalidated by every write)
 # The jobs are ingested through the spool while reeld is paused (so nothing is submitted), 10,000 per manifest.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,8 +19,17 @@ fi
 [ -x "$bin/reeld" ] || { echo "no reeld in $bin: swift build -c release --scratch-path .build-release"; exit 1; }
 work=$(mktemp -d /tmp/reel-bench.XXXXXX)
 pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+sandbox_pid=""
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$sandbox_pid" ] && kill "$sandbox_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/spool/tmp" "$work/spool/incoming" "$work/output" "$work/state"
+provider_url="http://127.0.0.1:9"
+if [ "${RUNNING:-0}" = 1 ]; then
+  "$bin/reel-sandbox" --listen 127.0.0.1:0 --time-scale 60 --run-time 60..120 --data "$work/sandbox" \
+    >"$work/sandbox.out" 2>"$work/sandbox.log" &
+  sandbox_pid=$!
+  for _ in $(seq 100); do grep -q '^listening on ' "$work/sandbox.out" 2>/dev/null && break; sleep 0.1; done
+  provider_url=$(sed -n 's/^listening on //p' "$work/sandbox.out" | head -1)
+fi
 cat >"$work/reel.toml" <<TOML
 [paths]
 spool = "$work/spool"
@@ -26,10 +38,17 @@ state = "$work/state"
 socket = "$work/reel.sock"
 [provider]
 kind = "sandbox"
-base_url = "http://127.0.0.1:9"
+base_url = "$provider_url"
 [log]
 level = "warning"
 TOML
+if [ "${RUNNING:-0}" = 1 ]; then
+  cat >>"$work/reel.toml" <<TOML
+[polling]
+expected_run_time = "1s..2s"   # the sandbox's 60-120 s renders at time scale 60
+min_interval = "250ms"
+TOML
+fi
 DASHSCOPE_API_KEY=sk-bench "$bin/reeld" --config "$work/reel.toml" >"$work/reeld.log" 2>&1 &
 pid=$!
 sock="$work/reel.sock"
@@ -59,6 +78,11 @@ while true; do
   sleep 1
 done
 printf 'ingested %s jobs in %.1f s\n' "$n" "$(echo "$(date +%s.%N) - $start" | bc)"
+if [ "${RUNNING:-0}" = 1 ]; then
+  curl -sf -X POST --unix-socket "$sock" http://reel/v1/resume >/dev/null
+  sleep 5   # renders under way: slots full, polls, downloads and deliveries writing the store
+  echo "renders running: $(curl -sf --unix-socket "$sock" http://reel/v1/status | python3 -c 'import json,sys; d=json.load(sys.stdin)["jobs"]; print(", ".join(f"{k} {v}" for k, v in sorted(d.items())))')"
+fi
 
 # Every cursor of the full listing, for the phase in which each client walks pages no other client is reading.
 curl -sf --unix-socket "$sock" http://reel/v1/jobs?limit=100 >/dev/null
@@ -124,3 +148,6 @@ PY
 run_phase "/v1/status" status
 run_phase "/v1/jobs?limit=100" first
 run_phase "/v1/jobs?limit=100 (distinct)" distinct
+if [ "${RUNNING:-0}" = 1 ]; then
+  echo "after the phases: $(curl -sf --unix-socket "$sock" http://reel/v1/status | python3 -c 'import json,sys; d=json.load(sys.stdin)["jobs"]; print(", ".join(f"{k} {v}" for k, v in sorted(d.items())))')"
+fi
