@@ -65,8 +65,10 @@ struct DaemonBackend: ControlBackend {
         }
         let built = try await listing(state: state, batch: batch, limit: limit, cursor: cursor)
         let bytes = built.page.wireJSON()
-        listings[key] = ListingCache.Entry(generation: generation, pricing: built.pricing,
-                                           forecastAt: built.forecastAt, bytes: bytes)
+        if bytes.count <= ListingCache.largestPage {
+            listings[key] = ListingCache.Entry(generation: generation, pricing: built.pricing,
+                                               forecastAt: built.forecastAt, bytes: bytes)
+        }
         return bytes
     }
 
@@ -234,8 +236,10 @@ final class ListingCache: Sendable {
         var bytes: [UInt8]
     }
 
-    /// Pages kept; a listing page is tens of kilobytes.
+    /// Pages kept; a page of 100 jobs is ~60 KB.
     static let capacity = 32
+    /// Larger pages (`limit` up to 1,000) are not kept, so the cache stays under ~8 MB.
+    static let largestPage = 256 * 1024
     private let entries = Mutex<[Key: Entry]>([:])
 
     subscript(key: Key) -> Entry? {
