@@ -5,30 +5,10 @@ jobs.created_at in reeld's store once /v1/status counts N jobs). Then the machin
 rename the same N files, and insert the same rows (batches, jobs, transitions, manifests; reeld's own schema, copied
 from its database) in one SQLite transaction. Invoked by bench/intake/run.sh.
 """
-import argparse, hashlib, http.client, json, os, shutil, signal, socket, sqlite3, subprocess, sys, tempfile, time
+import argparse, hashlib, json, os, shutil, signal, sqlite3, subprocess, sys, tempfile, time
 
-
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=30)
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.unix_path)
-
-
-def call(sock, method, path):
-    c = UnixHTTP(sock)
-    try:
-        c.request(method, path)
-        r = c.getresponse()
-        body = r.read()
-        if r.status >= 300:
-            sys.exit(f"{method} {path}: HTTP {r.status} {body[:300]!r}")
-        return json.loads(body) if body else None
-    finally:
-        c.close()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from reel_bench import call, start_reeld  # noqa: E402
 
 
 def manifest(i):
@@ -97,27 +77,8 @@ def main():
     work = tempfile.mkdtemp(prefix="reel-bench-intake-")
     reeld = None
     try:
-        for d in ("spool/tmp", "spool/incoming", "output", "state"):
-            os.makedirs(f"{work}/{d}")
-        sock = f"{work}/reel.sock"
-        with open(f"{work}/reel.toml", "w") as f:
-            # The provider is never called (reeld is paused); the URL only has to parse.
-            f.write(f'[paths]\nspool = "{work}/spool"\noutput = "{work}/output"\nstate = "{work}/state"\n'
-                    f'socket = "{sock}"\n[provider]\nkind = "sandbox"\nbase_url = "http://127.0.0.1:9"\n'
-                    f'[log]\nlevel = "info"\n')
-        env = dict(os.environ, DASHSCOPE_API_KEY="sk-bench")
-        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"):
-            env.pop(k, None)
-        reeld = subprocess.Popen([f"{a.bin}/reeld", "--config", f"{work}/reel.toml"],
-                                 stdout=open(f"{work}/reeld.log", "w"), stderr=subprocess.STDOUT, env=env)
-        for _ in range(600):
-            try:
-                call(sock, "GET", "/v1/status")
-                break
-            except OSError:
-                if reeld.poll() is not None:
-                    sys.exit(f"reeld exited: {open(f'{work}/reeld.log').read()[-3000:]}")
-                time.sleep(0.05)
+        # The provider is never called (reeld is paused); the URL only has to parse.
+        reeld, sock, _ = start_reeld(a.bin, work, "http://127.0.0.1:9")
         call(sock, "POST", "/v1/pause")
         write_files(f"{work}/spool/tmp", a.count)
         os.sync()

@@ -10,7 +10,10 @@ Measured from each sandbox's request journal (/__sandbox/requests) and the tasks
   bound      makespan of a zero-latency greedy schedule of the same run times in creation order
 Invoked by bench/scheduler/run.sh, which documents the options.
 """
-import argparse, datetime, http.client, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, datetime, http.client, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from reel_bench import call, start_reeld  # noqa: E402
 
 UTC8 = datetime.timezone(datetime.timedelta(hours=8))
 
@@ -18,26 +21,6 @@ UTC8 = datetime.timezone(datetime.timedelta(hours=8))
 def provider_time(text):
     """The provider's `YYYY-MM-DD HH:mm:ss.SSS` (UTC+8) as unix seconds."""
     return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC8).timestamp()
-
-
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=10)
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.unix_path)
-
-
-def reeld_get(sock, path):
-    c = UnixHTTP(sock)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return json.loads(r.read())
-    finally:
-        c.close()
 
 
 def http_json(base, path):
@@ -208,27 +191,9 @@ def main():
         m = manifest(a.jobs)
         with open(f"{work}/bench.json", "w") as f:
             json.dump(m, f)
-        for d in ("spool/tmp", "spool/incoming", "output", "state"):
-            os.makedirs(f"{work}/{d}")
-        sock = f"{work}/reel.sock"
-        with open(f"{work}/reel.toml", "w") as f:
-            f.write(f'[paths]\nspool = "{work}/spool"\noutput = "{work}/output"\nstate = "{work}/state"\n'
-                    f'socket = "{sock}"\n[provider]\nkind = "sandbox"\nbase_url = "{url_reel}"\n'
-                    f'[log]\nlevel = "info"\n[polling]\nexpected_run_time = "{prior}"\n{polling}\n')
-        env = dict(os.environ, DASHSCOPE_API_KEY="sk-bench")
-        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"):
-            env.pop(k, None)
-        reeld = subprocess.Popen([f"{a.bin}/reeld", "--config", f"{work}/reel.toml"],
-                                 stdout=open(f"{work}/reeld.log", "w"), stderr=subprocess.STDOUT, env=env)
+        reeld, sock, env = start_reeld(a.bin, work, url_reel,
+                                       f'[polling]\nexpected_run_time = "{prior}"\n{polling}\n')
         procs.append(reeld)
-        for _ in range(600):
-            try:
-                reeld_get(sock, "/v1/status")
-                break
-            except OSError:
-                if reeld.poll() is not None:
-                    sys.exit(f"reeld exited: {open(f'{work}/reeld.log').read()[-3000:]}")
-                time.sleep(0.05)
         sdk_env = dict(env, DASHSCOPE_HTTP_BASE_URL=f"{url_sdk}/api/v1")
         sdk = subprocess.Popen([a.python, a.sdk, "--out", f"{work}/sdk-out", f"{work}/bench.json"],
                                stdout=open(f"{work}/sdk.log", "w"), stderr=subprocess.STDOUT, env=sdk_env)
@@ -238,7 +203,7 @@ def main():
         started = time.monotonic()
         load_start = os.getloadavg()
         while True:
-            jobs = reeld_get(sock, "/v1/status")["jobs"]
+            jobs = call(sock, "GET", "/v1/status")["jobs"]
             done = sum(jobs.get(s, 0) for s in ("succeeded", "failed", "cancelled", "expired"))
             if done >= a.jobs and sdk.poll() is not None:
                 break
@@ -249,7 +214,7 @@ def main():
             sys.exit(f"reeld: not every job succeeded: {jobs}")
         if sdk.returncode != 0:
             sys.exit(f"sdk_batch.py failed: {open(f'{work}/sdk.log').read()[-3000:]}")
-        status = reeld_get(sock, "/v1/status")
+        status = call(sock, "GET", "/v1/status")
         results = {"reel": measure(url_reel, a.jobs, 5), "sdk": measure(url_sdk, a.jobs, 5)}
         results["reel"]["scheduler_polls"] = status["provider"]["polls"]
         load_end = os.getloadavg()
