@@ -22,12 +22,14 @@ public final class BlockingThreads: Sendable {
     private let ready = DispatchSemaphore(value: 0)
 
     /// Starts `threads` threads named `<name>-<n>`; they live as long as the process. A positive `nice` lowers
-    /// these threads' scheduling priority (Linux nice values are per thread).
+    /// these threads' scheduling priority by that much (Linux nice values are per thread).
     public init(threads: Int, name: String, nice: Int32 = 0) {
         for index in 0..<max(1, threads) {
             let thread = Thread { [self] in
                 if nice > 0, let tid = Self.currentThreadID() {
-                    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(tid), nice)
+                    // Relative to the process's own nice value (a unit may set Nice=), capped at 19.
+                    let which = __priority_which_t(PRIO_PROCESS.rawValue)
+                    _ = setpriority(which, id_t(tid), min(19, getpriority(which, id_t(tid)) + nice))
                 }
                 work()
             }
