@@ -238,7 +238,7 @@ extension Store {
     /// Remembers an upload (replacing an older one of the same content and model).
     public func saveUpload(sha256: String, model: RenderModel, ossURL: String, uploadedAt: Timestamp,
                            expiresAt: Timestamp) async throws {
-        try await write { db in
+        try await write(touchesJobs: false) { db in
             try db.run("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)",
                            [sha256, model.rawValue, ossURL, uploadedAt, expiresAt])
         }
@@ -264,7 +264,7 @@ extension Store {
 
     /// Records how long the provider took to render one task (e.g. `end_time - scheduled_time`).
     public func recordRunTime(_ runClass: RunTimeClass, seconds: Double, now: Timestamp) async throws {
-        try await write { db in
+        try await write(touchesJobs: false) { db in
             try db.run("INSERT INTO runtime_samples (model, resolution, duration_s, seconds, at) VALUES (?,?,?,?,?)",
                            [runClass.model.rawValue, runClass.resolution.rawValue, runClass.durationSeconds,
                                        seconds, now])

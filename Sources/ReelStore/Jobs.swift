@@ -115,7 +115,7 @@ extension Store {
 
     /// Records one provider exchange (`key` nil for account-wide calls such as list).
     public func recordAttempt(_ key: JobKey?, _ exchange: Exchange, now: Timestamp) async throws {
-        try await write { db in
+        try await write(touchesJobs: false) { db in
             try db.run("""
                 INSERT INTO attempts (job_seq, kind, http_status, provider_code, request_id, duration_ms,
                   transport_error, at)

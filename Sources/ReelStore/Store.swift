@@ -50,20 +50,26 @@ public final class Store: Sendable {
 
     // MARK: access
 
-    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        defer { wrote() }
+    /// A write transaction. `touchesJobs: false` promises that `body` changes no row of `jobs` (and so none of
+    /// `job_counts`, `batches`' derived state or a listing): the caches keyed on `writeGeneration` then stay valid.
+    /// Only writers that provably touch other tables (attempts, uploads, settings, run-time samples) pass false.
+    func write<T: Sendable>(touchesJobs: Bool = true,
+                            _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        defer { if touchesJobs { wrote() } }
         return try await pool.write(body)
     }
 
-    /// How many write transactions have returned so far. Equal values bracket a span in which no write
-    /// completed, so an answer read in it may be served again (see `ListingCache` in the daemon).
+    /// How many write transactions that may change jobs have returned so far. Equal values bracket a span in
+    /// which no such write completed, so an answer read in it may be served again (see `ListingCache` in the
+    /// daemon).
     public var writeGeneration: Int { writes.load(ordering: .acquiring) }
 
-    /// Called after each write returns (committed or rolled back), before its caller sees the result.
+    /// Called after each write that may change jobs returns (committed or rolled back), before its caller sees
+    /// the result.
     func wrote() { writes.add(1, ordering: .releasing) }
 
-    /// `read(body)` answered from the last answer while nothing has been written since it was read. The
-    /// generation is taken *before* the read, so an answer read across a commit is never reused after it.
+    /// `read(body)` answered from the last answer while no write that may change jobs has returned since it was
+    /// read. The generation is taken *before* the read, so an answer read across a commit is never reused after it.
     func cachedRead<T: Sendable>(_ cache: borrowing Mutex<(writes: Int, value: T)?>,
                                  _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let generation = writes.load(ordering: .acquiring)

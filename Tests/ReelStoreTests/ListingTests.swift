@@ -94,6 +94,15 @@ import Testing
             #expect(try await store.counts().byState == [.queued: 1, .running: 1])
             try await store.update(key("one/a"), now: t0) { $0.costUSD = 0.5 }  // plain write
             #expect(try await store.counts().costUSD == 0.5)
+            // Writes that touch no job leave the cached answers valid.
+            let settled = store.writeGeneration
+            try await store.recordAttempt(key("one/a"), Exchange(kind: .query, httpStatus: 200, providerCode: nil,
+                                                                 requestID: "r", durationMilliseconds: 3,
+                                                                 transportError: nil), now: t0)
+            try await store.recordRunTime(RunTimeClass(model: .r2vFlash, resolution: .p720, durationSeconds: 5),
+                                          seconds: 90, now: t0)
+            #expect(store.writeGeneration == settled)
+            #expect(try await store.counts().costUSD == 0.5)
         }
     }
 
