@@ -315,7 +315,7 @@ public actor Engine {
     public var schedulerSnapshot: SchedulerSnapshot { scheduler.snapshot }
 
     /// Deadline warnings raised by the scheduler, for `reelctl status` (the newest 20).
-    public var deadlineWarnings: [String] { Array(deadlineRisks.values.sorted().suffix(20)) }
+    private var deadlineWarnings: [String] { Array(deadlineRisks.values.sorted().suffix(20)) }
 
     /// What `GET /v1/status` needs from the engine, in one hop onto the actor.
     public func statusFacts() -> (snapshot: SchedulerSnapshot, limits: SchedulerLimits, deadlineWarnings: [String]) {

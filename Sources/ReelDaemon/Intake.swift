@@ -55,11 +55,11 @@ public actor Intake {
         if !left.isEmpty { take(left) }
     }
 
-    /// Takes every candidate currently in `incoming/` that has settled. Returns how many files were ingested or
-    /// rejected, and `rescan`: some were left to settle and the caller should scan again after `settleSeconds`.
     /// True when every committed file handed to the unlinker so far has left `incoming/` (or failed to).
     public nonisolated var removalsDone: Bool { committer.unlinker.isIdle }
 
+    /// Takes every candidate currently in `incoming/` that has settled. Returns how many files were ingested or
+    /// rejected, and `rescan`: some were left to settle and the caller should scan again after `settleSeconds`.
     @discardableResult
     public func scan(reason: String) async -> (handled: Int, rescan: Bool) {
         await beginPass()

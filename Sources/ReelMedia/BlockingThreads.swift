@@ -13,8 +13,9 @@ public final class BlockingThreads: Sendable {
     /// Whole-file hashing (reference files up to 100 MB, delivered videos): one thread, so hashing never takes
     /// both cores and never queues short file work behind a long read.
     public static let hashing = BlockingThreads(threads: 1, name: "reel-hash")
-    /// Background cleanup that may trail (intake's removal of committed spool files): one thread at nice 10,
-    /// so a burst of unlinks, which costs the kernel more than the commits it follows, yields the CPU to them.
+    /// Background cleanup that may trail (intake's removal of committed spool files): one thread 10 nice levels
+    /// below the process, so a burst of unlinks, which costs the kernel more than the commits it follows, yields
+    /// the CPU to them.
     public static let cleanup = BlockingThreads(threads: 1, name: "reel-cleanup", nice: 10)
 
     private typealias Job = @Sendable () -> Void

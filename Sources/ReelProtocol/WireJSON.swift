@@ -4,8 +4,7 @@ import ReelCore
 ///
 /// Foundation's `JSONEncoder` was a quarter of reeld's CPU on `GET /v1/jobs` (it boxes every value through its
 /// container machinery). The output here is the same JSON `Wire.encoder()` writes — keys sorted, nil fields left
-/// out, `/` not escaped — byte for byte except where the two print the same number differently (`2.0` vs `2`);
-/// `WireJSONTests` holds the two to that.
+/// out, `/` not escaped — byte for byte; `WireJSONTests` holds the two to that.
 public protocol WireJSONEncodable {
     func writeJSON(to w: inout JSONWriter)
 }

@@ -11,7 +11,8 @@ import Synchronization
 /// state, written together with its `transitions` row in one transaction.
 public final class Store: Sendable {
     let pool: DatabasePool
-    /// Bumped after every write transaction returns: a value read while it stood still is still the truth.
+    /// Bumped after every write transaction that may change jobs returns: a value read while it stood still is
+    /// still the truth.
     private let writes = Atomic<Int>(0)
     /// `counts()` as of a `writes` value (status and metrics ask for it many times a second; it changes only
     /// when something is written).
@@ -39,7 +40,8 @@ public final class Store: Sendable {
         try Schema.migrator.migrate(pool)
     }
 
-    /// Hex sha256 of the canonical encoding of `spec` (JSONEncoder, sorted keys): the job's content identity.
+    /// Hex sha256 of the canonical encoding of `spec` (`Codec.spec`: JSONEncoder's bytes with sorted keys): the
+    /// job's content identity.
     public static func specDigest(_ spec: JobSpec) throws -> String {
         hex(SHA256.hash(data: Codec.spec(spec)))
     }
@@ -52,7 +54,7 @@ public final class Store: Sendable {
 
     /// A write transaction. `touchesJobs: false` promises that `body` changes no row of `jobs` (and so none of
     /// `job_counts`, `batches`' derived state or a listing): the caches keyed on `writeGeneration` then stay valid.
-    /// Only writers that provably touch other tables (attempts, uploads, settings, run-time samples) pass false.
+    /// Only writers that provably touch other tables (attempts, uploads, run-time samples) pass false.
     func write<T: Sendable>(touchesJobs: Bool = true,
                             _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         defer { if touchesJobs { wrote() } }
