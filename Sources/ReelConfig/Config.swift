@@ -85,6 +85,12 @@ public struct ReelConfig: Sendable, Equatable {
     public var control = Control()
     /// Resubmit in-doubt jobs automatically instead of waiting for `reelctl resolve` (speed over cost).
     public var resubmitInDoubt = false
+    /// How late the provider's task list may show a newly created task: reconciliation concludes "no task seen"
+    /// only after this long from the create call (`[in_doubt] list_lag`).
+    public var inDoubtListLag: Double = 60
+    /// How long a young task answering UNKNOWN is queried again before its job goes in doubt
+    /// (`[in_doubt] unknown_grace`).
+    public var unknownGrace: Double = 600
     /// Finished jobs and their history are pruned after this many seconds (0 = keep forever).
     public var retention: Double = 30 * 86400
     public var logLevel = "info"
@@ -102,6 +108,8 @@ public struct ReelConfig: Sendable, Equatable {
         if hooks != new.hooks { reloadable.append("hooks") }
         if logLevel != new.logLevel { reloadable.append("log.level") }
         if resubmitInDoubt != new.resubmitInDoubt { reloadable.append("in_doubt.resubmit") }
+        if inDoubtListLag != new.inDoubtListLag { reloadable.append("in_doubt.list_lag") }
+        if unknownGrace != new.unknownGrace { reloadable.append("in_doubt.unknown_grace") }
         if retention != new.retention { reloadable.append("retention") }
         if paths != new.paths { restart.append("paths") }
         if provider != new.provider { restart.append("provider") }
@@ -281,10 +289,12 @@ extension ReelConfig {
             }
         }
         if let t = reader.table(root, "in_doubt") {
-            reader.allow(t, ["resubmit"], at: "in_doubt")
+            reader.allow(t, ["resubmit", "list_lag", "unknown_grace"], at: "in_doubt")
             if let v = t["resubmit"] {
                 if let b = v.bool { config.resubmitInDoubt = b } else { reader.problem("in_doubt.resubmit", "must be true or false") }
             }
+            reader.duration(t, "list_lag", "in_doubt", 0...86400) { config.inDoubtListLag = $0 }
+            reader.duration(t, "unknown_grace", "in_doubt", 0...(12 * 3600)) { config.unknownGrace = $0 }
         }
         if let t = reader.table(root, "retention") {
             reader.allow(t, ["finished_jobs"], at: "retention")

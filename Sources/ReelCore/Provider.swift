@@ -64,7 +64,7 @@ public struct TaskUsage: Hashable, Sendable, Codable {
     }
 }
 
-/// What a query (or the list API) says about one task.
+/// What a query says about one task.
 public struct TaskSnapshot: Hashable, Sendable, Codable {
     public var taskID: String
     public var status: TaskStatus
@@ -77,10 +77,13 @@ public struct TaskSnapshot: Hashable, Sendable, Codable {
     public var endTime: String?
     public var usage: TaskUsage?
     public var requestID: String?
+    /// `orig_prompt` of a query answer: the prompt the task was created with, when the provider echoes it.
+    public var origPrompt: String?
 
     public init(taskID: String, status: TaskStatus, videoURL: String? = nil, code: String? = nil,
                 message: String? = nil, submitTime: String? = nil, scheduledTime: String? = nil,
-                endTime: String? = nil, usage: TaskUsage? = nil, requestID: String? = nil) {
+                endTime: String? = nil, usage: TaskUsage? = nil, requestID: String? = nil, origPrompt: String? = nil) {
+        self.origPrompt = origPrompt
         self.taskID = taskID
         self.status = status
         self.videoURL = videoURL
@@ -186,9 +189,10 @@ public struct ProviderFailure: Error, Hashable, Sendable, Codable, CustomStringC
     }
 }
 
-/// Filter of the provider's task-list API (reference §1.9), used to reconcile in-doubt jobs.
+/// Filter of the provider's task-list API (reference §1.9).
 public struct TaskListQuery: Hashable, Sendable {
-    /// Seconds since 1970, UTC.
+    /// The window to ask for, seconds since 1970 UTC. The client sends it widened for the undocumented zone of the
+    /// filter (`ProviderTime.listWindow`); callers filter rows on `gmtCreate` themselves.
     public var startTime: Double?
     public var endTime: Double?
     public var model: RenderModel?
@@ -207,16 +211,51 @@ public struct TaskListQuery: Hashable, Sendable {
     }
 }
 
-public struct TaskListPage: Hashable, Sendable {
-    public var tasks: [TaskSnapshot]
-    /// Prompt and model of each listed task where the provider gives them (used to match in-doubt jobs).
-    public var prompts: [String: String]
-    public var total: Int
+/// One row of the task list, as documented (reference §1.9): no prompt, no result, no usage.
+public struct TaskListRow: Hashable, Sendable {
+    public var taskID: String
+    public var status: TaskStatus
+    /// `model_name`, when given.
+    public var model: String?
+    /// `gmt_create`, seconds since 1970 UTC (the wire gives epoch milliseconds).
+    public var createdAt: Timestamp?
+    public var startedAt: Timestamp?
+    public var endedAt: Timestamp?
+    /// The request id of the create call that made the task.
+    public var requestID: String?
 
-    public init(tasks: [TaskSnapshot], prompts: [String: String] = [:], total: Int) {
-        self.tasks = tasks
-        self.prompts = prompts
+    public init(taskID: String, status: TaskStatus, model: String? = nil, createdAt: Timestamp? = nil,
+                startedAt: Timestamp? = nil, endedAt: Timestamp? = nil, requestID: String? = nil) {
+        self.taskID = taskID
+        self.status = status
+        self.model = model
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.requestID = requestID
+    }
+}
+
+public struct TaskListPage: Hashable, Sendable {
+    public var rows: [TaskListRow]
+    /// Rows the client could not read (no task id, an unknown status…): skipped, the rest of the page kept.
+    public var skippedRows: Int
+    /// `total` as the provider gives it (or the rows seen).
+    public var total: Int
+    /// `total_page`, when given.
+    public var totalPages: Int?
+
+    public init(rows: [TaskListRow], skippedRows: Int = 0, total: Int, totalPages: Int? = nil) {
+        self.rows = rows
+        self.skippedRows = skippedRows
         self.total = total
+        self.totalPages = totalPages
+    }
+
+    /// Whether a page after this one may hold more rows.
+    public func hasMore(after query: TaskListQuery) -> Bool {
+        if let totalPages { return query.pageNumber < totalPages }
+        return rows.count + skippedRows >= query.pageSize && query.pageNumber * query.pageSize < total
     }
 }
 

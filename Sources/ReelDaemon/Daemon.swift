@@ -36,7 +36,8 @@ public enum Daemon {
                                      queryPerSecond: config.limits.queryPerSecond,
                                      maxAttempts: config.retry.maxAttempts, baseDelay: config.retry.baseDelay,
                                      maxDelay: config.retry.maxDelay,
-                                     perModelConcurrency: config.limits.perModelConcurrency)
+                                     perModelConcurrency: config.limits.perModelConcurrency,
+                                     unknownGrace: config.unknownGrace)
         config.polling.apply(to: &limits.polling)
         return limits
     }
@@ -80,7 +81,7 @@ public enum Daemon {
         let batchEnd = BatchEndHandler(hooks: try hooks(initial), curl: curl, logger: logger)
         let engine = Engine(store: store, api: api, tree: tree, clock: clock,
                             options: .init(limits: limits(initial), resubmitInDoubt: initial.resubmitInDoubt,
-                                           pricing: initial.pricing),
+                                           listLag: initial.inDoubtListLag, pricing: initial.pricing),
                             batchEnd: batchEnd, logger: logger)
         // Pauses first: restore() hands queued jobs to the scheduler, which would submit them at once.
         if try await store.setting("paused") == "1" { await engine.handle(.pause(batch: nil)) }

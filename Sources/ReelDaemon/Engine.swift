@@ -13,13 +13,16 @@ public actor Engine {
     public struct Options: Sendable {
         public var limits: SchedulerLimits
         public var resubmitInDoubt: Bool
+        /// How late the task list may show a new task (`[in_doubt] list_lag`).
+        public var listLag: Double
         public var pricing: PricingTable
         public var downloadAttempts = 4
         public var seed: UInt64 = UInt64.random(in: 0...UInt64.max)
 
-        public init(limits: SchedulerLimits, resubmitInDoubt: Bool, pricing: PricingTable) {
+        public init(limits: SchedulerLimits, resubmitInDoubt: Bool, listLag: Double = 60, pricing: PricingTable) {
             self.limits = limits
             self.resubmitInDoubt = resubmitInDoubt
+            self.listLag = listLag
             self.pricing = pricing
         }
     }
@@ -34,6 +37,8 @@ public actor Engine {
     private var tickTask: Task<Void, Never>?
     private var tickAt: Timestamp?
     private var inflight: [UUID: Task<Void, Never>] = [:]
+    /// Work that may wait indefinitely (reconciliation): cancelled at shutdown instead of awaited to its end.
+    private var cancelOnStop: Set<UUID> = []
     private var stopping = false
     private var lastTick: Timestamp = 0
     private var listeners: [UUID: AsyncStream<EngineEvent>.Continuation] = [:]
@@ -90,7 +95,7 @@ public actor Engine {
         }
         for row in try await store.jobs(in: [.inDoubt]) {
             actions += scheduler.handle(.restoredInDoubt(schedulerJob(row)), now: now)
-            spawn { await $0.reconcile(row.key) }
+            spawnReconcile(row.key)
         }
         for row in try await store.jobs(in: [.downloading, .verifying]) {
             spawn { await $0.deliver(row.key) }
@@ -124,6 +129,7 @@ public actor Engine {
     private func beginStop() {
         stopping = true
         tickTask?.cancel()
+        for id in cancelOnStop { inflight[id]?.cancel() }
     }
 
     private func drainInflight() async {
@@ -161,10 +167,11 @@ public actor Engine {
         publish(.jobsChanged(jobs.map(\.key)))
     }
 
-    public func apply(limits: SchedulerLimits, pricing: PricingTable, resubmitInDoubt: Bool) {
+    public func apply(limits: SchedulerLimits, pricing: PricingTable, resubmitInDoubt: Bool, listLag: Double) {
         options.limits = limits
         options.pricing = pricing
         options.resubmitInDoubt = resubmitInDoubt
+        options.listLag = listLag
         perform(scheduler.handle(.setLimits(limits), now: clock.now()))
     }
 
@@ -197,6 +204,10 @@ public actor Engine {
             case .discardWhenDone(let key):
                 logger.notice("job is rendering and cannot be cancelled remotely; its result will be discarded",
                               metadata: ["job_id": "\(key)"])
+            case .expire(let key, let reason):
+                spawn { await $0.finish(key, .expired, reason: reason) }
+            case .vanished(let key, let taskID, let reason):
+                spawn { await $0.taskVanished(key, taskID: taskID, reason: reason) }
             case .deadlineAtRisk(let key, let p90, let deadline):
                 deadlineRisks[key] = "\(key): p90 finish \(RFC3339.format(p90)) is after its deadline \(RFC3339.format(deadline))"
                 logger.warning("deadline at risk: p90 finish is after the deadline",
@@ -206,16 +217,28 @@ public actor Engine {
         scheduleTick()
     }
 
-    private func spawn(_ body: @escaping @Sendable (Engine) async -> Void) {
+    private func spawn(cancelOnStop cancellable: Bool = false, _ body: @escaping @Sendable (Engine) async -> Void) {
         let id = UUID()
         let task = Task { [self] in
             await body(self)
             self.removeInflight(id)
         }
         inflight[id] = task
+        if cancellable {
+            cancelOnStop.insert(id)
+            if stopping { task.cancel() }
+        }
     }
 
-    private func removeInflight(_ id: UUID) { inflight[id] = nil }
+    /// Reconciles an in-doubt job in the background until it is settled (cancelled at shutdown).
+    func spawnReconcile(_ key: JobKey) {
+        spawn(cancelOnStop: true) { await $0.reconcile(key) }
+    }
+
+    private func removeInflight(_ id: UUID) {
+        inflight[id] = nil
+        cancelOnStop.remove(id)
+    }
 
     private func scheduleTick(force: Bool = false) {
         let now = clock.now()

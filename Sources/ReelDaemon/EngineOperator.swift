@@ -90,7 +90,7 @@ extension Engine {
                     guard snapshot.status != .unknown else {
                         return ActionResult(ok: false, message: "the provider does not know task \(taskID) (UNKNOWN)")
                     }
-                    await adopt(key, task: snapshot)
+                    await adopt(key, taskID: taskID, how: "operator: reelctl resolve --adopt")
                     return ActionResult(ok: true, message: "adopted task \(taskID) (\(snapshot.status.rawValue))")
                 } catch {
                     return ActionResult(ok: false, message: "cannot query task \(taskID): \(error)")

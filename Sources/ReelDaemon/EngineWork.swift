@@ -68,12 +68,23 @@ extension Engine {
                 log.warning("create call outcome unknown; job is in doubt, reconciling", metadata: ["error": "\(failure)"])
                 publish(.jobsChanged([key]))
                 handle(.submitFailed(key, .ambiguous, retryAfter: failure.retryAfter, message: failure.message))
-                await reconcile(key)
+                spawnReconcile(key)
             } else {
-                // The provider answered: no task exists. Back to the queue; the scheduler decides retry or fail.
-                _ = try? await store.transition(key, from: [.submitting], to: .queued, cause: "create refused: \(failure)",
-                                          now: now)
-                log.notice("create refused", metadata: ["error": "\(failure)"])
+                // The provider answered: no task exists. The job waits in `retrying` while the scheduler decides
+                // (backoff, throttle hold, or failure). A throttle or an account refusal is not an attempt: the
+                // create's attempt number is given back.
+                let countsAsAttempt = failure.blame != .throttled && failure.blame != .account
+                do {
+                    try await store.refuseSubmission(key, countsAsAttempt: countsAsAttempt, reason: failure.message,
+                                                     now: now)
+                } catch {
+                    log.error("cannot record a refused create", metadata: ["error": "\(error)"])
+                }
+                if failure.blame == .throttled {
+                    log.info("create throttled", metadata: ["error": "\(failure)"])
+                } else {
+                    log.notice("create refused", metadata: ["error": "\(failure)"])
+                }
                 handle(.submitFailed(key, failure.blame, retryAfter: failure.retryAfter, message: failure.description))
             }
         } catch where intent.attempt == nil {
@@ -86,7 +97,7 @@ extension Engine {
             _ = try? await store.transition(key, from: [.submitting], to: .inDoubt, cause: "create error: \(error)",
                                       now: clock.now())
             handle(.submitFailed(key, .ambiguous, retryAfter: nil, message: "\(error)"))
-            await reconcile(key)
+            spawnReconcile(key)
         }
     }
 
@@ -175,66 +186,178 @@ extension Engine {
 
     // MARK: Reconcile an in-doubt job through the task-list API
 
-    /// Finds the task an ambiguous create may have made: same model and prompt, created in the window around the
-    /// submission, not owned by another job. One match is adopted; anything else waits for an operator
-    /// (`reelctl resolve`) unless `[in_doubt] resubmit = true`.
+    /// Settles an in-doubt job by what the provider shows (`Reconciliation.decide`, in the core): adopts its task,
+    /// follows candidates to their end, waits out the list's lag, and only then resubmits (`[in_doubt] resubmit`)
+    /// or asks an operator. The job keeps its render slot meanwhile. Runs until the job is settled or leaves
+    /// `in_doubt`; a failing list is retried with backoff (the job's reason says so). Cancelled at shutdown.
     func reconcile(_ key: JobKey) async {
-        for round in 0..<5 {
-            guard let row = try? await store.job(key), row.state == .inDoubt else { return }
-            let started = row.createStartedAt ?? row.updatedAt
-            let query = TaskListQuery(startTime: started - 300, endTime: clock.now() + 300, model: row.spec.model,
-                                      pageNumber: 1, pageSize: 100)
+        var followed: [String: TaskSnapshot] = [:]
+        var listFailures = 0
+        while !Task.isCancelled {
+            let row: JobRow
             do {
-                var matches: [TaskSnapshot] = []
-                var page = query
-                while true {
-                    let (result, exchange) = try await api.listTasks(page)
-                    try? await store.recordAttempt(key, exchange, now: clock.now())
-                    matches += result.tasks.filter { result.prompts[$0.taskID] == row.spec.prompt }
-                    if result.tasks.count < page.pageSize || page.pageNumber * page.pageSize >= result.total { break }
-                    page.pageNumber += 1
-                }
-                let owned = try await store.jobsOwningTasks(matches.map(\.taskID))
-                let free = matches.filter { owned[$0.taskID] == nil || owned[$0.taskID] == key }
-                if free.count == 1, let task = free.first {
-                    await adopt(key, task: task)
-                    return
-                }
-                let summary = free.isEmpty ? "no matching task at the provider"
-                    : "\(free.count) matching tasks at the provider (\(free.map(\.taskID).joined(separator: ", ")))"
-                if free.isEmpty, options.resubmitInDoubt {
-                    _ = try? await store.transition(key, from: [.inDoubt], to: .queued,
-                                              cause: "in doubt, \(summary): resubmitting ([in_doubt] resubmit = true)",
-                                              now: clock.now())
-                    handle(.released(key))
-                    if let again = try? await store.job(key) { handle(.enqueued(schedulerJob(again))) }
-                    return
-                }
-                _ = try? await store.update(key, ifIn: [.inDoubt], now: clock.now()) {
-                    $0.reason = "in doubt: \(summary); resolve with `reelctl resolve \(key) --adopt TASK | --resubmit | --fail`"
-                }
-                logger.warning("in-doubt job needs an operator", metadata: ["job_id": "\(key)", "detail": "\(summary)"])
-                handle(.released(key))
-                publish(.jobsChanged([key]))
-                return
+                guard let current = try await store.job(key), current.state == .inDoubt else { return }
+                row = current
             } catch {
-                logger.warning("task list failed while reconciling", metadata: ["job_id": "\(key)", "error": "\(error)"])
-                try? await Task.sleep(for: .seconds(min(60, pow(2, Double(round)))))
+                logger.error("reconcile: cannot read the job", metadata: ["job_id": "\(key)", "error": "\(error)"])
+                if await pause(seconds: 5) { continue } else { return }
+            }
+            let verdict: Reconciliation.Verdict
+            do {
+                let job = try await reconciliationFacts(row)
+                let competitors = try await store.jobs(in: [.inDoubt]).filter { $0.key != key && $0.spec.model == row.spec.model }
+                var others: [Reconciliation.Job] = []
+                for other in competitors { others.append(try await reconciliationFacts(other)) }
+                let rows = try await listWindow(key, model: row.spec.model, around: job.createStartedAt)
+                listFailures = 0
+                let owners = try await store.jobsOwningTasks(rows.map(\.taskID))
+                verdict = Reconciliation.decide(job, rows: rows, owners: owners, competitors: others,
+                                                followed: followed, now: clock.now(), listLag: options.listLag)
+            } catch {
+                listFailures += 1
+                let delay = min(60, pow(2, Double(min(listFailures, 6))))
+                await noteInDoubt(key, "in doubt: the task list cannot be read (\(error)); trying again in \(Int(delay)) s")
+                if await pause(seconds: delay) { continue } else { return }
+            }
+            switch verdict {
+            case .adopt(let taskID, let how):
+                await adopt(key, taskID: taskID, how: how)
+                return
+            case .follow(let ids):
+                for id in ids {
+                    do {
+                        let (snapshot, exchange) = try await api.queryTask(id)
+                        await recordExchange(key, exchange)
+                        followed[id] = snapshot
+                    } catch let failure as ProviderFailure {
+                        await recordExchange(key, failure.exchange)
+                        // A candidate the provider no longer knows cannot be this job's billed task.
+                        followed[id] = TaskSnapshot(taskID: id, status: .unknown)
+                    } catch {
+                        return
+                    }
+                }
+            case .wait(let until, let seen):
+                await noteInDoubt(key, "in doubt: \(seen)")
+                // Candidates still rendering are queried again when it is time to look.
+                followed = followed.filter { $0.value.status.isTerminal }
+                if await pause(seconds: max(1, until - clock.now())) { continue } else { return }
+            case .noTaskSeen(let seen):
+                if options.resubmitInDoubt {
+                    await resubmitInDoubt(key, because: seen)
+                } else {
+                    await needsOperator(key, "in doubt: \(seen); no task was seen, but the list is not proof: resolve with "
+                                        + "`reelctl resolve \(key) --resubmit` (may pay twice if a task exists), "
+                                        + "`--adopt TASK` or `--fail`")
+                }
+                return
+            case .needsOperator(let summary):
+                await needsOperator(key, "in doubt: \(summary); resolve with `reelctl resolve \(key) --adopt TASK | "
+                                    + "--resubmit | --fail`")
+                return
             }
         }
-        handle(.released(key))
     }
 
-    func adopt(_ key: JobKey, task: TaskSnapshot) async {
+    /// The job as reconciliation sees it: its create window and the request ids its create calls answered with.
+    private func reconciliationFacts(_ row: JobRow) async throws -> Reconciliation.Job {
+        let started = row.createStartedAt ?? row.updatedAt
+        let requestIDs = try await store.attempts(of: row.key)
+            .filter { $0.exchange.kind == .create && $0.at >= started - 1 }
+            .compactMap(\.exchange.requestID)
+        return Reconciliation.Job(key: row.key, model: row.spec.model, prompt: row.spec.prompt, size: row.spec.frameSize,
+                                  durationSeconds: row.spec.durationSeconds, createStartedAt: started,
+                                  requestIDs: Set(requestIDs), knownTaskID: row.taskID)
+    }
+
+    /// Every task-list row of `model` around a create call, all pages (at most 20).
+    private func listWindow(_ key: JobKey, model: RenderModel, around started: Timestamp) async throws -> [TaskListRow] {
+        var query = TaskListQuery(startTime: started - Reconciliation.windowBefore,
+                                  endTime: max(clock.now(), started + Reconciliation.windowAfter) + 60,
+                                  model: model, pageNumber: 1, pageSize: 100)
+        var rows: [TaskListRow] = []
+        while true {
+            do {
+                let (page, exchange) = try await api.listTasks(query)
+                await recordExchange(key, exchange)
+                rows += page.rows
+                guard page.hasMore(after: query), query.pageNumber < 20 else { return rows }
+                query.pageNumber += 1
+            } catch let failure as ProviderFailure {
+                await recordExchange(key, failure.exchange)
+                throw failure
+            }
+        }
+    }
+
+    /// Records a provider exchange in the job's history; a store that cannot write is logged, never fatal here.
+    func recordExchange(_ key: JobKey?, _ exchange: Exchange) async {
+        do {
+            try await store.recordAttempt(key, exchange, now: clock.now())
+        } catch {
+            logger.error("cannot record a provider exchange", metadata: ["job_id": "\(key.map(\.description) ?? "-")",
+                                                                         "error": "\(error)"])
+        }
+    }
+
+    /// Sleeps `seconds`; false when cancelled (shutdown).
+    private func pause(seconds: Double) async -> Bool {
+        do {
+            try await Task.sleep(for: .seconds(seconds))
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Sets an in-doubt job's reason to what reconciliation saw, when it changed.
+    private func noteInDoubt(_ key: JobKey, _ reason: String) async {
+        do {
+            if try await store.update(key, ifIn: [.inDoubt], now: clock.now(), {
+                if $0.reason != reason { $0.reason = reason }
+            }) {
+                publish(.jobsChanged([key]))
+            }
+        } catch {
+            logger.error("cannot record an in-doubt reason", metadata: ["job_id": "\(key)", "error": "\(error)"])
+        }
+    }
+
+    private func needsOperator(_ key: JobKey, _ reason: String) async {
+        await noteInDoubt(key, reason)
+        logger.warning("in-doubt job needs an operator", metadata: ["job_id": "\(key)", "detail": "\(reason)"])
+        handle(.inDoubtNeedsOperator(key))
+    }
+
+    private func resubmitInDoubt(_ key: JobKey, because seen: String) async {
+        do {
+            guard try await store.transition(key, from: [.inDoubt], to: .queued,
+                                             cause: "in doubt, \(seen): resubmitting ([in_doubt] resubmit = true)",
+                                             now: clock.now(), update: { $0.reason = nil }) else { return }
+        } catch {
+            logger.error("cannot requeue an in-doubt job", metadata: ["job_id": "\(key)", "error": "\(error)"])
+            return
+        }
+        logger.notice("in-doubt job resubmitted: no task seen", metadata: ["job_id": "\(key)", "detail": "\(seen)"])
+        handle(.released(key))
+        do {
+            if let again = try await store.job(key) { handle(.enqueued(schedulerJob(again))) }
+        } catch {
+            logger.error("cannot read a requeued job", metadata: ["job_id": "\(key)", "error": "\(error)"])
+        }
+        publish(.jobsChanged([key]))
+    }
+
+    /// Adopts `taskID` for an in-doubt job: commits it as the job's task and hands it to the scheduler to poll.
+    func adopt(_ key: JobKey, taskID: String, how: String) async {
         let now = clock.now()
         do {
-            guard try await store.commitTaskID(key, taskID: task.taskID, status: task.status == .running ? .running : .pending,
-                                               now: now) else { return }
-            logger.notice("adopted task", metadata: ["job_id": "\(key)", "task_id": "\(task.taskID)"])
+            guard try await store.commitTaskID(key, taskID: taskID, status: .pending, now: now) else { return }
+            logger.notice("adopted task", metadata: ["job_id": "\(key)", "task_id": "\(taskID)", "how": "\(how)"])
             publish(.jobsChanged([key]))
-            if let row = try await store.job(key) { attachAdopted(row, taskID: task.taskID) }
+            if let row = try await store.job(key) { attachAdopted(row, taskID: taskID) }
         } catch {
-            logger.error("cannot adopt task", metadata: ["job_id": "\(key)", "error": "\(error)"])
+            logger.error("cannot adopt task", metadata: ["job_id": "\(key)", "task_id": "\(taskID)", "error": "\(error)"])
         }
     }
 
@@ -276,7 +399,7 @@ extension Engine {
                 return
             }
             // Learn from the provider's own clock (end − submit), not from when we happened to notice.
-            let runTime = Self.providerSeconds(from: snapshot.submitTime, to: snapshot.endTime)
+            let runTime = ProviderTime.seconds(from: snapshot.submitTime, to: snapshot.endTime)
                 ?? row.submittedAt.map { now - $0 }
             if let runTime {
                 handle(.observedRunTime(model: row.spec.model, resolution: row.spec.resolution,
@@ -316,33 +439,28 @@ extension Engine {
             publish(.jobsChanged([key]))
             await checkBatchEnd(key.batch)
         case .unknown:
-            // The task id came from the provider, so UNKNOWN means its 24-hour lifetime passed while we were not
-            // looking: if it rendered, it was billed and the result is lost.
-            let reason = "the provider no longer knows task \(snapshot.taskID) (UNKNOWN: its 24-hour window passed); billed but lost if it rendered"
-            _ = try? await store.transition(key, from: [.pending, .running], to: .expired, cause: reason, now: now) {
-                $0.reason = reason
-            }
+            // Expired, or lost for now by the provider: the scheduler tells (`.expire` / `.vanished`), by the
+            // task's age and how long it has answered UNKNOWN.
             handle(.polled(key, .unknown))
-            publish(.jobsChanged([key]))
-            await checkBatchEnd(key.batch)
         }
     }
 
-    /// Seconds between two provider times (`YYYY-MM-DD HH:mm:ss.SSS`, one unstated zone for both).
-    static func providerSeconds(from start: String?, to end: String?) -> Double? {
-        guard let start, let end, let a = providerTime(start), let b = providerTime(end), b >= a else { return nil }
-        return b - a
-    }
-
-    static func providerTime(_ text: String) -> Double? {
-        let parts = text.split(whereSeparator: { $0 == " " || $0 == "-" || $0 == ":" })
-        guard parts.count == 6, let y = Int(parts[0]), let mo = Int(parts[1]), let d = Int(parts[2]),
-              let h = Int(parts[3]), let mi = Int(parts[4]), let sec = Double(parts[5]) else { return nil }
-        var c = DateComponents()
-        (c.year, c.month, c.day, c.hour, c.minute) = (y, mo, d, h, mi)
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        return calendar.date(from: c).map { $0.timeIntervalSince1970 + sec }
+    /// A young task kept answering UNKNOWN: the job goes in doubt with the true reason and is reconciled (its
+    /// task may come back in the list); it is never marked expired early nor resubmitted blindly.
+    func taskVanished(_ key: JobKey, taskID: String, reason: String) async {
+        do {
+            guard try await store.transition(key, from: [.pending, .running], to: .inDoubt, cause: reason,
+                                             now: clock.now(), update: { $0.reason = "in doubt: \(reason)" }) else {
+                return
+            }
+        } catch {
+            logger.error("cannot record a vanished task", metadata: ["job_id": "\(key)", "error": "\(error)"])
+            return
+        }
+        logger.warning("task vanished at the provider; job is in doubt, reconciling",
+                       metadata: ["job_id": "\(key)", "task_id": "\(taskID)"])
+        publish(.jobsChanged([key]))
+        spawnReconcile(key)
     }
 
     // MARK: Cancel at the provider

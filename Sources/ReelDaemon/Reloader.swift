@@ -42,7 +42,8 @@ actor Reloader {
             return ActionResult(ok: false, message: "configuration not reloaded, nothing changed:\n\(error)")
         }
         let diff = current.reloadableDifferences(to: next)
-        await engine.apply(limits: Daemon.limits(next), pricing: next.pricing, resubmitInDoubt: next.resubmitInDoubt)
+        await engine.apply(limits: Daemon.limits(next), pricing: next.pricing, resubmitInDoubt: next.resubmitInDoubt,
+                           listLag: next.inDoubtListLag)
         await batchEnd.update(hooks)
         if let level = Logger.Level(rawValue: next.logLevel) { logLevel.level = level }
         var message = diff.reloadable.isEmpty ? "configuration reloaded: no reloadable change"

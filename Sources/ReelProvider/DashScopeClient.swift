@@ -95,23 +95,50 @@ public struct DashScopeClient: RenderAPI, CustomStringConvertible {
         return result.exchange
     }
 
+    /// One page of `GET /api/v1/tasks` (reference §1.9). The list is an optimisation over `queryTask`, and its
+    /// details are thinly documented, so the page is read tolerantly: each row on its own (`status` or
+    /// `task_status`; times as epoch milliseconds, numeric strings or `YYYY-MM-DD hh:mm:ss.SSS`; unknown fields
+    /// ignored), a row that cannot be read is skipped and counted, never the page. The window is sent widened for
+    /// the filter's undocumented zone (`ProviderTime.listWindow`); callers filter on `createdAt` themselves.
     public func listTasks(_ query: TaskListQuery) async throws -> (TaskListPage, Exchange) {
         var items = [("page_no", String(query.pageNumber)), ("page_size", String(query.pageSize))]
-        if let t = query.startTime { items.append(("start_time", Self.compactProviderTime(t))) }
-        if let t = query.endTime { items.append(("end_time", Self.compactProviderTime(t))) }
+        if query.startTime != nil || query.endTime != nil {
+            let to = query.endTime ?? Date().timeIntervalSince1970
+            let window = ProviderTime.listWindow(from: query.startTime ?? to - ProviderTime.listWindowLimit, to: to)
+            items.append(("start_time", ProviderTime.formatCompact(window.start)))
+            items.append(("end_time", ProviderTime.formatCompact(window.end)))
+        }
         if let m = query.model { items.append(("model_name", m.rawValue)) }
         if let s = query.status { items.append(("status", s.rawValue)) }
         let result = try await call(.list, "GET", "/api/v1/tasks?" + Self.queryString(items))
-        let rows = try field(result, .list, "data") { $0["data"]?.array }
-        var tasks: [TaskSnapshot] = []
-        var prompts: [String: String] = [:]
-        for row in rows {
-            let task = try snapshot(row, result: result, kind: .list, statusKey: "status", requestID: nil)
-            tasks.append(task)
-            if let prompt = row["prompt"]?.string { prompts[task.taskID] = prompt }
+        let body = result.json?["data"]?.array != nil ? result.json : result.json?["output"]
+        let data = try field(result, .list, "data") { _ in body?["data"]?.array }
+        var rows: [TaskListRow] = []
+        var skipped = 0
+        for item in data {
+            if let row = Self.listRow(item) { rows.append(row) } else { skipped += 1 }
         }
-        return (TaskListPage(tasks: tasks, prompts: prompts, total: result.json?["total"]?.int ?? tasks.count),
+        if skipped > 0 {
+            logger.notice("task list rows skipped: unreadable", metadata: ["skipped": "\(skipped)", "read": "\(rows.count)"])
+        }
+        let total = body?["total"]?.int ?? (rows.count + skipped)
+        return (TaskListPage(rows: rows, skippedRows: skipped, total: total, totalPages: body?["total_page"]?.int),
                 result.exchange)
+    }
+
+    /// One list row, or nil when it has no task id or no known status.
+    static func listRow(_ item: JSONValue) -> TaskListRow? {
+        guard item.object != nil, let taskID = item["task_id"]?.string, !taskID.isEmpty,
+              let raw = (item["status"] ?? item["task_status"])?.string,
+              let status = TaskStatus(rawValue: raw.uppercased()) else { return nil }
+        func time(_ name: String) -> Timestamp? {
+            guard let value = item[name] else { return nil }
+            if let ms = value.double { return ms / 1000 }
+            return value.string.flatMap(ProviderTime.parse)
+        }
+        return TaskListRow(taskID: taskID, status: status, model: item["model_name"]?.string,
+                           createdAt: time("gmt_create") ?? time("submit_time"), startedAt: time("start_time"),
+                           endedAt: time("end_time"), requestID: item["request_id"]?.string)
     }
 
     public func uploadFile(path: String, model: RenderModel) async throws -> (String, Exchange) {
@@ -301,7 +328,7 @@ public struct DashScopeClient: RenderAPI, CustomStringConvertible {
         return TaskSnapshot(taskID: taskID, status: status, videoURL: videoURL, code: task["code"]?.string,
                             message: task["message"]?.string.map(redact), submitTime: task["submit_time"]?.string,
                             scheduledTime: task["scheduled_time"]?.string, endTime: task["end_time"]?.string,
-                            usage: usage, requestID: requestID)
+                            usage: usage, requestID: requestID, origPrompt: task["orig_prompt"]?.string)
     }
 
     private func pathSegment(_ taskID: String, _ kind: Exchange.Kind) throws -> String {
@@ -368,16 +395,6 @@ public struct DashScopeClient: RenderAPI, CustomStringConvertible {
                                     shotType: r.shotType?.rawValue, watermark: r.watermark, seed: r.seed,
                                     audio: r.audio)
         }
-    }
-
-    /// `YYYYMMDDhhmmss` in the provider's zone (UTC+8) for seconds since 1970 UTC.
-    static func compactProviderTime(_ t: Double) -> String {
-        var seconds = time_t(t.rounded(.down)) + 8 * 3600
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(parts.tm_year + 1900)" + [parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec]
-            .map(two).joined()
     }
 
     static func queryString(_ items: [(String, String)]) -> String {

@@ -100,6 +100,21 @@ extension Store {
         try await transition(key, from: .submitting, to: .inDoubt, cause: cause, now: now)
     }
 
+    /// A create call the provider answered with a refusal (no task exists): `submitting` → `retrying`, where the
+    /// scheduler's verdict (backoff, throttle hold, failure) finds it. A refusal that says nothing about the job
+    /// (throttling, an account problem) is not an attempt: the attempt number `beginSubmission` took is given back.
+    @discardableResult
+    public func refuseSubmission(_ key: JobKey, countsAsAttempt: Bool, reason: String, now: Timestamp) async throws
+        -> Bool {
+        try await durableWrite { db in
+            try Self.move(db, key, from: [.submitting], to: .retrying, now: now,
+                          cause: { _ in "create refused: \(reason)" }) { row in
+                if !countsAsAttempt { row.attempt = max(0, row.attempt - 1) }
+                row.reason = "create refused: \(reason)"
+            } != nil
+        }
+    }
+
     /// At daemon start, before anything is scheduled: every job still `submitting` was interrupted mid-create by a
     /// crash, so its outcome is unknown. Moves them all to `in_doubt` (cause `cause`) in one transaction and
     /// returns them.

@@ -171,9 +171,92 @@ struct SchedulerFailureTests {
         #expect(s.handle(.tick, now: 3.9).polls.isEmpty)
         #expect(s.handle(.tick, now: 4).polls == [jk("b/0")])
         #expect(s.handle(.polled(jk("a/0"), .failed), now: 5) == [.fail(jk("a/0"), reason: "the provider reported the task FAILED")])
-        let unknown = s.handle(.polled(jk("a/1"), .unknown), now: 5)
-        #expect(unknown.count == 1)
-        #expect(s.snapshot.slotsHeld == 2)
+        #expect(s.snapshot.slotsHeld == 3)
+    }
+
+    @Test func aYoungUnknownTaskIsQueriedAgainThenGoesInDoubtNeverExpired() {
+        var limits = SchedulerLimits(concurrency: 2)
+        limits.polling.useTaskList = false
+        limits.unknownGrace = 30
+        var s = Scheduler(limits: limits, seed: 1)
+        _ = s.handle(.enqueued(sjob("a/1")), now: 0)
+        _ = s.handle(.submitted(jk("a/1"), taskID: "t1"), now: 0)
+        // UNKNOWN 5 s after the create: the provider lost the task for now (a restart), it did not expire.
+        #expect(s.handle(.polled(jk("a/1"), .unknown), now: 5).isEmpty)
+        #expect(s.snapshot.unknownTasks == 1 && s.snapshot.slotsHeld == 1)
+        #expect(s.nextWakeup(after: 5) == 7, "queried again after 2 s")
+        #expect(s.handle(.tick, now: 7).polls == [jk("a/1")])
+        // It comes back: nothing is lost.
+        _ = s.handle(.polled(jk("a/1"), .running), now: 8)
+        #expect(s.snapshot.unknownTasks == 0)
+        // UNKNOWN again, for longer than the grace: in doubt (reconciled), holding its slot.
+        var now = 20.0
+        var out = s.handle(.polled(jk("a/1"), .unknown), now: now)
+        while out.isEmpty {
+            now = s.nextWakeup(after: now)!
+            #expect(s.handle(.tick, now: now).polls == [jk("a/1")])
+            out = s.handle(.polled(jk("a/1"), .unknown), now: now)
+        }
+        #expect(now >= 50 && now <= 52, "re-queried for the 30 s grace, with backoff")
+        guard case .vanished(let key, let task, let reason)? = out.first else {
+            Issue.record("expected .vanished, got \(out)")
+            return
+        }
+        #expect(key == jk("a/1") && task == "t1" && reason.contains("UNKNOWN") && !reason.contains("24-hour window passed"))
+        #expect(s.snapshot.inDoubt == 1 && s.snapshot.slotsHeld == 1)
+    }
+
+    @Test func anUnknownTaskPastItsLifetimeExpires() {
+        var s = makeScheduler(concurrency: 1, taskList: false)
+        let day = ProviderLimits.resultLifetimeSeconds
+        _ = s.handle(.restoredRemote(sjob("a/old"), taskID: "t", submittedAt: 0), now: day)
+        let out = s.handle(.polled(jk("a/old"), .unknown), now: day + 1)
+        guard case .expire(let key, let reason)? = out.first, out.count == 1 else {
+            Issue.record("expected .expire, got \(out)")
+            return
+        }
+        #expect(key == jk("a/old") && reason.contains("24-hour window has passed"))
+        #expect(s.snapshot.slotsHeld == 0)
+    }
+
+    @Test func anInDoubtJobLetsItsSlotGoAfterAnHourButStaysSettleable() {
+        var s = makeScheduler(concurrency: 1)
+        _ = s.handle(.enqueued(sjob("a/1")), now: 0)
+        _ = s.handle(.enqueued(sjob("a/2")), now: 0)
+        _ = s.handle(.submitFailed(jk("a/1"), .ambiguous, retryAfter: nil, message: "500"), now: 1)
+        _ = s.handle(.inDoubtNeedsOperator(jk("a/1")), now: 2)
+        #expect(s.snapshot.awaitingOperator == 1)
+        #expect(s.handle(.tick, now: 1800).submits.isEmpty, "waiting for an operator still holds the slot")
+        #expect(s.handle(.tick, now: 3601).submits == [jk("a/2")], "an hour later any task of it has ended")
+        #expect(s.holds(jk("a/1")))
+        // An operator adopts a task for it later: it is polled like any other.
+        _ = s.handle(.released(jk("a/2")), now: 3700)
+        _ = s.handle(.submitted(jk("a/1"), taskID: "t1"), now: 3701)
+        #expect(s.snapshot.pending == 1)
+        #expect(s.snapshot.awaitingOperator == 0)
+    }
+
+    @Test func throttleHoldsStayInsideTheConfiguredMaxDelay() {
+        var limits = SchedulerLimits(concurrency: 5, maxDelay: 4)
+        limits.polling.useTaskList = false
+        var s = Scheduler(limits: limits, seed: 1)
+        var submits: [JobKey] = []
+        for i in 0..<10 { submits += s.handle(.enqueued(sjob("a/\(i)")), now: 0).submits }
+        var now = 0.0
+        for round in 0..<8 {
+            let throttledAt = now
+            for key in submits {
+                _ = s.handle(.submitFailed(key, .throttled, retryAfter: nil, message: "429"), now: now)
+            }
+            submits = []
+            while submits.isEmpty {
+                let next = s.nextWakeup(after: now)!
+                now = next
+                submits = s.handle(.tick, now: now).submits
+            }
+            #expect(now - throttledAt <= 4.001,
+                    "round \(round): the next probe goes out within [retry] max_delay of the throttle")
+        }
     }
 }
 

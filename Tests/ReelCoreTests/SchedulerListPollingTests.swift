@@ -83,21 +83,59 @@ struct SchedulerListPollingTests {
         #expect(out.polls == Self.keys)
     }
 
-    @Test func aFailedListBacksOffAndARefusedOneFallsBackToPerTaskQueries() {
+    /// Polls every covered task once with `status`, then returns the next due tick's actions.
+    private static func pollAll(_ s: inout Scheduler, _ status: TaskStatus, at: Timestamp) -> (Timestamp, [SchedulerAction]) {
+        for k in keys { _ = s.handle(.polled(k, status), now: at) }
+        let w = s.nextWakeup(after: at)!
+        return (w, s.handle(.tick, now: w))
+    }
+
+    @Test func aFailedListSendsEveryCoveredTaskToItsOwnQueryAtOnce() {
+        var (s, at) = Self.fiveRunning()
+        #expect(s.handle(.tick, now: at).lists == [Self.keys])
+        // The single-task query is the guaranteed path: no covered task waits for the list to come back.
+        #expect(s.handle(.listFailed(.provider, retryAfter: nil, message: "HTTP 500"), now: at + 1).polls == Self.keys)
+        // One failure does not switch the list off: the next round is a list again.
+        var (w, out) = Self.pollAll(&s, .running, at: at + 2)
+        #expect(out.lists == [Self.keys])
+        // A throttled list: the covered tasks are queried after the Retry-After.
+        #expect(s.handle(.listFailed(.throttled, retryAfter: 7, message: "429"), now: w + 1).isEmpty)
+        #expect(s.nextWakeup(after: w + 1) == w + 1 + 7)
+        #expect(s.handle(.tick, now: w + 8).polls == Self.keys)
+        #expect(s.snapshot.listPollingOffUntil == nil)
+        (w, out) = Self.pollAll(&s, .running, at: w + 9)
+        #expect(out.lists == [Self.keys])
+        // The third failure in a row switches list polling off, with a reason, for 5 minutes.
+        #expect(s.handle(.listFailed(.provider, retryAfter: nil, message: "HTTP 500"), now: w + 1).polls == Self.keys)
+        #expect(s.snapshot.listPollingOffUntil == w + 1 + 300)
+        #expect(s.snapshot.listPollingOffReason?.contains("HTTP 500") == true)
+        var now = w + 2
+        while true {
+            (now, out) = Self.pollAll(&s, .running, at: now)
+            if now >= w + 1 + 300 {
+                // Then it is probed again.
+                #expect(out.lists == [Self.keys])
+                break
+            }
+            #expect(out.lists.isEmpty, "no list while it is off")
+            #expect(out.polls == Self.keys)
+        }
+        _ = s.handle(.listed(Dictionary(uniqueKeysWithValues: Self.keys.map { ($0, TaskStatus.running) })), now: now + 0.1)
+        #expect(s.snapshot.listPollingOffUntil.map { $0 <= now } ?? true)
+        #expect(s.snapshot.listPollingOffReason == nil)
+    }
+
+    @Test func aRefusedListIsOffAtOnceUntilReloadOrReprobe() {
         var (s, at) = Self.fiveRunning()
         _ = s.handle(.tick, now: at)
-        #expect(s.handle(.listFailed(.provider, retryAfter: nil), now: at + 1).isEmpty)
-        #expect(s.nextWakeup(after: at + 1) == at + 1 + 2, "2 s backoff after the first failure")
-        _ = s.handle(.tick, now: at + 3)
-        #expect(s.handle(.listFailed(.throttled, retryAfter: 7), now: at + 4).isEmpty)
-        #expect(s.nextWakeup(after: at + 4) == at + 4 + 7, "Retry-After floors the backoff")
-        #expect(s.handle(.tick, now: at + 11).lists == [Self.keys])
-        // A refused filter (4xx): per-task queries at once, until the limits are reloaded.
-        #expect(s.handle(.listFailed(.jobPermanent, retryAfter: nil), now: at + 12).polls == Self.keys)
-        for k in Self.keys { _ = s.handle(.polled(k, .running), now: at + 13) }
-        _ = s.handle(.setLimits(s.limits), now: at + 14)
-        let w = s.nextWakeup(after: at + 14)!
-        #expect(s.handle(.tick, now: w).lists == [Self.keys])
+        #expect(s.handle(.listFailed(.jobPermanent, retryAfter: nil, message: "404"), now: at + 1).polls == Self.keys)
+        #expect(s.snapshot.listPollingOffUntil == at + 301)
+        let (w, out) = Self.pollAll(&s, .running, at: at + 2)
+        #expect(out.lists.isEmpty && out.polls == Self.keys)
+        _ = s.handle(.setLimits(s.limits), now: w + 1)
+        #expect(s.snapshot.listPollingOffUntil == nil)
+        let (_, again) = Self.pollAll(&s, .running, at: w + 2)
+        #expect(again.lists == [Self.keys])
     }
 
     @Test func cancellingATaskTheListShowsEndedDiscardsItsResult() {

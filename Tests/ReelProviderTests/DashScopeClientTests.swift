@@ -64,7 +64,13 @@ import Testing
 
     @Test func providerTimesAndRetryAfter() {
         // 2026-01-01 00:00:00 UTC is 08:00 in the provider's UTC+8.
-        #expect(DashScopeClient.compactProviderTime(1_767_225_600) == "20260101080000")
+        #expect(ProviderTime.formatCompact(1_767_225_600) == "20260101080000")
+        #expect(ProviderTime.parseCompact("20260101080000") == 1_767_225_600)
+        #expect(ProviderTime.format(1_767_225_600.5) == "2026-01-01 08:00:00.500")
+        #expect(ProviderTime.parse("2026-01-01 08:00:00.500") == 1_767_225_600.5)
+        #expect(ProviderTime.parse("2026-01-01 08:00:00") == 1_767_225_600)
+        #expect(ProviderTime.parse("2026-02-30 08:00:00") == nil)
+        #expect(ProviderTime.seconds(from: "2025-12-16 00:25:59.869", to: "2025-12-16 00:30:35.396")! - 275.527 < 1e-6)
         #expect(DashScopeClient.retryAfter("7") == 7)
         #expect(DashScopeClient.retryAfter(" 2.5 ") == 2.5)
         #expect(DashScopeClient.retryAfter("Wed, 21 Oct 2015 07:28:00 GMT") == 0)  // in the past
@@ -224,7 +230,7 @@ import Testing
         }
     }
 
-    @Test func listFindsTasksWithTheirPrompts() async throws {
+    @Test func listRowsCarryTheCreateRequestID() async throws {
         try await ProviderHarness.with { h in
             let now = Date().timeIntervalSince1970
             let a = try await h.client.createTask(ProviderHarness.request(prompt: "character1 list A"))
@@ -232,16 +238,42 @@ import Testing
             let (all, exchange) = try await h.client.listTasks(
                 TaskListQuery(startTime: now - 3600, endTime: now + 3600, pageNumber: 1, pageSize: 10))
             #expect(exchange.kind == .list && exchange.httpStatus == 200)
-            #expect(all.total == 2)
-            #expect(Set(all.tasks.map(\.taskID)) == [a.taskID, b.taskID])
-            #expect(all.prompts[a.taskID] == "character1 list A")
-            #expect(all.prompts[b.taskID] == "character1 list B")
+            #expect(all.total == 2 && all.skippedRows == 0)
+            #expect(Set(all.rows.map(\.taskID)) == [a.taskID, b.taskID])
+            let rowA = all.rows.first { $0.taskID == a.taskID }
+            // The documented list row names the create call's request id (reference §1.9).
+            #expect(rowA?.requestID != nil && rowA?.requestID == a.exchange.requestID)
+            #expect(rowA?.model == "wan2.6-r2v")
+            #expect(abs((rowA?.createdAt ?? 0) - now) < 60)
 
             let (flash, _) = try await h.client.listTasks(TaskListQuery(model: .r2vFlash))
-            #expect(flash.tasks.map(\.taskID) == [b.taskID])
-            let (future, _) = try await h.client.listTasks(TaskListQuery(startTime: now + 7200))
-            #expect(future.tasks.isEmpty && future.total == 0)
+            #expect(flash.rows.map(\.taskID) == [b.taskID])
+            // The window is widened by the filter's unknown zone (8 h), so only a window starting later than
+            // that excludes the tasks just made.
+            let (future, _) = try await h.client.listTasks(TaskListQuery(startTime: now + 9 * 3600,
+                                                                         endTime: now + 10 * 3600))
+            #expect(future.rows.isEmpty && future.total == 0)
         }
+    }
+
+    @Test func listRowsAreReadTolerantlyOneByOne() throws {
+        func row(_ json: String) -> TaskListRow? {
+            DashScopeClient.listRow(JSONValue.parse(Array(json.utf8))!)
+        }
+        // As documented: epoch milliseconds, `status`, unknown fields ignored.
+        let documented = row(#"{"task_id":"t1","status":"RUNNING","model_name":"wan2.6-r2v","gmt_create":1745568428109,"start_time":1745568428138,"request_id":"r1","region":"cn-beijing","api_key_id":"15"}"#)
+        #expect(documented == TaskListRow(taskID: "t1", status: .running, model: "wan2.6-r2v", createdAt: 1745568428.109,
+                                          startedAt: 1745568428.138, requestID: "r1"))
+        // Another server's plausible variants: `task_status`, times as strings (UTC+8), numbers quoted.
+        let variant = row(#"{"task_id":"t2","task_status":"SUCCEEDED","gmt_create":"2025-04-25 16:07:08.109","end_time":"1745568500000"}"#)
+        #expect(variant?.status == .succeeded)
+        #expect(variant?.createdAt == 1745568428.109)
+        #expect(variant?.endedAt == 1745568500)
+        // Rows that cannot be read are skipped, one by one.
+        #expect(row(#"{"status":"RUNNING"}"#) == nil)
+        #expect(row(#"{"task_id":"t3"}"#) == nil)
+        #expect(row(#"{"task_id":"t4","status":"SLEEPING"}"#) == nil)
+        #expect(row(#"["t5"]"#) == nil)
     }
 
     @Test func uploadGivesAnOSSReferenceUsableInCreate() async throws {

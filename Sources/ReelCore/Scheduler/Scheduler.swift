@@ -14,6 +14,19 @@ enum SchedulerTuning {
     /// A failed query is retried after 2 s, doubling up to 60 s (or `Retry-After`, if longer).
     static let pollRetryBase = 2.0
     static let pollRetryMax = 60.0
+    /// After this many task-list failures in a row (or one refusal of the query itself) list polling is off and
+    /// every task is queried on its own; a list is tried again after 5 min, doubling per failed re-probe up to 1 h.
+    static let listFailuresBeforeOff = 3
+    static let listOffBase = 300.0
+    static let listOffMax = 3600.0
+    /// An in-doubt create holds a render slot of its model: its task may be at the provider, counted against the
+    /// account. After an hour any such task has long ended (renders take minutes), so the slot is let go even while
+    /// the job still waits for an operator.
+    static let inDoubtSlotHold = 3600.0
+    /// A task that answers UNKNOWN this long before its 24-hour lifetime ends is not expired: the provider lost it
+    /// for now (a restart). It is queried again with backoff for `SchedulerLimits.unknownGrace`, then it goes in
+    /// doubt (never silently resubmitted).
+    static let expiryMargin = 600.0
     /// Deadlines are checked against the forecast at most this often…
     static let deadlineCheckInterval = 60.0
     /// …and at least this often.
@@ -35,6 +48,8 @@ public struct Scheduler: Sendable {
         case waiting(at: Timestamp, fresh: Bool)
         case submitting
         case inDoubt
+        /// In doubt past `inDoubtSlotHold`: still waiting to be settled, no longer holding a slot.
+        case inDoubtIdle
         case remote(taskID: String, status: TaskStatus)
         /// A task list showed the task ended: the provider freed its slot; its own query brings the result.
         case ended(taskID: String)
@@ -65,8 +80,12 @@ public struct Scheduler: Sendable {
         var pollFailures = 0
         var refusedPolls = 0
         var cancelRequested = false
-        /// The next poll must query the task itself (missing from a list answer, or ended).
+        /// The next poll must query the task itself (missing from a list answer, ended, or the list failed).
         var direct = false
+        /// Reconciliation could not settle the in-doubt job by itself: it waits for an operator.
+        var needsOperator = false
+        /// When the task first answered UNKNOWN while young (nil: it has not).
+        var unknownSince: Timestamp?
     }
 
     struct Timer: Comparable, Sendable {
@@ -128,9 +147,15 @@ public struct Scheduler: Sendable {
     var pollBlockedByRate = false
     /// The tasks the outstanding `.pollList` covers (nil: none outstanding).
     var listCovering: Set<JobKey>?
+    /// Task-list failures in a row.
     var listFailures = 0
-    /// A list query was refused as malformed: per-task polls until `.setLimits`.
-    var listDisabled = false
+    /// List polling is off until then (per-task queries meanwhile); nil: on.
+    var listOffUntil: Timestamp?
+    var listOffReason: String?
+    /// Times list polling went off since it last worked (the re-probe delay doubles).
+    var listOffCount = 0
+    /// Failed single-task queries in a row, account-wide.
+    var queryFailuresInRow = 0
 
     /// `seed` drives the full-jitter backoff, so a test replays the same delays.
     public init(limits: SchedulerLimits, seed: UInt64) {
@@ -206,12 +231,18 @@ public struct Scheduler: Sendable {
 
         case .restoredInDoubt(let job):
             admit(job, now: now)
-            setPhase(job.key, .inDoubt)
+            goInDoubt(job.key, now: now)
+
+        case .inDoubtNeedsOperator(let key):
+            guard records[key]?.phase == .inDoubt || records[key]?.phase == .inDoubtIdle else { return }
+            records[key]!.needsOperator = true
 
         case .submitted(let key, let taskID):
-            guard let rec = records[key], rec.phase == .submitting || rec.phase == .inDoubt else { return }
+            guard let rec = records[key], rec.phase == .submitting || rec.phase == .inDoubt || rec.phase == .inDoubtIdle
+            else { return }
             createAnswered(key)
             consecutiveThrottles = 0
+            records[key]!.needsOperator = false
             setPhase(key, .remote(taskID: taskID, status: .pending))
             records[key]!.submittedAt = now
             if rec.cancelRequested {
@@ -224,7 +255,7 @@ public struct Scheduler: Sendable {
             if blame == .ambiguous {
                 if probe == key { probe = nil }
                 tripBreaker(now: now)
-                setPhase(key, .inDoubt)
+                goInDoubt(key, now: now)
                 return
             }
             if blame == .provider { tripBreaker(now: now) } else { createAnswered(key) }
@@ -250,9 +281,13 @@ public struct Scheduler: Sendable {
             guard let rec = records[key], let taskID = rec.phase.taskID else { return }
             let last: TaskStatus = if case .remote(_, let s) = rec.phase { s } else { .running }
             records[key]!.pollOutstanding = false
-            records[key]!.pollFailures = 0
             records[key]!.refusedPolls = 0
             records[key]!.direct = false
+            queryFailuresInRow = 0
+            if status != .unknown {
+                records[key]!.pollFailures = 0
+                records[key]!.unknownSince = nil
+            }
             switch status {
             case .pending, .running:
                 if status == .running, last != .running, rec.cancelRequested {
@@ -276,8 +311,26 @@ public struct Scheduler: Sendable {
                 forget(key)
                 if !rec.cancelRequested { out.append(.fail(key, reason: "the task was cancelled at the provider")) }
             case .unknown:
-                forget(key)
-                out.append(.fail(key, reason: "the provider no longer knows the task (UNKNOWN: expired or never created)"))
+                let age = now - rec.submittedAt
+                if age >= ProviderLimits.resultLifetimeSeconds - SchedulerTuning.expiryMargin {
+                    forget(key)
+                    out.append(.expire(key, reason: "the provider no longer knows task \(taskID) (UNKNOWN) and its "
+                                       + "24-hour window has passed: billed but lost if it rendered"))
+                    return
+                }
+                let since = rec.unknownSince ?? now
+                records[key]!.unknownSince = since
+                if now - since >= limits.unknownGrace {
+                    goInDoubt(key, now: now)
+                    out.append(.vanished(key, taskID: taskID, reason: "the provider answered UNKNOWN for task \(taskID), "
+                                         + "created \(Int(age)) s ago, for \(Int(now - since)) s: it lost the task "
+                                         + "(a restart?) well inside its 24-hour window"))
+                    return
+                }
+                records[key]!.pollFailures += 1
+                let backoff = min(SchedulerTuning.pollRetryMax,
+                                  SchedulerTuning.pollRetryBase * pow2(records[key]!.pollFailures - 1))
+                schedulePoll(key, at: now + min(backoff, max(1, limits.unknownGrace - (now - since))))
             }
 
         case .renderFailed(let key, let blame, let message):
@@ -294,6 +347,7 @@ public struct Scheduler: Sendable {
             guard var rec = records[key], rec.phase.taskID != nil else { return }
             rec.pollOutstanding = false
             rec.pollFailures += 1
+            queryFailuresInRow += 1
             if queryFailed(blame, now: now) { rec.refusedPolls += 1 }
             records[key] = rec
             if rec.refusedPolls >= max(1, limits.maxAttempts) {
@@ -309,6 +363,8 @@ public struct Scheduler: Sendable {
             guard let covered = listCovering else { return }
             listCovering = nil
             listFailures = 0
+            listOffCount = 0
+            listOffReason = nil
             var running: [JobKey] = []
             for key in covered.sorted() {
                 guard let rec = records[key], rec.pollOutstanding, case .remote(let taskID, let last) = rec.phase else {
@@ -336,17 +392,26 @@ public struct Scheduler: Sendable {
             let delay = limits.polling.nextList(tasks, queued: queuedCount > 0)
             for key in running { schedulePoll(key, at: now + delay) }
 
-        case .listFailed(let blame, let retryAfter):
+        case .listFailed(let blame, let retryAfter, let message):
             guard let covered = listCovering else { return }
             listCovering = nil
             listFailures += 1
-            if queryFailed(blame, now: now) { listDisabled = true }
-            let backoff = blame == .jobPermanent ? 0
-                : min(SchedulerTuning.pollRetryMax, SchedulerTuning.pollRetryBase * pow2(listFailures - 1))
+            let refused = queryFailed(blame, now: now)
+            if refused || listFailures >= SchedulerTuning.listFailuresBeforeOff {
+                listOffCount += 1
+                let off = min(SchedulerTuning.listOffMax, SchedulerTuning.listOffBase * pow2(listOffCount - 1))
+                listOffUntil = now + off
+                listOffReason = "\(listFailures) task-list failure(s) in a row, last: \(message)"
+                listFailures = 0
+            }
+            // The covered tasks are queried on their own next, so a list that keeps failing never leaves a task
+            // unobserved: the single-task query is the guaranteed path.
+            let delay = blame == .throttled ? max(SchedulerTuning.pollRetryBase, retryAfter ?? 0) : (retryAfter ?? 0)
             for key in covered.sorted() {
                 guard let rec = records[key], rec.pollOutstanding, case .remote = rec.phase else { continue }
                 records[key]!.pollOutstanding = false
-                schedulePoll(key, at: now + max(backoff, retryAfter ?? 0))
+                records[key]!.direct = true
+                schedulePoll(key, at: now + delay)
             }
 
         case .released(let key), .removed(let key):
@@ -359,7 +424,9 @@ public struct Scheduler: Sendable {
             adaptiveCap = max(1, l.concurrency)
             growAt = nil
             accountBlock = nil
-            listDisabled = false
+            listOffUntil = nil
+            listOffReason = nil
+            listOffCount = 0
             deadlinesMayHaveMoved(now: now)
 
         case .pause(let batch):
@@ -389,7 +456,7 @@ public struct Scheduler: Sendable {
             switch rec.phase {
             case .queued, .waiting, .downloading:
                 forget(key)
-            case .submitting, .inDoubt:
+            case .submitting, .inDoubt, .inDoubtIdle:
                 records[key]!.cancelRequested = true
             case .remote(let taskID, let status):
                 guard !rec.cancelRequested else { return }
@@ -425,8 +492,12 @@ public struct Scheduler: Sendable {
 
         while let t = retryTimers.top, t.at <= now {
             retryTimers.pop()
-            guard let rec = records[t.key], rec.generation == t.generation, case .waiting(_, let fresh) = rec.phase
-            else { continue }
+            guard let rec = records[t.key], rec.generation == t.generation else { continue }
+            if rec.phase == .inDoubt {
+                setPhase(t.key, .inDoubtIdle)
+                continue
+            }
+            guard case .waiting(_, let fresh) = rec.phase else { continue }
             enqueue(t.key, retry: !fresh)
         }
         while let t = pollTimers.top, t.at <= now {
@@ -452,7 +523,7 @@ public struct Scheduler: Sendable {
             queries.record(now)
             pollsIssued += 1
             // One list query answers for every running task: worth it as soon as it covers two.
-            if limits.polling.useTaskList, !listDisabled, listCovering == nil, !rec.direct, case .remote = rec.phase {
+            if listPollingOn(now: now), listCovering == nil, !rec.direct, case .remote = rec.phase {
                 let covered = listableTasks()
                 if covered.count >= 2 {
                     listCovering = Set(covered.map(\.key))
@@ -510,6 +581,13 @@ public struct Scheduler: Sendable {
         return tasks.sorted { $0.key < $1.key }
     }
 
+    /// Whether a poll may be a task-list query now (configured on, and not switched off by failures).
+    func listPollingOn(now: Timestamp) -> Bool {
+        guard limits.polling.useTaskList else { return false }
+        if let until = listOffUntil, now < until { return false }
+        return true
+    }
+
     /// Why no create may go out (at `now`, when given), or nil.
     func submissionBlocked(now: Timestamp?) -> String? {
         if let accountBlock { return "account refused: \(accountBlock); fix the key or billing, then resume or reload" }
@@ -550,6 +628,7 @@ public struct Scheduler: Sendable {
         switch phase {
         case .queued: queuedCount += d
         case .waiting: waitingCount += d
+        case .inDoubtIdle: break
         case .downloading, .ended: downloadingCount += d
         case .submitting, .inDoubt, .remote:
             if d > 0 { holderKeys.insert(key) } else { holderKeys.remove(key) }
@@ -566,6 +645,12 @@ public struct Scheduler: Sendable {
         records[job.key] = Record(job: job, phase: .waiting(at: now, fresh: true))
         waitingCount += 1
         if job.deadline != nil { unwarnedDeadlines.insert(job.key) }
+    }
+
+    /// The create's outcome is unknown: the job holds a slot of its model for `inDoubtSlotHold`, then lets it go.
+    private mutating func goInDoubt(_ key: JobKey, now: Timestamp) {
+        setPhase(key, .inDoubt)
+        retryTimers.push(Timer(at: now + SchedulerTuning.inDoubtSlotHold, key: key, generation: records[key]!.generation))
     }
 
     private mutating func enqueue(_ key: JobKey, retry: Bool) {
@@ -635,7 +720,8 @@ public struct Scheduler: Sendable {
             growAt = now + SchedulerTuning.adaptiveCoolDown
             deadlinesMayHaveMoved(now: now)
         }
-        let hold = min(SchedulerTuning.throttleHoldMax, SchedulerTuning.throttleHoldBase * pow2(consecutiveThrottles - 1))
+        let cap = max(SchedulerTuning.throttleHoldBase, min(SchedulerTuning.throttleHoldMax, limits.maxDelay))
+        let hold = min(cap, SchedulerTuning.throttleHoldBase * pow2(consecutiveThrottles - 1))
         throttleHoldUntil = max(throttleHoldUntil, now + max(hold, retryAfter ?? 0))
     }
 
@@ -643,7 +729,11 @@ public struct Scheduler: Sendable {
 
     /// Counts, caps and gates for status and metrics.
     public var snapshot: SchedulerSnapshot {
-        var submitting = 0, inDoubt = 0, pending = 0, running = 0
+        var submitting = 0, inDoubt = 0, pending = 0, running = 0, awaitingOperator = 0, unknown = 0
+        for rec in records.values where rec.needsOperator || rec.unknownSince != nil {
+            if rec.needsOperator { awaitingOperator += 1 }
+            if rec.unknownSince != nil, case .remote = rec.phase { unknown += 1 }
+        }
         for key in holderKeys {
             switch records[key]?.phase {
             case .submitting: submitting += 1
@@ -659,7 +749,9 @@ public struct Scheduler: Sendable {
             concurrencyCap: concurrencyCap, adaptiveCap: adaptiveCap, breaker: breaker, accountBlock: accountBlock,
             throttleCount: throttleCount, pollsIssued: pollsIssued, submitsIssued: submitsIssued, paused: paused,
             pausedBatches: pausedBatches.sorted(), draining: draining, runningByBatch: runningByBatch,
-            submissionBlocked: blocked)
+            submissionBlocked: blocked, listPollingOffUntil: listOffUntil, listPollingOffReason: listOffReason,
+            listFailuresInRow: listFailures, queryFailuresInRow: queryFailuresInRow, breakerTrips: breakerTrips,
+            awaitingOperator: awaitingOperator, unknownTasks: unknown, throttleHoldUntil: throttleHoldUntil)
     }
 }
 

@@ -15,10 +15,15 @@ public struct SchedulerLimits: Sendable, Equatable {
     public var perModelConcurrency: [RenderModel: Int]
     /// When to poll running tasks.
     public var polling: PollPolicy
+    /// How long a task that answers UNKNOWN well inside its 24-hour lifetime is queried again (with backoff)
+    /// before its job goes in doubt (`[in_doubt] unknown_grace`).
+    public var unknownGrace: Double
 
     public init(concurrency: Int = 5, submitPerSecond: Double = 5.0, queryPerSecond: Double = 20.0,
                 maxAttempts: Int = 5, baseDelay: Double = 15.0, maxDelay: Double = 900.0,
-                perModelConcurrency: [RenderModel: Int] = [:], polling: PollPolicy = PollPolicy()) {
+                perModelConcurrency: [RenderModel: Int] = [:], polling: PollPolicy = PollPolicy(),
+                unknownGrace: Double = 600) {
+        self.unknownGrace = unknownGrace
         self.concurrency = concurrency
         self.submitPerSecond = submitPerSecond
         self.queryPerSecond = queryPerSecond
@@ -65,8 +70,11 @@ public enum SchedulerEvent: Sendable {
     case enqueued(SchedulerJob)
     /// At start-up: the job has a remote task; poll it (first poll at once).
     case restoredRemote(SchedulerJob, taskID: String, submittedAt: Timestamp)
-    /// At start-up: the job is in doubt; it holds a slot until `.released` or `.submitted`.
+    /// At start-up: the job is in doubt; it holds a slot until `.released` or `.submitted` (at most an hour).
     case restoredInDoubt(SchedulerJob)
+    /// Reconciliation could not settle the in-doubt job: it waits for an operator (and keeps its slot while the
+    /// hour lasts: its task may still be at the provider).
+    case inDoubtNeedsOperator(JobKey)
     /// The create call returned a task id.
     case submitted(JobKey, taskID: String)
     /// The create call failed; `.ambiguous` means the daemon marked the job in doubt (it keeps its slot).
@@ -77,9 +85,10 @@ public enum SchedulerEvent: Sendable {
     /// The answer of the outstanding `.pollList`: the status of each covered task the list showed. A covered task
     /// missing from the answer is queried on its own next.
     case listed([JobKey: TaskStatus])
-    /// The outstanding `.pollList` failed; its tasks are polled again after a backoff (`.jobPermanent`, e.g. a
-    /// filter the provider refuses, turns list polling off until `.setLimits`).
-    case listFailed(Blame, retryAfter: Double?)
+    /// The outstanding `.pollList` failed (the call, or its answer could not be read); its tasks are queried on
+    /// their own at once. A refusal of the query itself (`.jobPermanent`, e.g. 404) or repeated failures turn list
+    /// polling off for a while (re-probed later; `.setLimits` turns it back on).
+    case listFailed(Blame, retryAfter: Double?, message: String)
     /// The task ended FAILED at the provider with a code the daemon classified: `.provider` (InternalError…)
     /// frees the slot and retries with backoff (failed renders are not billed); anything else fails the job.
     case renderFailed(JobKey, Blame, message: String)
@@ -122,6 +131,11 @@ public enum SchedulerAction: Sendable, Equatable {
     case cancelRemote(JobKey, taskID: String)
     /// The task is RUNNING and cannot be cancelled: it will finish (and be billed); discard the result.
     case discardWhenDone(JobKey)
+    /// The task answered UNKNOWN at the end of its 24-hour lifetime: record `expired`; the scheduler forgot it.
+    case expire(JobKey, reason: String)
+    /// A young task kept answering UNKNOWN: record the job in doubt with `reason` and reconcile it (the scheduler
+    /// holds it in doubt, with its slot).
+    case vanished(JobKey, taskID: String, reason: String)
     /// The job's p90 finish is after its deadline (raised once per job).
     case deadlineAtRisk(JobKey, p90: Timestamp, deadline: Timestamp)
 }
@@ -195,4 +209,18 @@ public struct SchedulerSnapshot: Sendable, Equatable {
     public var runningByBatch: [String: Int]
     /// Why nothing new is submitted, when something stops it (pause, drain, account, breaker, throttle hold).
     public var submissionBlocked: String?
+    /// List polling is off (per-task queries) until then, and why.
+    public var listPollingOffUntil: Timestamp?
+    public var listPollingOffReason: String?
+    /// Failures in a row of each call class (reset by the next success).
+    public var listFailuresInRow: Int
+    public var queryFailuresInRow: Int
+    /// Breaker trips since the last definite create answer.
+    public var breakerTrips: Int
+    /// In-doubt jobs that reconciliation could not settle: they wait for `reelctl resolve`.
+    public var awaitingOperator: Int
+    /// Tasks answering UNKNOWN well inside their 24-hour lifetime, being queried again.
+    public var unknownTasks: Int
+    /// No create goes out before this after a throttling answer.
+    public var throttleHoldUntil: Timestamp
 }
