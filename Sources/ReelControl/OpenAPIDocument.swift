@@ -494,6 +494,7 @@ public enum OpenAPIDocument {
                   "throttled",
                   "breaker_open",
                   "account_blocked",
+                  "degraded",
                   "paused"
                 ],
                 "type": "string"

@@ -298,20 +298,15 @@ struct SystemdService: Service {
     }
 
     private func statusLine() async -> String {
-        let s = await engine.schedulerSnapshot
+        let (s, limits, _) = await engine.statusFacts()
         var line = "\(s.slotsHeld) rendering, \(s.queued) queued, \(s.downloading) downloading"
         if let counts = try? await store.counts().byState {
             let held = counts[.held] ?? 0, doubt = counts[.inDoubt] ?? 0
             if held > 0 { line += ", \(held) held" }
             if doubt > 0 { line += ", \(doubt) in doubt" }
         }
-        if let block = s.accountBlock { line += "; provider: \(block)" } else if case .open = s.breaker {
-            line += "; provider breaker open"
-        } else if s.adaptiveCap < s.concurrencyCap {
-            line += "; provider throttling"
-        } else {
-            line += "; provider ok"
-        }
+        let health = SchedulerHealth(s, limits: limits, now: engine.clock.now())
+        line += health.notes.isEmpty ? "; provider ok" : "; " + health.notes.joined(separator: "; ")
         if s.paused { line += "; paused" }
         if s.draining { line += "; draining" }
         return line

@@ -21,32 +21,26 @@ struct DaemonBackend: ControlBackend {
         let now = clock.now()
         var warnings: [String] = []
         let byState = counts.byState
-        if let n = byState[.inDoubt], n > 0 {
-            warnings.append("\(n) job(s) in doubt: their create call's outcome is unknown; see `reelctl jobs --state in_doubt` and `reelctl resolve`")
+        let health = SchedulerHealth(snapshot, limits: limits, now: now)
+        warnings += health.warnings
+        if let n = byState[.inDoubt], n > snapshot.awaitingOperator {
+            warnings.append("\(n - snapshot.awaitingOperator) job(s) in doubt: their create call's outcome is unknown; "
+                            + "Reel is reconciling them with the provider (`reelctl jobs --state in_doubt` shows what it saw)")
         }
         if let n = byState[.expired], n > 0 {
             warnings.append("\(n) job(s) expired: rendered and billed, but the result's 24-hour window passed before download")
         }
-        if let block = snapshot.accountBlock { warnings.append("submission stopped: \(block)") }
         warnings += deadlineWarnings
         return StatusResponse(
             version: Delivery.reelVersion, pid: getpid(), started_at: Wire.time(startedAt), uptime_s: now - startedAt,
             mode: snapshot.draining ? "draining" : (snapshot.paused ? "paused" : "running"),
             jobs: Dictionary(uniqueKeysWithValues: byState.map { ($0.key.rawValue, $0.value) }),
             total_jobs: counts.total, batches: Set(counts.groups.map(\.batch)).count,
-            provider: .init(health: health(snapshot, now: now), detail: snapshot.submissionBlocked,
+            provider: .init(health: health.health, detail: snapshot.submissionBlocked,
                             concurrency_limit: limits.concurrency, concurrency_cap: snapshot.concurrencyCap,
                             slots_in_use: snapshot.slotsHeld, throttles: snapshot.throttleCount,
                             creates: snapshot.submitsIssued, polls: snapshot.pollsIssued),
             spend_usd: counts.costUSD, warnings: warnings)
-    }
-
-    private func health(_ s: SchedulerSnapshot, now: Timestamp) -> String {
-        if s.accountBlock != nil { return "account_blocked" }
-        if case .open = s.breaker { return "breaker_open" }
-        if s.adaptiveCap < s.concurrencyCap || s.concurrencyCap < 1 { return "throttled" }
-        if s.paused { return "paused" }
-        return "ok"
     }
 
     func jobs(state: JobState?, batch: String?, limit: Int, cursor: String?) async throws -> ReelProtocol.JobPage {

@@ -34,6 +34,17 @@ enum Metrics {
         let breakerOpen: Double = if case .open = s.breaker { 1 } else { 0 }
         metric("reel_provider_breaker_open", "gauge", "1 while the provider breaker is open.", [("", breakerOpen)])
         metric("reel_account_blocked", "gauge", "1 while submission is stopped by an account error.", [("", s.accountBlock == nil ? 0 : 1)])
+        metric("reel_task_list_polling", "gauge", "1 while task-list polling is on, 0 while it is off after failures.",
+               [("", s.listPollingOffUntil.map { $0 > now ? 0 : 1 } ?? (limits.polling.useTaskList ? 1 : 0))])
+        metric("reel_call_failures_in_row", "gauge", "Failed provider calls in a row, by call class.",
+               [("call=\"list\"", Double(s.listFailuresInRow)), ("call=\"query\"", Double(s.queryFailuresInRow)),
+                ("call=\"create\"", Double(s.breakerTrips))])
+        metric("reel_in_doubt_awaiting_operator", "gauge", "In-doubt jobs reconciliation could not settle.",
+               [("", Double(s.awaitingOperator))])
+        metric("reel_tasks_unknown", "gauge", "Tasks answering UNKNOWN inside their 24-hour window, being re-queried.",
+               [("", Double(s.unknownTasks))])
+        let health = SchedulerHealth(s, limits: limits, now: now)
+        metric("reel_health_ok", "gauge", "1 while provider health is ok.", [("", health.health == "ok" ? 1 : 0)])
         metric("reel_spend_usd_total", "counter", "USD spent on delivered renders (from provider usage).", [("", counts.costUSD)])
         var etas: [(String, Double)] = []
         let forecast = await engine.forecast()

@@ -183,3 +183,37 @@ struct SchedulerListPollingTests {
         #expect(abs(d - 0.661) < 0.01)
     }
 }
+
+@Suite("Scheduler health")
+struct SchedulerHealthTests {
+    @Test func healthIsOkOnlyWhileNothingIsWrong() {
+        var (s, at) = SchedulerListPollingTests.fiveRunning()
+        #expect(SchedulerHealth(s.snapshot, limits: s.limits, now: at).health == "ok")
+        #expect(SchedulerHealth(s.snapshot, limits: s.limits, now: at).warnings.isEmpty)
+        // A list that is refused: polling per task, and status says so.
+        _ = s.handle(.tick, now: at)
+        _ = s.handle(.listFailed(.jobPermanent, retryAfter: nil, message: "list: HTTP 404"), now: at + 1)
+        let off = SchedulerHealth(s.snapshot, limits: s.limits, now: at + 2)
+        #expect(off.health == "degraded")
+        #expect(off.warnings.contains { $0.contains("task-list polling is off") && $0.contains("HTTP 404") })
+        #expect(off.notes == ["task list off"])
+        // Single-task queries failing again and again.
+        for k in SchedulerListPollingTests.keys { _ = s.handle(.pollFailed(k, .provider, retryAfter: nil), now: at + 3) }
+        #expect(SchedulerHealth(s.snapshot, limits: s.limits, now: at + 3).warnings.contains { $0.contains("5 in a row") })
+    }
+
+    @Test func anInDoubtJobWaitingForAnOperatorAndAThrottleCutAreReported() {
+        var s = makeScheduler(concurrency: 2)
+        _ = s.handle(.enqueued(sjob("a/1")), now: 0)
+        _ = s.handle(.enqueued(sjob("a/2")), now: 0)
+        _ = s.handle(.submitFailed(jk("a/1"), .ambiguous, retryAfter: nil, message: "500"), now: 1)
+        _ = s.handle(.inDoubtNeedsOperator(jk("a/1")), now: 1)
+        _ = s.handle(.submitFailed(jk("a/2"), .throttled, retryAfter: nil, message: "429"), now: 1)
+        let h = SchedulerHealth(s.snapshot, limits: s.limits, now: 1.5)
+        #expect(h.health == "breaker_open", "the ambiguous create tripped the breaker")
+        #expect(h.warnings.contains { $0.contains("provider breaker open for 5 s") })
+        #expect(h.warnings.contains { $0.contains("1 in-doubt job(s) wait for an operator") })
+        #expect(h.warnings.contains { $0.contains("concurrency cut to 1 of 2") })
+        #expect(h.warnings.contains { $0.contains("throttled by the provider: no creates for 1 s") })
+    }
+}
