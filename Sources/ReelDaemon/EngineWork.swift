@@ -212,7 +212,8 @@ extension Engine {
                 listFailures = 0
                 let owners = try await store.jobsOwningTasks(rows.map(\.taskID))
                 verdict = Reconciliation.decide(job, rows: rows, owners: owners, competitors: others,
-                                                followed: followed, now: clock.now(), listLag: options.listLag)
+                                                followed: followed, now: clock.now(), listLag: options.listLag,
+                                                pollAgain: min(15, options.limits.polling.maxInterval))
             } catch {
                 listFailures += 1
                 let delay = min(60, pow(2, Double(min(listFailures, 6))))
@@ -352,7 +353,7 @@ extension Engine {
     func adopt(_ key: JobKey, taskID: String, how: String) async {
         let now = clock.now()
         do {
-            guard try await store.commitTaskID(key, taskID: taskID, status: .pending, now: now) else { return }
+            guard try await store.commitTaskID(key, taskID: taskID, status: .pending, now: now, how: how) else { return }
             logger.notice("adopted task", metadata: ["job_id": "\(key)", "task_id": "\(taskID)", "how": "\(how)"])
             publish(.jobsChanged([key]))
             if let row = try await store.job(key) { attachAdopted(row, taskID: taskID) }

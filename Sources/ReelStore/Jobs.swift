@@ -73,15 +73,17 @@ extension Store {
     /// Not cancellable: a paid task id is committed even when the calling task was cancelled meanwhile (e.g. by a
     /// graceful shutdown), since GRDB would otherwise roll the commit back and leave the job in doubt.
     @discardableResult
-    public func commitTaskID(_ key: JobKey, taskID: String, status: TaskStatus, now: Timestamp) async throws -> Bool {
+    public func commitTaskID(_ key: JobKey, taskID: String, status: TaskStatus, now: Timestamp,
+                             how: String? = nil) async throws -> Bool {
         let to: JobState = status == .running ? .running : .pending
-        return try await Task { try await commit(key, taskID: taskID, to: to, now: now) }.value
+        return try await Task { try await commit(key, taskID: taskID, to: to, now: now, how: how) }.value
     }
 
-    private func commit(_ key: JobKey, taskID: String, to: JobState, now: Timestamp) async throws -> Bool {
+    private func commit(_ key: JobKey, taskID: String, to: JobState, now: Timestamp, how: String?) async throws -> Bool {
         try await durableWrite { db in
             let row = try Self.move(db, key, from: [.submitting, .inDoubt], to: to, now: now,
-                                    cause: { ($0.state == .inDoubt ? "adopted task " : "created task ") + taskID }) {
+                                    cause: { ($0.state == .inDoubt ? "adopted task " : "created task ") + taskID
+                                             + (how.map { ": " + $0 } ?? "") }) {
                 $0.taskID = taskID
                 $0.submittedAt = now
                 $0.reason = nil   // e.g. an in-doubt job's "resolve with reelctl resolve …": no longer true

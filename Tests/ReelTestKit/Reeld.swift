@@ -31,6 +31,9 @@ public final class ReeldProcess: @unchecked Sendable {
         overdue_interval = "50ms"
         [intake]
         rescan_interval = "1s"
+        [in_doubt]
+        list_lag = "2s"
+        unknown_grace = "5s"
         [pricing]
         "wan2.6-r2v".720p = 0.10
         "wan2.6-r2v".1080p = 0.15
