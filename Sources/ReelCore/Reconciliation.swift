@@ -5,7 +5,8 @@
 /// in-doubt jobs that compete for the same rows, and the single-task queries of candidates (`orig_prompt`,
 /// `usage`; reference §1.5). The rules, strongest first:
 ///
-/// 1. a row whose task id the job already had (a task the provider lost for a while) or whose `request_id` equals
+/// 1. a row whose task id the job already had (a task the provider lost for a while, listed again and not
+///    UNKNOWN) or whose `request_id` equals
 ///    a request id one of the job's create calls answered with is the job's task;
 /// 2. otherwise the candidates are unowned rows of the job's model created in the job's create window, less rows
 ///    that rule 1 gives to another in-doubt job; exactly one candidate and no other in-doubt job of that model
@@ -88,10 +89,12 @@ public enum Reconciliation {
     public static func decide(_ job: Job, rows: [TaskListRow], owners: [String: JobKey], competitors: [Job],
                               followed: [String: TaskSnapshot], now: Timestamp, listLag: Double,
                               pollAgain: Double = 15) -> Verdict {
-        let free = rows.filter { owners[$0.taskID] == nil || owners[$0.taskID] == job.key }
-        if let known = job.knownTaskID, rows.contains(where: { $0.taskID == known }) {
+        // A task the job had before the provider stopped knowing it is taken back once the list shows it alive.
+        if let known = job.knownTaskID, rows.contains(where: { $0.taskID == known && $0.status != .unknown }) {
             return .adopt(taskID: known, how: "the task list shows its task \(known) again")
         }
+        // Owned rows are never candidates: another job's tasks, and this job's own earlier ones.
+        let free = rows.filter { owners[$0.taskID] == nil }
         if let row = free.first(where: { $0.requestID.map(job.requestIDs.contains) == true }) {
             return .adopt(taskID: row.taskID, how: "the list row's request_id \(row.requestID!) is the create call's")
         }

@@ -118,6 +118,13 @@ struct ReconciliationTests {
         let a = Self.job("a", known: "t-lost")
         #expect(decide(a, [Self.row("t-lost", at: 10), Self.row("t1")], owners: ["t-lost": jk("b/a")])
                 == .adopt(taskID: "t-lost", how: "the task list shows its task t-lost again"))
+        // Listed as UNKNOWN it is not back, and it is no candidate either: nothing else listed, so after the lag
+        // no task is seen.
+        guard case .noTaskSeen = decide(a, [Self.row("t-lost", at: 1001, status: .unknown)], owners: ["t-lost": jk("b/a")])
+        else {
+            Issue.record("an UNKNOWN row of the lost task must not be adopted")
+            return
+        }
     }
 
     @Test func rowsWithoutATimeAreStillCandidates() {

@@ -66,6 +66,11 @@ import Testing
         let states = Dictionary(grouping: all, by: { $0["state"] as? String ?? "?" }).mapValues(\.count)
         #expect(states == ["succeeded": Self.jobs], "\(profile): \(states)\n\(reeld.logTail())")
         #expect(operatorWaits.isEmpty, "\(profile): waited for an operator: \(operatorWaits.sorted())")
+        // Throttles are not attempts, and no refused create trips the store's transition table.
+        let attempts = all.compactMap { $0["attempt"] as? Int }
+        #expect(attempts.count == Self.jobs && attempts.allSatisfy { $0 == 1 }, "\(profile): attempts \(attempts)")
+        let log = reeld.logTail(50_000_000)
+        #expect(!log.contains("illegal transition"), "\(profile): \(log.split(separator: "\n").filter { $0.contains("illegal") }.prefix(3))")
 
         // One task per job at the provider: nothing paid twice, nothing left unowned.
         let tasks = try await Durability.sandboxTasks(sandbox)
