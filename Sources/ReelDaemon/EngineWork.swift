@@ -20,7 +20,7 @@ extension Engine {
         do {
             request = try await renderRequest(for: row)
         } catch let failure as ProviderFailure {
-            try? await store.recordAttempt(key, failure.exchange, now: clock.now())
+            await recordExchange(key, failure.exchange)
             handle(.submitFailed(key, failure.blame == .ambiguous ? .provider : failure.blame,
                                  retryAfter: failure.retryAfter, message: "upload: \(failure)"))
             return
@@ -42,7 +42,7 @@ extension Engine {
                 try await openSubmission(row, fingerprint: fingerprint, intent: intent)
             }
             let now = clock.now()
-            try? await store.recordAttempt(key, created.exchange, now: now)
+            await recordExchange(key, created.exchange)
             // The in-doubt window closes here.
             try await store.commitTaskID(key, taskID: created.taskID, status: created.status, now: now)
             log.info("submitted", metadata: ["task_id": "\(created.taskID)", "attempt": "\(intent.attempt ?? 0)"])
@@ -59,10 +59,9 @@ extension Engine {
             }
         } catch let failure as ProviderFailure where intent.attempt != nil {
             let now = clock.now()
-            try? await store.recordAttempt(key, failure.exchange, now: now)
+            await recordExchange(key, failure.exchange)
             if failure.blame == .ambiguous {
-                _ = try? await store.transition(key, from: [.submitting], to: .inDoubt,
-                                          cause: "create outcome unknown: \(failure)", now: now) {
+                await record(key, to: .inDoubt, from: [.submitting], cause: "create outcome unknown: \(failure)") {
                     $0.reason = "create outcome unknown: \(failure.message)"
                 }
                 log.warning("create call outcome unknown; job is in doubt, reconciling", metadata: ["error": "\(failure)"])
@@ -94,8 +93,7 @@ extension Engine {
             handle(.submitFailed(key, .provider, retryAfter: nil, message: "create not sent: \(error)"))
         } catch {
             // Not a classified provider failure (should not happen): treat as ambiguous, never resubmit blindly.
-            _ = try? await store.transition(key, from: [.submitting], to: .inDoubt, cause: "create error: \(error)",
-                                      now: clock.now())
+            await record(key, to: .inDoubt, from: [.submitting], cause: "create error: \(error)")
             handle(.submitFailed(key, .ambiguous, retryAfter: nil, message: "\(error)"))
             spawnReconcile(key)
         }
@@ -153,7 +151,11 @@ extension Engine {
             }
             let (url, exchange) = try await api.uploadFile(path: path, model: model)
             let now = clock.now()
-            try? await store.recordAttempt(key, exchange, now: now)
+            do {
+                try await store.recordAttempt(key, exchange, now: now)
+            } catch {
+                logger.error("cannot record a provider exchange", metadata: ["job_id": "\(key)", "error": "\(error)"])
+            }
             // Temporary uploads live about 48 h; reuse them for 24 h to stay well inside that.
             try await store.saveUpload(sha256: digest, model: model, ossURL: url, uploadedAt: now, expiresAt: now + 24 * 3600)
             logger.info("uploaded local reference", metadata: ["job_id": "\(key)", "sha256": "\(digest)"])
@@ -301,6 +303,15 @@ extension Engine {
         }
     }
 
+    /// Keeps a finished render's run time for the scheduler's model; a store that cannot write is logged.
+    private func recordRunTimeSample(_ runClass: RunTimeClass, seconds: Double, now: Timestamp) async {
+        do {
+            try await store.recordRunTime(runClass, seconds: seconds, now: now)
+        } catch {
+            logger.error("cannot record a run-time sample", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Sleeps `seconds`; false when cancelled (shutdown).
     private func pause(seconds: Double) async -> Bool {
         do {
@@ -368,10 +379,10 @@ extension Engine {
         do {
             let (snapshot, exchange) = try await api.queryTask(taskID)
             let now = clock.now()
-            try? await store.recordAttempt(key, exchange, now: now)
+            await recordExchange(key, exchange)
             await observe(key, snapshot: snapshot, now: now)
         } catch let failure as ProviderFailure {
-            try? await store.recordAttempt(key, failure.exchange, now: clock.now())
+            await recordExchange(key, failure.exchange)
             handle(.pollFailed(key, failure.blame, retryAfter: failure.retryAfter))
         } catch {
             handle(.pollFailed(key, .provider, retryAfter: nil))
@@ -390,7 +401,7 @@ extension Engine {
             handle(.polled(key, .pending))
         case .running:
             if row.state == .pending {
-                _ = try? await store.transition(key, from: [.pending], to: .running, cause: "provider: RUNNING", now: now)
+                await record(key, to: .running, from: [.pending], cause: "provider: RUNNING")
                 publish(.jobsChanged([key]))
             }
             handle(.polled(key, .running))
@@ -405,12 +416,11 @@ extension Engine {
             if let runTime {
                 handle(.observedRunTime(model: row.spec.model, resolution: row.spec.resolution,
                                         durationSeconds: row.spec.durationSeconds, seconds: runTime))
-                try? await store.recordRunTime(RunTimeClass(model: row.spec.model, resolution: row.spec.resolution,
+                await recordRunTimeSample(RunTimeClass(model: row.spec.model, resolution: row.spec.resolution,
                                                             durationSeconds: row.spec.durationSeconds),
                                                seconds: runTime, now: now)
             }
-            _ = try? await store.transition(key, from: [.pending, .running], to: .downloading, cause: "provider: SUCCEEDED",
-                                      now: now) {
+            await record(key, to: .downloading, from: [.pending, .running], cause: "provider: SUCCEEDED") {
                 $0.videoURL = url
                 $0.urlExpiresAt = now + ProviderLimits.resultLifetimeSeconds
                 $0.usage = snapshot.usage
@@ -425,7 +435,7 @@ extension Engine {
             let blame: Blame = ProviderFailure.isPermanentCode(code) || ProviderFailure.isAccountCode(code)
                 ? .jobPermanent : .provider
             if blame == .provider {
-                _ = try? await store.transition(key, from: [.pending, .running], to: .retrying, cause: reason, now: now) {
+                await record(key, to: .retrying, from: [.pending, .running], cause: reason) {
                     $0.reason = reason
                 }
             }
@@ -433,7 +443,7 @@ extension Engine {
             publish(.jobsChanged([key]))
         case .canceled:
             let reason = "the provider reports the task CANCELED (not requested by Reel)"
-            _ = try? await store.transition(key, from: [.pending, .running], to: .failed, cause: reason, now: now) {
+            await record(key, to: .failed, from: [.pending, .running], cause: reason) {
                 $0.reason = reason
             }
             handle(.polled(key, .canceled))
@@ -469,10 +479,10 @@ extension Engine {
     func cancelRemote(_ key: JobKey, taskID: String) async {
         do {
             let exchange = try await api.cancelTask(taskID)
-            try? await store.recordAttempt(key, exchange, now: clock.now())
+            await recordExchange(key, exchange)
             handle(.released(key))
         } catch let failure as ProviderFailure {
-            try? await store.recordAttempt(key, failure.exchange, now: clock.now())
+            await recordExchange(key, failure.exchange)
             logger.notice("remote cancel refused (task already running?); the result will be discarded",
                           metadata: ["job_id": "\(key)", "error": "\(failure)"])
             handle(.polled(key, .running))
