@@ -7,17 +7,30 @@ import ReelStore
 // Operator controls (reelctl / the control API). Each answers with what it did, or why it could not.
 extension Engine {
     func operate(_ action: JobAction, on key: JobKey) async -> ActionResult {
-        guard let row = try? await store.job(key) else { return ActionResult(ok: false, message: "no job \(key)") }
+        do {
+            return try await operateOrThrow(action, on: key)
+        } catch {
+            return Self.storeRefused(error)
+        }
+    }
+
+    /// An operator action the state store could not record: nothing changed, and the operator is told why.
+    static func storeRefused(_ error: any Error) -> ActionResult {
+        ActionResult(ok: false, message: "the state store could not record this, nothing changed: \(error)")
+    }
+
+    private func operateOrThrow(_ action: JobAction, on key: JobKey) async throws -> ActionResult {
+        guard let row = try await store.job(key) else { return ActionResult(ok: false, message: "no job \(key)") }
         let now = clock.now()
         func move(_ from: Set<JobState>, _ to: JobState, _ cause: String,
-                  _ update: @escaping @Sendable (inout JobRow) -> Void = { _ in }) async -> Bool {
-            (try? await store.transition(key, from: from, to: to, cause: cause, now: now, update: update)) ?? false
+                  _ update: @escaping @Sendable (inout JobRow) -> Void = { _ in }) async throws -> Bool {
+            try await store.transition(key, from: from, to: to, cause: cause, now: now, update: update)
         }
         switch action {
         case .cancel:
             switch row.state {
             case .queued, .retrying, .held, .inDoubt:
-                guard await move([row.state], .cancelled, "operator cancel", { $0.reason = "cancelled by operator" }) else { break }
+                guard try await move([row.state], .cancelled, "operator cancel", { $0.reason = "cancelled by operator" }) else { break }
                 handle(.cancel(key))
                 if row.state == .inDoubt { handle(.released(key)) }
                 publish(.jobsChanged([key]))
@@ -25,14 +38,14 @@ extension Engine {
                 return ActionResult(ok: true, message: "cancelled")
             case .pending:
                 let reason = "cancelled by operator; the PENDING task is being cancelled at the provider"
-                guard await move([.pending], .cancelled, "operator cancel", { $0.reason = reason }) else { break }
+                guard try await move([.pending], .cancelled, "operator cancel", { $0.reason = reason }) else { break }
                 handle(.cancel(key))
                 publish(.jobsChanged([key]))
                 await checkBatchEnd(key.batch)
                 return ActionResult(ok: true, message: "cancelled; remote cancel of task \(row.taskID ?? "?") requested")
             case .running:
                 let reason = "cancelled by operator while rendering: the provider cannot stop a RUNNING task, so it finishes (and is billed) and its result is discarded"
-                guard await move([.running], .cancelled, "operator cancel", { $0.reason = reason }) else { break }
+                guard try await move([.running], .cancelled, "operator cancel", { $0.reason = reason }) else { break }
                 handle(.cancel(key))
                 publish(.jobsChanged([key]))
                 await checkBatchEnd(key.batch)
@@ -49,9 +62,9 @@ extension Engine {
             guard [.failed, .cancelled, .expired].contains(row.state) else {
                 return ActionResult(ok: false, message: "only failed, cancelled or expired jobs can be retried; \(key) is \(row.state.rawValue)")
             }
-            guard await move([row.state], .queued, "operator retry", { $0.reason = nil; $0.nextAttemptAt = nil }) else { break }
+            guard try await move([row.state], .queued, "operator retry", { $0.reason = nil; $0.nextAttemptAt = nil }) else { break }
             completedBatches.remove(key.batch)
-            if let fresh = try? await store.job(key) {
+            if let fresh = try await store.job(key) {
                 var job = schedulerJob(fresh)
                 job.attempts = 0
                 handle(.enqueued(job))
@@ -62,7 +75,7 @@ extension Engine {
             guard [.queued, .retrying].contains(row.state) else {
                 return ActionResult(ok: false, message: "only queued or retrying jobs can be held; \(key) is \(row.state.rawValue)")
             }
-            guard await move([row.state], .held, "operator hold", { $0.holdReason = "operator" }) else { break }
+            guard try await move([row.state], .held, "operator hold", { $0.holdReason = "operator" }) else { break }
             handle(.removed(key))
             publish(.jobsChanged([key]))
             return ActionResult(ok: true, message: "held until `reelctl release \(key)`")
@@ -70,8 +83,8 @@ extension Engine {
             guard row.state == .held else {
                 return ActionResult(ok: false, message: "\(key) is not held (it is \(row.state.rawValue))")
             }
-            guard await move([.held], .queued, "operator release", { $0.holdReason = nil; $0.reason = nil }) else { break }
-            if let fresh = try? await store.job(key) { handle(.enqueued(schedulerJob(fresh))) }
+            guard try await move([.held], .queued, "operator release", { $0.holdReason = nil; $0.reason = nil }) else { break }
+            if let fresh = try await store.job(key) { handle(.enqueued(schedulerJob(fresh))) }
             publish(.jobsChanged([key]))
             return ActionResult(ok: true, message: "released")
         case .resolve(let request):
@@ -81,12 +94,12 @@ extension Engine {
             switch request.action {
             case "adopt":
                 guard let taskID = request.task_id else { return ActionResult(ok: false, message: "adopt needs a task id") }
-                if let owner = try? await store.jobsOwningTasks([taskID])[taskID], owner != key {
+                if let owner = try await store.jobsOwningTasks([taskID])[taskID], owner != key {
                     return ActionResult(ok: false, message: "task \(taskID) already belongs to \(owner)")
                 }
                 do {
                     let (snapshot, exchange) = try await api.queryTask(taskID)
-                    try? await store.recordAttempt(key, exchange, now: clock.now())
+                    await recordExchange(key, exchange)
                     guard snapshot.status != .unknown else {
                         return ActionResult(ok: false, message: "the provider does not know task \(taskID) (UNKNOWN)")
                     }
@@ -96,13 +109,13 @@ extension Engine {
                     return ActionResult(ok: false, message: "cannot query task \(taskID): \(error)")
                 }
             case "resubmit":
-                guard await move([.inDoubt], .queued, "operator resolve: resubmit", { $0.reason = nil }) else { break }
+                guard try await move([.inDoubt], .queued, "operator resolve: resubmit", { $0.reason = nil }) else { break }
                 handle(.released(key))
-                if let fresh = try? await store.job(key) { handle(.enqueued(schedulerJob(fresh))) }
+                if let fresh = try await store.job(key) { handle(.enqueued(schedulerJob(fresh))) }
                 publish(.jobsChanged([key]))
                 return ActionResult(ok: true, message: "queued for a new create call (if the first one arrived, both are billed)")
             default:
-                guard await move([.inDoubt], .failed, "operator resolve: fail", { $0.reason = "in doubt; failed by operator" }) else { break }
+                guard try await move([.inDoubt], .failed, "operator resolve: fail", { $0.reason = "in doubt; failed by operator" }) else { break }
                 handle(.released(key))
                 publish(.jobsChanged([key]))
                 await checkBatchEnd(key.batch)
@@ -116,7 +129,11 @@ extension Engine {
         switch action {
         case .pause, .resume:
             let paused = action == .pause
-            _ = try? await store.updateBatch(name) { $0.paused = paused }
+            do {
+                _ = try await store.updateBatch(name) { $0.paused = paused }
+            } catch {
+                return Self.storeRefused(error)
+            }
             handle(paused ? .pause(batch: name) : .resume(batch: name))
             return ActionResult(ok: true, message: paused ? "batch \(name) paused: nothing new is submitted; running renders finish"
                                                            : "batch \(name) resumed")
@@ -125,7 +142,13 @@ extension Engine {
             var cancelled = 0
             var refused: [String] = []
             repeat {
-                guard let page = try? await store.listJobs(batch: name, limit: 500, after: cursor) else { break }
+                let page: ReelStore.JobPage
+                do {
+                    page = try await store.listJobs(batch: name, limit: 500, after: cursor)
+                } catch {
+                    refused.append("the rest: the state store cannot be read: \(error)")
+                    break
+                }
                 for row in page.rows where !row.state.isTerminal {
                     let r = await operate(.cancel, on: row.key)
                     if r.ok { cancelled += 1 } else { refused.append("\(row.key.id): \(r.message)") }
@@ -140,11 +163,11 @@ extension Engine {
     func operate(_ action: GlobalAction) async -> ActionResult {
         switch action {
         case .pause:
-            try? await store.setSetting("paused", to: "1")
+            do { try await store.setSetting("paused", to: "1") } catch { return Self.storeRefused(error) }
             handle(.pause(batch: nil))
             return ActionResult(ok: true, message: "paused: nothing new is submitted; running renders finish and are delivered")
         case .resume:
-            try? await store.setSetting("paused", to: nil)
+            do { try await store.setSetting("paused", to: nil) } catch { return Self.storeRefused(error) }
             handle(.resume(batch: nil))
             return ActionResult(ok: true, message: "resumed")
         case .drain:
