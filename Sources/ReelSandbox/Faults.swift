@@ -38,9 +38,17 @@ public enum FaultName: String, Sendable, Codable, CaseIterable {
     case expiredURL = "expired_url"
     case deletedURL = "deleted_url"
     case wrongContentType = "wrong_content_type"
+    // Task-list call (`GET /api/v1/tasks`).
+    case list404 = "list_404"
+    case list500 = "list_500"
+    // Task-list rows, decided per task when it is created.
+    case listMalformedRow = "list_malformed_row"
+    case listLate = "list_late"
+    case listOmit = "list_omit"
 
     public enum Phase: String, Sendable {
-        case create, query, outcome, download
+        /// `list` faults answer a whole list call; `row` faults change how one task shows in every list.
+        case create, query, outcome, download, list, row
     }
 
     public var phase: Phase {
@@ -52,6 +60,8 @@ public enum FaultName: String, Sendable, Codable, CaseIterable {
         case .outputInspection, .ipInfringement, .failInternal, .failInvalidParameter, .unknownAfterRunning,
              .spontaneousCancel, .slowQueue, .wrongSize, .wrongDuration: .outcome
         case .slowDownload, .truncatedDownload, .expiredURL, .deletedURL, .wrongContentType: .download
+        case .list404, .list500: .list
+        case .listMalformedRow, .listLate, .listOmit: .row
         }
     }
 
@@ -88,6 +98,11 @@ public enum FaultName: String, Sendable, Codable, CaseIterable {
         case .expiredURL: "download: 403 AccessDenied 'Request has expired.' (OSS XML)"
         case .deletedURL: "download: 404 NoSuchKey (OSS XML)"
         case .wrongContentType: "download: Content-Type application/octet-stream"
+        case .list404: "list: 404 NotFound, as if the endpoint did not exist (rules only)"
+        case .list500: "list: 500 InternalError (rules only)"
+        case .listMalformedRow: "list row: the task's row is broken (no status / numeric task_id / status PAUSED, by creation order)"
+        case .listLate: "list row: the task is listed only `seconds` (sandbox time, default 60) after its create"
+        case .listOmit: "list row: the task is never listed"
         }
     }
 
@@ -114,7 +129,7 @@ public struct FaultRule: Sendable, Codable, Hashable {
     public var model: String?
     /// Seconds for `Retry-After` (throttle faults).
     public var retryAfter: Double?
-    /// Seconds for `create_delay` (real) and `slow_queue` (sandbox time).
+    /// Seconds for `create_delay` (real), `slow_queue` and `list_late` (sandbox time).
     public var seconds: Double?
     /// For `slow_download`.
     public var bytesPerSecond: Int?
@@ -193,7 +208,8 @@ struct FaultBook {
     var rules: [FaultRule] = []
 
     /// The faults of `phase` that fire for a request about `prompt`/`model`: every prompt marker, then the
-    /// first matching rule (plus any `create_delay` rule before it).
+    /// first matching rule (plus any `create_delay` rule before it). In the `row` phase every matching rule
+    /// fires, since a task's row can be both late and broken.
     mutating func fire(_ phase: FaultName.Phase, prompt: String?, model: String?,
                        random: inout SplitMix64) -> [FiredFault] {
         var fired: [FiredFault] = []
@@ -213,7 +229,7 @@ struct FaultBook {
             if let c = rule.count { rules[i].count = c - 1 }
             fired.append(FiredFault(name: rule.fault, rule: rule))
             // One rule answers a request (a delay may come on top), so later rules keep their counts.
-            if rule.fault != .createDelay { break }
+            if rule.fault != .createDelay, phase != .row { break }
         }
         return fired
     }

@@ -79,7 +79,7 @@ public final class Sandbox: Sendable {
         case (.POST, Self.createPath):
             return await create(request, &entry)
         case (.GET, "/api/v1/tasks"), (.GET, "/api/v1/tasks/"):
-            return list(request)
+            return list(request, &entry)
         case (.GET, "/api/v1/uploads"):
             return getPolicy(request)
         case (.POST, Self.uploadPath), (.POST, Self.uploadPath + "/"):
@@ -112,7 +112,7 @@ public final class Sandbox: Sendable {
             entry.taskID = id
             return await download(request, id: id, &entry)
         }
-        return Self.error(.notFound, "NotFound", "The requested resource \(path) was not found.")
+        return Self.notFound(path)
     }
 
     // MARK: responses
@@ -157,9 +157,9 @@ public final class Sandbox: Sendable {
 
     /// 401/400 for a missing, unknown or in-arrears key; nil when the key is good.
     func authFailure(_ request: HTTPRequest) -> HTTPResponse? {
-        guard let auth = request.headers.first(name: "authorization"), auth.hasPrefix("Bearer "),
-              case let key = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces), !key.isEmpty
-        else { return Self.error(.unauthorized, "InvalidApiKey", "No API-key provided.") }
+        guard let key = Self.apiKey(request) else {
+            return Self.error(.unauthorized, "InvalidApiKey", "No API-key provided.")
+        }
         let known = options.apiKeys.isEmpty ? key.hasPrefix("sk-") : options.apiKeys.contains(key)
         guard known else { return Self.error(.unauthorized, "InvalidApiKey", "Invalid API-key provided.") }
         if key.hasPrefix("sk-arrears") {
@@ -167,6 +167,18 @@ public final class Sandbox: Sendable {
                               "Access denied, plesase make sure your account is in good standing.")
         }
         return nil
+    }
+
+    /// The bearer key of a request, if it has one.
+    static func apiKey(_ request: HTTPRequest) -> String? {
+        guard let auth = request.headers.first(name: "authorization"), auth.hasPrefix("Bearer ") else { return nil }
+        let key = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        return key.isEmpty ? nil : key
+    }
+
+    /// The answer for a path the sandbox does not serve.
+    static func notFound(_ path: String) -> HTTPResponse {
+        error(.notFound, "NotFound", "The requested resource \(path) was not found.")
     }
 
     /// Base URL the client used to reach us (for `video_url` and `upload_host`).

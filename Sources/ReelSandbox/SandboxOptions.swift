@@ -41,6 +41,12 @@ public struct SandboxOptions: Sendable {
     /// Seeds run times and fault probabilities; nil seeds from the system generator.
     public var seed: UInt64?
     public var faults: FaultScenario = FaultScenario()
+    /// The zone, in hours east of UTC, in which the list's `start_time`/`end_time` (`YYYYMMDDhhmmss`) are read.
+    /// The documents do not state it; UTC+8 (Beijing) is the assumption.
+    public var listTimeZoneOffsetHours: Double = 8
+    /// Adds fields the documented list rows do not have (`prompt`, `submit_time`, `scheduled_time`, `code`,
+    /// `message`). A non-documented convenience for humans and tools; off by default.
+    public var listExtras = false
     /// Seconds on a monotonic clock for the per-second rate windows; nil uses the real clock. Tests freeze it
     /// so that "more than N per second" does not depend on how busy the machine is.
     public var rateClock: (@Sendable () -> Double)?

@@ -9,9 +9,25 @@ enum TaskOutcome: Sendable, Hashable {
     case unknown
 }
 
+/// How a task shows in the task list, decided when it is created (the `row` faults).
+struct ListRowFaults: Sendable, Hashable {
+    /// Never listed.
+    var omit = false
+    /// Listed only from `createdAt + lateSeconds` on (sandbox seconds).
+    var lateSeconds: Double?
+    /// The row is broken in one of three ways, picked by the task's creation number.
+    var malformed = false
+}
+
 /// One task as the sandbox keeps it. Its state at any instant follows from these times (sandbox seconds).
 struct SandboxTask: Sendable {
     let id: String
+    /// The `request_id` the create call answered with (or would have, when its connection was reset).
+    let requestID: String
+    /// The list row's `api_key_id`: a stable number derived from the key that created the task.
+    let apiKeyID: String
+    /// 1 for the first task created, 2 for the next, ...
+    let number: Int
     let model: RenderModel
     let prompt: String
     let size: String
@@ -24,6 +40,7 @@ struct SandboxTask: Sendable {
     let queueDelay: Double
     let runTime: Double
     let outcome: TaskOutcome
+    let listFaults: ListRowFaults
     /// When the task got one of the account's slots (nil while queued by `--overflow queue`).
     var admittedAt: Double?
     var canceledAt: Double?
@@ -42,6 +59,22 @@ struct SandboxTask: Sendable {
         case .succeed: return .succeeded
         case .fail: return .failed
         case .unknown: return .unknown
+        }
+    }
+
+    /// When the task began running, if it has by `t` (a task canceled while PENDING never ran).
+    func startedAt(by t: Double) -> Double? {
+        guard let running = runningAt, running <= t, canceledAt.map({ $0 > running }) ?? true else { return nil }
+        return running
+    }
+
+    /// When the task reached its terminal state, if it has by `t` (an expired task has no end time to show).
+    func endedAt(by t: Double, taskTTL: Double) -> Double? {
+        switch status(at: t, taskTTL: taskTTL) {
+        case .canceled: canceledAt
+        case .succeeded, .failed: endsAt
+        case .unknown: t < createdAt + taskTTL ? endsAt : nil
+        case .pending, .running: nil
         }
     }
 
@@ -96,6 +129,8 @@ struct SandboxState {
     var tasks: [String: SandboxTask] = [:]
     /// Task ids in creation order (list API).
     var order: [String] = []
+    /// Tasks created so far (numbers them).
+    var createdCount = 0
     /// Accepted tasks waiting for a slot, in arrival order.
     var queue: [String] = []
     var faults = FaultBook()
@@ -156,6 +191,8 @@ struct SandboxState {
 /// Provider time strings: `YYYY-MM-DD HH:mm:ss.SSS` in UTC+8 (the provider gives no zone; Beijing time).
 enum ProviderTime {
     static let offset = 8.0 * 3600
+    /// The longest window the list accepts between `start_time` and `end_time` (reference §1.9: 24 hours).
+    static let listWindow = 24.0 * 3600
 
     static func format(_ unix: Double) -> String {
         var t = time_t(floor(unix + offset))
@@ -170,8 +207,8 @@ enum ProviderTime {
             + "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(ms), 3))"
     }
 
-    /// Parses the list API's `YYYYMMDDhhmmss` (UTC+8) into unix seconds.
-    static func parseCompact(_ s: String) -> Double? {
+    /// Parses the list API's `YYYYMMDDhhmmss`, read in the zone `offset` seconds east of UTC, into unix seconds.
+    static func parseCompact(_ s: String, offset: Double) -> Double? {
         let d = Array(s.utf8)
         guard d.count == 14, d.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
         func n(_ a: Int, _ b: Int) -> Int32 { Int32(String(decoding: d[a..<b], as: UTF8.self))! }

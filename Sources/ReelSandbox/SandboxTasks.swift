@@ -136,6 +136,8 @@ extension Sandbox {
         }
 
         let realNow = options.rateClock?() ?? realElapsed()
+        let requestID = Self.requestID()
+        let apiKey = Self.apiKey(request) ?? ""
         let frame = FrameSize(providerString: size) ?? FrameSize(width: 1280, height: 720)
         let decision: (HTTPResponse, SandboxTask?, Double?) = state.withLock { s in
             let t = sandboxNow(s)
@@ -170,8 +172,6 @@ extension Sandbox {
             let outcomes = s.faults.fire(.outcome, prompt: prompt, model: modelName, random: &s.random)
             func outcome(_ f: FaultName) -> FiredFault? { outcomes.first { $0.name == f } }
             for f in outcomes { s.count("fault." + f.name.rawValue) }
-            let firedNames = (fired + outcomes).map(\.name.rawValue).joined(separator: ",")
-            entry.fault = firedNames.isEmpty ? nil : firedNames
             var result = TaskOutcome.succeed(.normal)
             if tier == nil {
                 result = .fail(code: "InvalidParameter", message: "The size is not match the allowed sizes: \(size)")
@@ -195,11 +195,26 @@ extension Sandbox {
             let r = options.runTime
             let runTime = r.lowerBound + s.random.unit() * (r.upperBound - r.lowerBound)
             let queueDelay = outcome(.slowQueue).map { $0.rule?.seconds ?? 3600 } ?? options.queueDelay
+            let rows = s.faults.fire(.row, prompt: prompt, model: modelName, random: &s.random)
+            for f in rows { s.count("fault." + f.name.rawValue) }
+            let allFired = (fired + outcomes + rows).map(\.name.rawValue).joined(separator: ",")
+            entry.fault = allFired.isEmpty ? nil : allFired
+            var listFaults = ListRowFaults()
+            for f in rows {
+                switch f.name {
+                case .listOmit: listFaults.omit = true
+                case .listLate: listFaults.lateSeconds = max(listFaults.lateSeconds ?? 0, f.rule?.seconds ?? 60)
+                case .listMalformedRow: listFaults.malformed = true
+                default: break
+                }
+            }
+            s.createdCount += 1
             var task = SandboxTask(
-                id: UUID().uuidString.lowercased(), model: model, prompt: prompt, size: size, frame: frame,
+                id: UUID().uuidString.lowercased(), requestID: requestID, apiKeyID: Self.apiKeyID(apiKey),
+                number: s.createdCount, model: model, prompt: prompt, size: size, frame: frame,
                 duration: duration, audio: audio, referenceCount: refs.count,
                 billedInputSeconds: Billing.billedInputSeconds(videoSeconds: videoSeconds, referenceCount: refs.count),
-                createdAt: t, queueDelay: queueDelay, runTime: runTime, outcome: result,
+                createdAt: t, queueDelay: queueDelay, runTime: runTime, outcome: result, listFaults: listFaults,
                 admittedAt: full ? nil : t, canceledAt: nil)
             if outcome(.spontaneousCancel) != nil { task.canceledAt = t + min(queueDelay, 1) / 2 }
             s.tasks[task.id] = task
@@ -208,10 +223,15 @@ extension Sandbox {
             s.count("tasks.created")
             entry.taskID = task.id
             if has(.createErrorAfterCreate) != nil {
-                return (Self.error(.internalServerError, "InternalError", "An internal error has occured, please try again later or contact service support."), task, delay)
+                // The task exists, so this answer carries the create's request id, the one its list row shows
+                // (that a 500 carries it is an inference; the documents only say the row has the create's id).
+                return (Self.json(["code": "InternalError", "request_id": requestID,
+                                   "message": "An internal error has occured, please try again later or contact service support."],
+                                  status: .internalServerError), task, delay)
             }
             if has(.createResetAfterCreate) != nil { return (.reset, task, delay) }
-            return (Self.json(["output": ["task_status": "PENDING", "task_id": task.id]]), task, delay)
+            return (Self.json(["output": ["task_status": "PENDING", "task_id": task.id], "request_id": requestID]),
+                    task, delay)
         }
         if let task = decision.1, case .succeed = task.outcome {
             media.prepare(ResultMedia.Key(frame: task.resultFrame, seconds: task.resultSeconds, audio: task.audio))
@@ -280,18 +300,13 @@ extension Sandbox {
         var o: [String: Any] = ["task_id": task.id, "task_status": status.rawValue]
         if status == .unknown { return o }
         o["submit_time"] = ProviderTime.format(wallTime(task.createdAt))
-        if let running = task.runningAt, running <= t, task.canceledAt.map({ $0 > running }) ?? true {
-            o["scheduled_time"] = ProviderTime.format(wallTime(running))
-        }
+        if let started = task.startedAt(by: t) { o["scheduled_time"] = ProviderTime.format(wallTime(started)) }
+        if let ended = task.endedAt(by: t, taskTTL: options.taskTTL) { o["end_time"] = ProviderTime.format(wallTime(ended)) }
         switch status {
-        case .canceled:
-            o["end_time"] = ProviderTime.format(wallTime(task.canceledAt ?? t))
         case .succeeded:
-            o["end_time"] = ProviderTime.format(wallTime(task.endsAt ?? t))
             o["orig_prompt"] = task.prompt
             o["video_url"] = videoURL(task, base: base)
         case .failed:
-            o["end_time"] = ProviderTime.format(wallTime(task.endsAt ?? t))
             if case .fail(let code, let message) = task.outcome {
                 o["code"] = code
                 o["message"] = message
@@ -310,12 +325,17 @@ extension Sandbox {
 
     /// A stable keyed digest (FNV-1a over secret, id and expiry) standing in for OSS's HMAC signature.
     func signature(_ id: String, _ expires: Int) -> String {
+        String(Self.fnv1a("\(urlSecret)|\(id)|\(expires)"), radix: 16)
+    }
+
+    /// 64-bit FNV-1a of a string's UTF-8 bytes.
+    static func fnv1a(_ text: String) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in "\(urlSecret)|\(id)|\(expires)".utf8 {
+        for b in text.utf8 {
             h ^= UInt64(b)
             h = h &* 0x100_0000_01b3
         }
-        return String(h, radix: 16)
+        return h
     }
 
     // MARK: cancel
@@ -338,9 +358,29 @@ extension Sandbox {
 
     // MARK: list
 
-    func list(_ request: HTTPRequest) -> HTTPResponse {
-        if let failure = authFailure(request) { return failure }
+    /// The one account behind every sandbox key (the list rows' `caller_parent_id` and `caller_uid`).
+    static let accountID = "1000000000000001"
+    /// The list rows' `region` (the documented example's value).
+    static let region = "cn-beijing"
+
+    /// A list row's `api_key_id`: a stable six-digit number for a key.
+    static func apiKeyID(_ key: String) -> String { String(100_000 + fnv1a(key) % 900_000) }
+
+    /// Epoch milliseconds of sandbox time `t`, as the list shows times.
+    func epochMilliseconds(_ t: Double) -> Int { Int(wallTime(t) * 1000) }
+
+    /// `GET /api/v1/tasks`, the documented batch query (reference §1.9): a flat page of rows, newest first,
+    /// within a window of at most 24 hours (the last 24 hours by default).
+    func list(_ request: HTTPRequest, _ entry: inout JournalEntry) -> HTTPResponse {
         let q = request.query
+        let callFaults: [FiredFault] = state.withLock { s in
+            let fired = s.faults.fire(.list, prompt: nil, model: q["model_name"], random: &s.random)
+            for f in fired { s.count("fault." + f.name.rawValue) }
+            return fired
+        }
+        entry.fault = callFaults.map(\.name.rawValue).joined(separator: ",").nilIfEmpty
+        if callFaults.contains(where: { $0.name == .list404 }) { return Self.notFound(request.path) }
+        if let failure = authFailure(request) { return failure }
         func int(_ name: String, _ def: Int, _ range: ClosedRange<Int>) -> Int?? {
             guard let v = q[name] else { return .some(def) }
             guard let i = Int(v), range.contains(i) else { return .none }
@@ -352,56 +392,92 @@ extension Sandbox {
         guard let pageSize = int("page_size", 10, 1...100) ?? nil else {
             return Self.invalid("page_size must be an integer in [1, 100].")
         }
-        var window: (Double?, Double?) = (nil, nil)
-        for (i, name) in ["start_time", "end_time"].enumerated() {
+        let offset = options.listTimeZoneOffsetHours * 3600
+        var bounds: [String: Double] = [:]
+        for name in ["start_time", "end_time"] {
             guard let v = q[name] else { continue }
-            guard let t = ProviderTime.parseCompact(v) else {
-                return Self.invalid("\(name) must be YYYYMMDDhhmmss (UTC+8), got \"\(v)\".")
+            guard let t = ProviderTime.parseCompact(v, offset: offset) else {
+                return Self.invalid("\(name) must be YYYYMMDDhhmmss, got \"\(v)\".")
             }
-            if i == 0 { window.0 = t } else { window.1 = t }
+            bounds[name] = t
         }
         let statusFilter = q["status"]
         if let st = statusFilter, TaskStatus(rawValue: st) == nil {
-            return Self.invalid("status must be one of PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED.")
+            return Self.invalid("status must be one of "
+                + TaskStatus.allCases.map(\.rawValue).joined(separator: ", ") + ", got \"\(st)\".")
         }
         let modelFilter = q["model_name"]
+        let taskFilter = q["task_id"]
         let realNow = options.rateClock?() ?? realElapsed()
         return state.withLock { s in
+            let t = sandboxNow(s)
+            // Whole-second bounds, both inclusive; an absent end is now, an absent start 24 hours before the end.
+            let upper = bounds["end_time"].map { $0 + 1 } ?? wallTime(t)
+            let lower = bounds["start_time"] ?? upper - ProviderTime.listWindow
+            if upper - lower > ProviderTime.listWindow + 1 {
+                return Self.invalid("start_time and end_time may be at most 24 hours apart "
+                    + "(start_time defaults to 24 hours before end_time, end_time to now).")
+            }
             // A list is a call of the task query API: it shares the account's 20 QPS with single-task queries
             // (the documented limit names the query API, not one endpoint; the stricter reading is the safe one).
             guard SandboxState.admit(&s.recentQueries, now: realNow, limit: options.queryQPS) else {
                 s.count("throttled.query_qps")
                 return Self.throttled("Throttling.RateQuota", retryAfter: nil)
             }
-            let t = sandboxNow(s)
             s.settle(at: t, concurrency: options.concurrency)
             s.count("lists")
+            if callFaults.contains(where: { $0.name == .list500 }) {
+                return Self.error(.internalServerError, "InternalError",
+                                  "An internal error has occured, please try again later or contact service support.")
+            }
             let matching = s.order.reversed().compactMap { s.tasks[$0] }.filter { task in
-                let submitted = wallTime(task.createdAt)
-                let status = task.status(at: t, taskTTL: options.taskTTL)
-                if status == .unknown && t >= task.createdAt + options.taskTTL { return false }
-                if let lo = window.0, submitted < lo { return false }
-                if let hi = window.1, submitted > hi + 1 { return false }
+                if task.listFaults.omit { return false }
+                if let late = task.listFaults.lateSeconds, t < task.createdAt + late { return false }
+                if t >= task.createdAt + options.taskTTL { return false }   // expired (reference §1.5)
+                let created = wallTime(task.createdAt)
+                if created < lower || created >= upper { return false }
                 if let m = modelFilter, task.model.rawValue != m { return false }
-                if let st = statusFilter, status.rawValue != st { return false }
+                if let id = taskFilter, task.id != id { return false }
+                if let st = statusFilter, task.status(at: t, taskTTL: options.taskTTL).rawValue != st { return false }
                 return true
             }
             let page = matching.dropFirst((pageNo - 1) * pageSize).prefix(pageSize)
-            let data: [[String: Any]] = page.map { task in
-                var row = taskOutput(task, at: t, base: "")
-                row["status"] = row.removeValue(forKey: "task_status")
-                row["video_url"] = nil
-                row["model_name"] = task.model.rawValue
-                row["gmt_create"] = Int(wallTime(task.createdAt) * 1000)
-                row["prompt"] = task.prompt
-                row["region"] = "sandbox"
-                return row
-            }
             return Self.json([
-                "data": data, "total": matching.count, "page_no": pageNo, "page_size": pageSize,
-                "total_page": (matching.count + pageSize - 1) / pageSize,
+                "data": page.map { listRow($0, at: t) }, "total": matching.count, "page_no": pageNo,
+                "page_size": pageSize, "total_page": (matching.count + pageSize - 1) / pageSize,
             ])
         }
+    }
+
+    /// One documented list row (reference §1.9), plus the opt-in extras, broken when the task's
+    /// `list_malformed_row` fault says so.
+    func listRow(_ task: SandboxTask, at t: Double) -> [String: Any] {
+        let status = task.status(at: t, taskTTL: options.taskTTL)
+        var row: [String: Any] = [
+            "task_id": task.id, "status": status.rawValue, "model_name": task.model.rawValue,
+            "gmt_create": epochMilliseconds(task.createdAt), "region": Self.region, "request_id": task.requestID,
+            "api_key_id": task.apiKeyID, "caller_parent_id": Self.accountID, "caller_uid": Self.accountID,
+            "user_api_unique_key": "apikey:v1:aigc:video-generation:video-synthesis:\(task.model.rawValue)",
+        ]
+        if let started = task.startedAt(by: t) { row["start_time"] = epochMilliseconds(started) }
+        if let ended = task.endedAt(by: t, taskTTL: options.taskTTL) { row["end_time"] = epochMilliseconds(ended) }
+        if options.listExtras {
+            row["prompt"] = task.prompt
+            row["submit_time"] = ProviderTime.format(wallTime(task.createdAt))
+            if let started = task.startedAt(by: t) { row["scheduled_time"] = ProviderTime.format(wallTime(started)) }
+            if status == .failed, case .fail(let code, let message) = task.outcome {
+                row["code"] = code
+                row["message"] = message
+            }
+        }
+        if task.listFaults.malformed {
+            switch task.number % 3 {
+            case 1: row["task_id"] = task.number
+            case 2: row["status"] = "PAUSED"
+            default: row["status"] = nil
+            }
+        }
+        return row
     }
 }
 

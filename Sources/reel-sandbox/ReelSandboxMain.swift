@@ -18,7 +18,9 @@ struct ReelSandboxMain: AsyncParsableCommand {
             /__sandbox/requests?since=SEQ, /__sandbox/clock (GET, POST {"advance_s": N}), /__sandbox/stats.
 
             Faults (select in a rule {"fault": NAME, "count": N | "probability": P | "marker": TEXT, \
-            "retry_after": S, "seconds": S, "bytes_per_second": B, "model": M}, or put __FAULT:NAME__ in a prompt):
+            "retry_after": S, "seconds": S, "bytes_per_second": B, "model": M}, or put __FAULT:NAME__ in a prompt; \
+            list_malformed_row, list_late and list_omit are decided when a task is created; list_404 and list_500 \
+            answer one list call and are selected by rules only):
             \(FaultName.helpTable)
             """)
 
@@ -67,6 +69,12 @@ struct ReelSandboxMain: AsyncParsableCommand {
     @Option(help: "Seed for run times and fault probabilities (default: random).")
     var seed: UInt64?
 
+    @Option(help: "Hours east of UTC in which the task list reads start_time/end_time (YYYYMMDDhhmmss); the documents do not state the zone.")
+    var listTimeZoneOffset = 8.0
+
+    @Flag(help: "Non-documented convenience: add prompt, submit_time, scheduled_time, code and message to task-list rows (off: only the documented fields).")
+    var listExtras = false
+
     func validate() throws {
         guard timeScale > 0 else { throw ValidationError("--time-scale must be > 0, e.g. --time-scale 100") }
         guard SandboxOptions.parseRange(runTime) != nil else {
@@ -77,6 +85,9 @@ struct ReelSandboxMain: AsyncParsableCommand {
         }
         guard SandboxOptions.BadSize(rawValue: badSize) != nil else {
             throw ValidationError("--bad-size must be reject or fail")
+        }
+        guard (-14...14).contains(listTimeZoneOffset) else {
+            throw ValidationError("--list-time-zone-offset must be hours within -14...14, e.g. 8 for UTC+8")
         }
         guard concurrency > 0, submitRps > 0, queryQps > 0 else {
             throw ValidationError("--concurrency, --submit-rps and --query-qps must be > 0")
@@ -111,6 +122,8 @@ struct ReelSandboxMain: AsyncParsableCommand {
         options.taskTTL = taskTtl
         options.dataDirectory = data
         options.seed = seed
+        options.listTimeZoneOffsetHours = listTimeZoneOffset
+        options.listExtras = listExtras
         if let faults {
             guard let bytes = FileManager.default.contents(atPath: faults) else {
                 throw ValidationError("--faults: cannot read \(faults)")

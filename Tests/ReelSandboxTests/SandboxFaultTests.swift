@@ -200,6 +200,26 @@ import Testing
         #expect(sandbox.stop() == 0)
     }
 
+    @Test func listOptionsAndAnAccountWideListFaultFromTheCommandLine() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("faults-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(#"{"rules":[{"fault":"list_omit","marker":"HIDE"},{"fault":"list_late","seconds":30}]}"#.utf8).write(to: file)
+        let sandbox = try await SandboxProcess.start(["--faults", file.path, "--list-time-zone-offset", "0",
+                                                      "--list-extras", "--time-scale", "1"])
+        for prompt in ["shown", "HIDE me"] {
+            let create = TestHTTPRequest("POST", Sandbox.createPath, headers: SandboxClient.auth,
+                                         json: SandboxClient.body(prompt: prompt))
+            #expect(try await sandbox.send(create).status == 200)
+        }
+        let window = SandboxListTests.window(-1800, 1800, hours: 0)
+        let list = TestHTTPRequest("GET", "/api/v1/tasks?" + window, headers: ["Authorization": "Bearer sk-test"])
+        #expect(try await sandbox.send(list).json()["total"] as? Int == 0, "both rows are late")
+        try await sandbox.advanceClock(31)
+        let rows = try await sandbox.send(list).json()["data"] as? [[String: Any]] ?? []
+        #expect(rows.map { $0["prompt"] as? String } == ["shown"], "UTC window, extras on, HIDE omitted")
+        #expect(sandbox.stop() == 0)
+    }
+
     @Test func helpDocumentsEveryOptionAndFault() async throws {
         let path = try #require(SandboxProcess.binaryPath())
         let process = Process()
@@ -212,7 +232,7 @@ import Testing
         process.waitUntilExit()
         for option in ["--listen", "--time-scale", "--run-time", "--queue-delay", "--concurrency", "--submit-rps",
                        "--query-qps", "--overflow", "--bad-size", "--faults", "--api-key", "--url-ttl", "--task-ttl",
-                       "--data", "--seed"] {
+                       "--data", "--seed", "--list-time-zone-offset", "--list-extras"] {
             #expect(text.contains(option), "\(option)")
         }
         for fault in FaultName.allCases { #expect(text.contains(fault.rawValue), "\(fault)") }

@@ -2,26 +2,18 @@
 """Scheduler benchmark (issue #6 acceptance 3): one batch through reeld and through the SDK baseline, each against
 a fresh reel-sandbox with the same seed (hence the same run-time draws), both runs at the same time.
 
-Measured from each sandbox's request journal (/__sandbox/requests) and the tasks' submit_time/end_time:
+Measured from each sandbox's request journal (/__sandbox/requests) and the list rows' gmt_create/end_time (epoch ms):
   makespan   first create -> the query that detects the last task's end (downloads excluded for both clients)
-  ratio      makespan / (sum of run times / 5), run time = end_time - submit_time (the slot time at the provider)
+  ratio      makespan / (sum of run times / 5), run time = end_time - gmt_create (the slot time at the provider)
   queries    GET /api/v1/tasks/{id} plus GET /api/v1/tasks (list) requests, per job
   latency    task end_time -> the client's first query after it that covers the task (its GET or a list)
   bound      makespan of a zero-latency greedy schedule of the same run times in creation order
 Invoked by bench/scheduler/run.sh, which documents the options.
 """
-import argparse, datetime, http.client, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+import argparse, http.client, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from reel_bench import call, start_reeld  # noqa: E402
-
-UTC8 = datetime.timezone(datetime.timedelta(hours=8))
-
-
-def provider_time(text):
-    """The provider's `YYYY-MM-DD HH:mm:ss.SSS` (UTC+8) as unix seconds."""
-    return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC8).timestamp()
-
 
 def http_json(base, path):
     host, port = base[len("http://"):].split(":")
@@ -97,7 +89,7 @@ def measure(base, jobs, concurrency):
         t = tasks[e["task_id"]]
         if t["status"] != "SUCCEEDED":
             sys.exit(f"task {e['task_id']} ended {t['status']}")
-        start, end = provider_time(t["submit_time"]), provider_time(t["end_time"])
+        start, end = t["gmt_create"] / 1000, t["end_time"] / 1000
         run.append(end - start)
         # Detected by the first query after the end that covers the task: its own GET or a list (which covers
         # every running task).
