@@ -43,12 +43,12 @@ public enum ProviderTime {
         return civil(y, mo, d, h, mi, s).map { $0 + fraction }
     }
 
-    /// Seconds since 1970 UTC of `YYYYMMDDhhmmss` read as UTC+8.
-    public static func parseCompact(_ text: String) -> Timestamp? {
+    /// Seconds since 1970 UTC of `YYYYMMDDhhmmss` read in the zone `offset` seconds east of UTC (default UTC+8).
+    public static func parseCompact(_ text: String, offset: Double = assumedOffset) -> Timestamp? {
         let c = Array(text.utf8)
         guard c.count == 14, let y = number(c, 0, 4), let mo = number(c, 4, 2), let d = number(c, 6, 2),
               let h = number(c, 8, 2), let mi = number(c, 10, 2), let s = number(c, 12, 2) else { return nil }
-        return civil(y, mo, d, h, mi, s)
+        return civil(y, mo, d, h, mi, s).map { $0 + assumedOffset - offset }
     }
 
     /// Seconds between two task times of one answer (`end_time − submit_time`): the zone cancels out.

@@ -12,7 +12,8 @@
 ///    that rule 1 gives to another in-doubt job; exactly one candidate and no other in-doubt job of that model
 ///    whose window holds it: that task;
 /// 3. k jobs and several candidates: the candidates are queried until they end, and a SUCCEEDED task whose
-///    `orig_prompt` (and `usage` size and duration) fits exactly one of the competing jobs is that job's;
+///    `orig_prompt` (and `usage` size and duration) fits this job and no other in-doubt job is this job's; a
+///    candidate made from another prompt, or ended without success (unbilled), is not this job's;
 /// 4. no candidate: only after the list-lag window (the list may show a new task late) is "no task seen" concluded,
 ///    and the daemon resubmits only then (never while a candidate exists), or asks an operator.
 public enum Reconciliation {
@@ -124,16 +125,26 @@ public enum Reconciliation {
         if !unfollowed.isEmpty { return .follow(unfollowed) }
         let group = [job] + rivals
         var running: [String] = []
+        var unclear: [String] = []
+        var othersOrUnbilled = 0
         for id in ids {
             let task = followed[id]!
             guard task.status == .succeeded else {
-                if !task.status.isTerminal { running.append(id) }
+                if task.status.isTerminal { othersOrUnbilled += 1 } else { running.append(id) }   // unbilled if ended
                 continue
             }
-            let fitting = group.filter { $0.fits(task) == true }
-            if fitting.count == 1, fitting[0].key == job.key {
-                return .adopt(taskID: id, how: "its result's orig_prompt and usage fit this job alone among "
-                              + "\(group.count) in-doubt job(s) and \(ids.count) candidate task(s)")
+            switch job.fits(task) {
+            case false?:
+                othersOrUnbilled += 1   // made with another prompt, size or duration: not this job's
+            case true?:
+                let twins = rivals.filter { $0.fits(task) == true }
+                if twins.isEmpty {
+                    return .adopt(taskID: id, how: "its result's orig_prompt and usage fit this job alone among "
+                                  + "\(group.count) in-doubt job(s) and \(ids.count) candidate task(s)")
+                }
+                unclear.append(id)
+            case nil:
+                unclear.append(id)   // no orig_prompt: nothing tells whose it is
             }
         }
         let summary = "\(ids.count) candidate task(s) (\(ids.joined(separator: ", "))) for \(group.count) in-doubt "
@@ -142,7 +153,12 @@ public enum Reconciliation {
             return .wait(until: now + pollAgain, seen: summary + "; waiting for \(running.count) to finish to match "
                          + "its orig_prompt")
         }
-        return .needsOperator(summary + "; none of the finished ones fits this job alone (a task that failed or was "
-                              + "cancelled was not billed)")
+        if unclear.isEmpty {
+            // Every candidate was made from another prompt (or size, or duration), or ended unbilled.
+            let seen = summary + ": each was made for another job or ended unbilled, none is this job's"
+            return now < lagEnds ? .wait(until: lagEnds, seen: seen + "; waiting out the list's lag") : .noTaskSeen(seen)
+        }
+        return .needsOperator(summary + "; \(unclear.count) succeeded task(s) (\(unclear.joined(separator: ", "))) fit "
+                              + "this job and another one alike, or carry no orig_prompt to tell")
     }
 }

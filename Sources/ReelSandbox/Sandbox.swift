@@ -92,6 +92,8 @@ public final class Sandbox: Sendable {
             return clockEndpoint(request)
         case (.GET, "/__sandbox/stats"):
             return statsEndpoint()
+        case (.GET, "/__sandbox/tasks"):
+            return tasksEndpoint()
         default:
             break
         }

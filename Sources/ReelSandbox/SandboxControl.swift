@@ -61,6 +61,20 @@ extension Sandbox {
         ])
     }
 
+    /// `GET /__sandbox/tasks`: every task the sandbox holds, for tests that check what was created (the prompt
+    /// a task was made with, which the documented task list never shows). Oldest first.
+    func tasksEndpoint() -> HTTPResponse {
+        state.withLock { s in
+            let t = sandboxNow(s)
+            s.settle(at: t, concurrency: options.concurrency)
+            let tasks: [[String: Any]] = s.order.compactMap { s.tasks[$0] }.map { task in
+                ["task_id": task.id, "prompt": task.prompt, "model": task.model.rawValue,
+                 "status": task.status(at: t, taskTTL: options.taskTTL).rawValue, "request_id": task.requestID]
+            }
+            return Self.json(["tasks": tasks])
+        }
+    }
+
     func statsEndpoint() -> HTTPResponse {
         state.withLock { s in
             let t = sandboxNow(s)

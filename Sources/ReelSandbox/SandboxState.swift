@@ -187,38 +187,3 @@ struct SandboxState {
         if journal.count > 200_000 { journal.removeFirst(50_000) }
     }
 }
-
-/// Provider time strings: `YYYY-MM-DD HH:mm:ss.SSS` in UTC+8 (the provider gives no zone; Beijing time).
-enum ProviderTime {
-    static let offset = 8.0 * 3600
-    /// The longest window the list accepts between `start_time` and `end_time` (reference §1.9: 24 hours).
-    static let listWindow = 24.0 * 3600
-
-    static func format(_ unix: Double) -> String {
-        var t = time_t(floor(unix + offset))
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        let ms = min(999, Int(((unix + offset) - floor(unix + offset)) * 1000))
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let digits = String(v)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2)) "
-            + "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(ms), 3))"
-    }
-
-    /// Parses the list API's `YYYYMMDDhhmmss`, read in the zone `offset` seconds east of UTC, into unix seconds.
-    static func parseCompact(_ s: String, offset: Double) -> Double? {
-        let d = Array(s.utf8)
-        guard d.count == 14, d.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
-        func n(_ a: Int, _ b: Int) -> Int32 { Int32(String(decoding: d[a..<b], as: UTF8.self))! }
-        var tm = tm()
-        tm.tm_year = n(0, 4) - 1900
-        tm.tm_mon = n(4, 6) - 1
-        tm.tm_mday = n(6, 8)
-        tm.tm_hour = n(8, 10)
-        tm.tm_min = n(10, 12)
-        tm.tm_sec = n(12, 14)
-        return Double(timegm(&tm)) - offset
-    }
-}

@@ -413,8 +413,8 @@ extension Sandbox {
             let t = sandboxNow(s)
             // Whole-second bounds, both inclusive; an absent end is now, an absent start 24 hours before the end.
             let upper = bounds["end_time"].map { $0 + 1 } ?? wallTime(t)
-            let lower = bounds["start_time"] ?? upper - ProviderTime.listWindow
-            if upper - lower > ProviderTime.listWindow + 1 {
+            let lower = bounds["start_time"] ?? upper - ProviderTime.listWindowLimit
+            if upper - lower > ProviderTime.listWindowLimit + 1 {
                 return Self.invalid("start_time and end_time may be at most 24 hours apart "
                     + "(start_time defaults to 24 hours before end_time, end_time to now).")
             }

@@ -105,6 +105,19 @@ struct ReconciliationTests {
             return
         }
         #expect(why.contains("2 candidate task(s)") && why.contains("2 in-doubt job(s)"))
+        // A job whose create made no task, beside jobs whose tasks fit them: after the lag, no task seen.
+        let none = Self.job("n", prompt: "character1 sits")
+        guard case .noTaskSeen(let seen) = decide(none, rows, competitors: [a, b], followed: done) else {
+            Issue.record("tasks that fit other jobs are not this job's")
+            return
+        }
+        #expect(seen.contains("each was made for another job or ended unbilled"))
+        // Candidates that failed were not billed: no reason to hold the job for an operator.
+        let failed = ["t1": TaskSnapshot(taskID: "t1", status: .failed), "t2": TaskSnapshot(taskID: "t2", status: .canceled)]
+        guard case .noTaskSeen = decide(a, rows, competitors: [b], followed: failed) else {
+            Issue.record("unbilled candidates are not a reason to wait for an operator")
+            return
+        }
         // The duration in usage separates otherwise equal prompts.
         let longer = ["t1": Self.succeeded("t1", prompt: "character1 waves", seconds: 10),
                       "t2": Self.succeeded("t2", prompt: "character1 waves")]

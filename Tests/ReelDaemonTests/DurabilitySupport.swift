@@ -91,19 +91,16 @@ enum Durability {
 
     static func taskIDs(_ detail: [String: Any]) -> [String] { detail["task_ids"] as? [String] ?? [] }
 
-    /// Every task the sandbox knows, as the provider's task-list API reports it (task id → prompt).
+    /// Every task the sandbox made (task id → prompt), from its test endpoint: the documented task list carries
+    /// no prompt.
     static func sandboxTasks(_ sandbox: SandboxProcess) async throws -> [String: String] {
+        let reply = try await sandbox.send(TestHTTPRequest("GET", "/__sandbox/tasks"))
+        guard reply.status == 200 else { throw DurabilityTestError("sandbox tasks: \(reply.status) \(reply.text)") }
         var tasks: [String: String] = [:]
-        var page = 1
-        while true {
-            let reply = try await sandbox.send(TestHTTPRequest("GET", "/api/v1/tasks?page_no=\(page)&page_size=100",
-                                                               headers: ["Authorization": "Bearer sk-reel-test"]))
-            guard reply.status == 200 else { throw DurabilityTestError( "task list: \(reply.status) \(reply.text)") }
-            let rows = try reply.json()["data"] as? [[String: Any]] ?? []
-            for row in rows { if let id = row["task_id"] as? String { tasks[id] = row["prompt"] as? String ?? "" } }
-            if rows.count < 100 { return tasks }
-            page += 1
+        for row in try reply.json()["tasks"] as? [[String: Any]] ?? [] {
+            if let id = row["task_id"] as? String { tasks[id] = row["prompt"] as? String ?? "" }
         }
+        return tasks
     }
 
     /// What the output tree may show at any moment: `<id>.mp4`, `<id>.json`, `batch.json`, `SHA256SUMS` and

@@ -57,10 +57,11 @@ import Testing
             return job?["state"] as? String == "in_doubt" && (job?["reason"] as? String ?? "").contains("reelctl resolve")
         }
         let reason = (waiting["job"] as? [String: Any])?["reason"] as? String ?? ""
-        #expect(reason.contains("no task was seen") && reason.contains("no unowned wan2.6-r2v-flash task"), "\(reason)")
+        #expect(reason.contains("no task was seen"), "\(reason)")
         #expect(Durability.taskIDs(waiting).isEmpty)
         let warnings = try await reeld.status()["warnings"] as? [String] ?? []
-        #expect(warnings.contains { $0.contains("in doubt") }, "status warns about the in-doubt job: \(warnings)")
+        #expect(warnings.contains { $0.contains("in-doubt job(s) wait for an operator") },
+                "status warns about the in-doubt job: \(warnings)")
 
         // The provider's own list agrees: one task per ambiguous job, none for the refused one.
         let tasks = try await Durability.sandboxTasks(sandbox)
