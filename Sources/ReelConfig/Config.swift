@@ -44,6 +44,8 @@ public struct ReelConfig: Sendable, Equatable {
         /// Members of this group may mutate (cancel, retry, pause…) besides root and the daemon's own user.
         public var adminGroup: String?
         public var socketMode: Int = 0o660
+        /// Connections the control socket holds at once; at the cap, the longest-idle one makes room.
+        public var maxConnections: Int = 256
     }
 
     /// `[polling]`: when to query running tasks before the scheduler has learned real run times.
@@ -280,7 +282,8 @@ extension ReelConfig {
             reader.absolutePath(t, "webhook_secret_file", "hooks") { config.hooks.webhookSecretFile = $0 }
         }
         if let t = reader.table(root, "control") {
-            reader.allow(t, ["admin_group", "socket_mode"], at: "control")
+            reader.allow(t, ["admin_group", "socket_mode", "max_connections"], at: "control")
+            reader.int(t, "max_connections", "control", 1...65536) { config.control.maxConnections = $0 }
             reader.string(t, "admin_group", "control") { config.control.adminGroup = $0 }
             reader.string(t, "socket_mode", "control") { mode in
                 if let m = Int(mode, radix: 8), (0...0o777).contains(m) { config.control.socketMode = m } else {

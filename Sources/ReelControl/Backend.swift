@@ -68,6 +68,8 @@ public struct ControlError: Error, Sendable, Equatable {
 
     public var kind: Kind
     public var body: ErrorBody
+    /// The methods the path does allow, sent as `Allow` with a 405 (`method_not_allowed`).
+    public var allowedMethods: [String] = []
 
     public init(_ kind: Kind, code: String, message: String, hint: String? = nil) {
         self.kind = kind

@@ -13,17 +13,35 @@ public struct ControlAPI: Sendable {
     let logger: Logger
     /// Seconds between SSE keep-alive comments.
     let keepAliveInterval: Double
+    /// Connections held at once and how long idle or slow clients are waited for.
+    let limits: HTTPServer.Limits
 
-    public init(backend: any ControlBackend, authorizer: Authorizer, logger: Logger, keepAliveInterval: Double = 15) {
+    /// The control socket's default limits: a few hundred clients at once (reelctl, dashboards, `watch`), idle
+    /// ones closed after a minute, a request that is not complete after 10 s cut.
+    public static let defaultLimits = HTTPServer.Limits(maxConnections: 256, idleTimeout: .seconds(60),
+                                                        requestTimeout: .seconds(10))
+
+    /// `defaultLimits` with another connection cap (`[control] max_connections`).
+    public static func limits(maxConnections: Int) -> HTTPServer.Limits {
+        var limits = defaultLimits
+        limits.maxConnections = max(1, maxConnections)
+        return limits
+    }
+
+    public init(backend: any ControlBackend, authorizer: Authorizer, logger: Logger, keepAliveInterval: Double = 15,
+                limits: HTTPServer.Limits = ControlAPI.defaultLimits) {
         self.backend = backend
         self.authorizer = authorizer
         self.logger = logger
         self.keepAliveInterval = keepAliveInterval
+        self.limits = limits
     }
 
     /// Serves the API on `binding` until the calling task is cancelled.
     public func run(on binding: HTTPServer.Binding, onBound: @Sendable (String) -> Void = { _ in }) async throws {
-        let server = HTTPServer(logger: logger, maxBodyBytes: 1 << 20) { request in await self.handle(request) }
+        let server = HTTPServer(logger: logger, maxBodyBytes: 1 << 20, limits: limits) { request in
+            await self.handle(request)
+        }
         try await server.run(on: binding, onBound: onBound)
     }
 
@@ -39,7 +57,7 @@ public struct ControlAPI: Sendable {
     }
 
     private func route(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let parts = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        let parts = request.pathSegments
         guard parts.first == "v1" else {
             throw ControlError(.notFound, code: "not_found", message: "no such endpoint: \(request.path)",
                                hint: "the API lives under /v1; see GET /v1/openapi.json")
@@ -123,8 +141,10 @@ public struct ControlAPI: Sendable {
 
     private func allow(_ ok: Bool, _ request: HTTPRequest, _ method: String) throws {
         guard ok else {
-            throw ControlError(.badRequest, code: "method_not_allowed",
-                               message: "\(request.method.rawValue) is not allowed on \(request.path); use \(method)")
+            var error = ControlError(.badRequest, code: "method_not_allowed",
+                                     message: "\(request.method.rawValue) is not allowed on \(request.path); use \(method)")
+            error.allowedMethods = method == "GET" ? ["GET", "HEAD"] : [method]
+            throw error
         }
     }
 
@@ -145,7 +165,7 @@ public struct ControlAPI: Sendable {
 
     private func jobs(_ request: HTTPRequest) async throws -> HTTPResponse {
         let state: JobState?
-        if let s = request.query["state"], !s.isEmpty {
+        if let s = request.query["state"] {
             guard let parsed = JobState(rawValue: s) else {
                 throw ControlError(.badRequest, code: "bad_state", message: "unknown state \(s)",
                                    hint: "states: \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -154,7 +174,7 @@ public struct ControlAPI: Sendable {
         } else {
             state = nil
         }
-        let batch = request.query["batch"].flatMap { $0.isEmpty ? nil : $0 }
+        let batch = request.query["batch"]
         if let batch, !Identifier.isValid(batch) {
             throw ControlError(.badRequest, code: "bad_batch", message: "\(batch) is not a batch name",
                                hint: "batch names match \(Identifier.syntax)")
@@ -238,6 +258,8 @@ public struct ControlAPI: Sendable {
         case .forbidden: .forbidden
         case .unavailable: .serviceUnavailable
         }
-        return .json(e.body, status: status)
+        var headers: HTTPHeaders = [:]
+        if !e.allowedMethods.isEmpty { headers.add(name: "Allow", value: e.allowedMethods.joined(separator: ", ")) }
+        return .json(e.body, status: status, headers: headers)
     }
 }

@@ -426,24 +426,47 @@ public enum OpenAPIDocument {
         "type": "object"
       },
       "ResolveRequest": {
-        "properties": {
-          "action": {
-            "enum": [
-              "adopt",
-              "resubmit",
-              "fail"
+        "description": "adopt needs the task_id of the remote task to adopt; resubmit and fail take none",
+        "oneOf": [
+          {
+            "properties": {
+              "action": {
+                "enum": [
+                  "adopt"
+                ],
+                "type": "string"
+              },
+              "task_id": {
+                "minLength": 1,
+                "type": "string"
+              }
+            },
+            "required": [
+              "action",
+              "task_id"
             ],
-            "type": "string"
+            "type": "object"
           },
-          "task_id": {
-            "nullable": true,
-            "type": "string"
+          {
+            "properties": {
+              "action": {
+                "enum": [
+                  "resubmit",
+                  "fail"
+                ],
+                "type": "string"
+              },
+              "task_id": {
+                "nullable": true,
+                "type": "string"
+              }
+            },
+            "required": [
+              "action"
+            ],
+            "type": "object"
           }
-        },
-        "required": [
-          "action"
-        ],
-        "type": "object"
+        ]
       },
       "Status": {
         "properties": {
@@ -585,7 +608,37 @@ public enum OpenAPIDocument {
                 }
               }
             },
-            "description": "OK"
+            "description": "OK",
+            "links": {
+              "cancelBatch": {
+                "description": "the first batch of the list",
+                "operationId": "cancelBatch",
+                "parameters": {
+                  "batch": "$response.body#/batches/0/batch"
+                }
+              },
+              "pauseBatch": {
+                "description": "the first batch of the list",
+                "operationId": "pauseBatch",
+                "parameters": {
+                  "batch": "$response.body#/batches/0/batch"
+                }
+              },
+              "resumeBatch": {
+                "description": "the first batch of the list",
+                "operationId": "resumeBatch",
+                "parameters": {
+                  "batch": "$response.body#/batches/0/batch"
+                }
+              },
+              "showBatch": {
+                "description": "the first batch of the list",
+                "operationId": "showBatch",
+                "parameters": {
+                  "batch": "$response.body#/batches/0/batch"
+                }
+              }
+            }
           }
         },
         "summary": "All batches"
@@ -946,7 +999,49 @@ public enum OpenAPIDocument {
                 }
               }
             },
-            "description": "a page of jobs"
+            "description": "a page of jobs",
+            "links": {
+              "cancelJob": {
+                "description": "the first job of the page",
+                "operationId": "cancelJob",
+                "parameters": {
+                  "batch": "$response.body#/jobs/0/batch",
+                  "id": "$response.body#/jobs/0/id"
+                }
+              },
+              "holdJob": {
+                "description": "the first job of the page",
+                "operationId": "holdJob",
+                "parameters": {
+                  "batch": "$response.body#/jobs/0/batch",
+                  "id": "$response.body#/jobs/0/id"
+                }
+              },
+              "releaseJob": {
+                "description": "the first job of the page",
+                "operationId": "releaseJob",
+                "parameters": {
+                  "batch": "$response.body#/jobs/0/batch",
+                  "id": "$response.body#/jobs/0/id"
+                }
+              },
+              "retryJob": {
+                "description": "the first job of the page",
+                "operationId": "retryJob",
+                "parameters": {
+                  "batch": "$response.body#/jobs/0/batch",
+                  "id": "$response.body#/jobs/0/id"
+                }
+              },
+              "showJob": {
+                "description": "the first job of the page",
+                "operationId": "showJob",
+                "parameters": {
+                  "batch": "$response.body#/jobs/0/batch",
+                  "id": "$response.body#/jobs/0/id"
+                }
+              }
+            }
           },
           "400": {
             "content": {
@@ -998,7 +1093,41 @@ public enum OpenAPIDocument {
                 }
               }
             },
-            "description": "OK"
+            "description": "OK",
+            "links": {
+              "cancelJob": {
+                "description": "the job shown",
+                "operationId": "cancelJob",
+                "parameters": {
+                  "batch": "$response.body#/job/batch",
+                  "id": "$response.body#/job/id"
+                }
+              },
+              "holdJob": {
+                "description": "the job shown",
+                "operationId": "holdJob",
+                "parameters": {
+                  "batch": "$response.body#/job/batch",
+                  "id": "$response.body#/job/id"
+                }
+              },
+              "releaseJob": {
+                "description": "the job shown",
+                "operationId": "releaseJob",
+                "parameters": {
+                  "batch": "$response.body#/job/batch",
+                  "id": "$response.body#/job/id"
+                }
+              },
+              "retryJob": {
+                "description": "the job shown",
+                "operationId": "retryJob",
+                "parameters": {
+                  "batch": "$response.body#/job/batch",
+                  "id": "$response.body#/job/id"
+                }
+              }
+            }
           },
           "400": {
             "content": {

@@ -47,6 +47,7 @@ private let neverSentCodes: Set<Int32> = [
 ]
 private let abortedByCallback: Int32 = 42
 private let writeErrorCode: Int32 = 23
+private let weirdReplyCode: Int32 = 8
 private let errorBodyCap = 64 << 10
 
 /// Callback context of one transfer, reached from C through `Unmanaged` (never retained by curl).
@@ -55,6 +56,8 @@ private final class TransferState {
     let cancel: CancelFlag
     var headers: [HTTPHeader] = []
     var sawResponse = false
+    /// The blank line that ends the (last) response head arrived.
+    var headEnded = false
     var body: [UInt8] = []
     var bodyLimit: Int
     /// Download mode: past the cap, the (error) body is dropped rather than failing the transfer.
@@ -139,6 +142,11 @@ private final class TransferState {
         if line.hasPrefix("HTTP/") {  // a new response (after a redirect or a 100 Continue): start over
             headers.removeAll()
             sawResponse = true
+            headEnded = false
+            return
+        }
+        if line == "\r\n" || line == "\n" {
+            headEnded = true
             return
         }
         guard let colon = line.firstIndex(of: ":") else { return }
@@ -180,6 +188,11 @@ enum Curl {
                         cancel: CancelFlag) -> Result<HTTPResult, any Error> {
         let state = TransferState(handle: easy.raw, cancel: cancel, bodyLimit: spec.maxResponseBytes)
         let (code, elapsed) = execute(spec, range: nil, userAgent: userAgent, easy: easy, state: state)
+        if code == 0 && !state.headEnded {
+            // libcurl takes a connection closed inside the head as an answer with no body.
+            return .failure(TransportError(code: weirdReplyCode, message: "the connection closed inside the answer's head",
+                                           requestSent: true, elapsedMilliseconds: elapsed))
+        }
         if code == 0 {
             return .success(HTTPResult(status: state.status, headers: state.headers, body: state.body,
                                        totalMilliseconds: elapsed))

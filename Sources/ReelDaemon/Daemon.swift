@@ -58,6 +58,8 @@ public enum Daemon {
     public static func run(configPath: String, config initial: ReelConfig, logLevel: LogLevelSetting,
                            logger: Logger) async throws {
         let environment = ProcessInfo.processInfo.environment
+        let files = try OpenFileLimit.raiseSoftToHard()
+        logger.info("open file limit", metadata: ["soft": "\(files.soft)", "hard": "\(files.hard)"])
         let clock = SystemClock()
         let startedAt = clock.now()
         let (apiKey, keySource) = try Credentials.apiKey(apiKeyFile: initial.provider.apiKeyFile, environment: environment)
@@ -99,7 +101,7 @@ public enum Daemon {
                                     reload: { await reloader.reload(trigger: "control API") })
         let control = ControlAPI(backend: backend,
                                  authorizer: Authorizer(daemonUID: getuid(), adminGroup: initial.control.adminGroup),
-                                 logger: logger)
+                                 logger: logger, limits: ControlAPI.limits(maxConnections: initial.control.maxConnections))
 
         let services: [any Service] = [
             EngineService(engine: engine),

@@ -22,6 +22,14 @@ public struct HTTPRequest: Sendable {
     public var uri: String
     /// The percent-decoded path part of `uri`, e.g. `/api/v1/tasks`.
     public var path: String
+    /// The path's segments, split at its `/` bytes and then percent-decoded one by one: a decoded segment may hold
+    /// any character (an encoded `%2F` or a combining mark right after a slash) without moving a boundary.
+    /// Empty segments are dropped. `/v1/jobs/a/b` gives `["v1", "jobs", "a", "b"]`.
+    public var pathSegments: [String] {
+        uri.utf8.prefix { $0 != UInt8(ascii: "?") }.split(separator: UInt8(ascii: "/")).map {
+            percentDecoded(String(decoding: $0, as: UTF8.self), plusIsSpace: false)
+        }
+    }
     /// Percent-decoded query parameters (`+` is a space); the last value wins for repeated names.
     public var query: [String: String]
     public var headers: HTTPHeaders

@@ -5,7 +5,9 @@ import NIOHTTP1
 import NIOPosix
 
 /// A small HTTP/1.1 server on SwiftNIO: TCP, a Unix socket, or a socket handed over by systemd.
-/// Keep-alive, bodies collected up to `maxBodyBytes` (413 beyond), one handler for every request.
+/// Keep-alive, bodies collected up to `maxBodyBytes` (413 beyond), one handler for every request. `limits` caps the
+/// connections held and closes idle and slow clients. A response that ends its connection is written out to the
+/// socket completely before the connection is closed.
 public struct HTTPServer: Sendable {
     /// Where to listen.
     public enum Binding: Sendable, Hashable {
@@ -23,11 +25,13 @@ public struct HTTPServer: Sendable {
 
     let logger: Logger
     let maxBodyBytes: Int
+    let limits: Limits
     let handler: Handler
 
-    public init(logger: Logger, maxBodyBytes: Int = 16 << 20, handler: @escaping Handler) {
+    public init(logger: Logger, maxBodyBytes: Int = 16 << 20, limits: Limits = Limits(), handler: @escaping Handler) {
         self.logger = logger
         self.maxBodyBytes = maxBodyBytes
+        self.limits = limits
         self.handler = handler
     }
 
@@ -38,9 +42,22 @@ public struct HTTPServer: Sendable {
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        let gate = ConnectionGate(limit: limits.maxConnections)
+        let (limits, logger) = (self.limits, self.logger)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<(Connection, PeerCredentials?)> = { channel in
-            peerCredentials(of: channel).flatMapThrowing { peer in
-                try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+            guard gate.admit(channel) else {
+                logger.warning("http connection refused: connection limit reached",
+                               metadata: ["limit": "\(limits.maxConnections)"])
+                channel.close(promise: nil)
+                return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+            }
+            channel.closeFuture.whenComplete { _ in gate.remove(channel) }
+            return peerCredentials(of: channel).flatMapThrowing { peer in
+                let watch = ConnectionWatch(limits: limits, gate: gate, logger: logger)
+                let pipeline = channel.pipeline.syncOperations
+                try pipeline.addHandler(watch.rawSide, position: .first)
+                try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+                try pipeline.addHandler(watch.messageSide)
                 return (try Connection(wrappingChannelSynchronously: channel), peer)
             }
         }
@@ -115,7 +132,7 @@ public struct HTTPServer: Sendable {
                             var r = HTTPResponse.text("request body larger than \(maxBodyBytes) bytes\n",
                                                       status: .payloadTooLarge)
                             r.headers.replaceOrAdd(name: "Connection", value: "close")
-                            try await write(r, for: head, keepAlive: false, to: outbound, allocator: channel.allocator)
+                            _ = try await write(r, for: head, keepAlive: false, to: outbound, channel: channel)
                             return
                         }
                         let request = HTTPRequest(method: head.method, uri: head.uri, headers: head.headers,
@@ -127,9 +144,9 @@ public struct HTTPServer: Sendable {
                         }
                         let keepAlive = head.isKeepAlive
                             && !response.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
-                        try await write(response, for: head, keepAlive: keepAlive, to: outbound,
-                                        allocator: channel.allocator)
-                        if !keepAlive { return }
+                        let closes = try await write(response, for: head, keepAlive: keepAlive, to: outbound,
+                                                     channel: channel)
+                        if closes { return }
                     }
                 }
             } onCancel: {
@@ -140,9 +157,12 @@ public struct HTTPServer: Sendable {
         }
     }
 
+    /// Writes `response`; returns true when the connection must close after it. Such a response's last part is
+    /// written with a promise and awaited, so every byte is on the socket before the caller's return closes it
+    /// (closing drops writes still queued in the channel).
     private func write(_ response: HTTPResponse, for head: HTTPRequestHead, keepAlive: Bool,
                        to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
-                       allocator: ByteBufferAllocator) async throws {
+                       channel: any Channel) async throws -> Bool {
         var headers = response.headers
         var streamsToClose = false
         if case .bytes(let buffer) = response.body, !headers.contains(name: "content-length") {
@@ -151,7 +171,8 @@ public struct HTTPServer: Sendable {
         if case .stream = response.body, !headers.contains(name: "content-length"), head.version.minor == 0 {
             streamsToClose = true
         }
-        if !keepAlive || streamsToClose {
+        let closes = !keepAlive || streamsToClose
+        if closes {
             headers.replaceOrAdd(name: "Connection", value: "close")
         } else if head.version.minor == 0 {
             headers.replaceOrAdd(name: "Connection", value: "keep-alive")
@@ -163,16 +184,20 @@ public struct HTTPServer: Sendable {
             // Head, body and end in one write: one hop to the event loop and one flush per response.
             var parts = [responseHead]
             if head.method != .HEAD, buffer.readableBytes > 0 { parts.append(.body(.byteBuffer(buffer))) }
-            parts.append(.end(nil))
+            if !closes { parts.append(.end(nil)) }
             try await outbound.write(contentsOf: parts)
         case .stream(let produce):
             try await outbound.write(responseHead)
             if head.method != .HEAD {
                 try await produce(HTTPBodyWriter { try await outbound.write(.body(.byteBuffer($0))) })
             }
-            try await outbound.write(.end(nil))
+            if !closes { try await outbound.write(.end(nil)) }
         }
-        if streamsToClose { throw HTTPAbort() }
+        if closes {
+            // Queued behind everything the writer handed to the channel; succeeds once all of it is written.
+            try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).get()
+        }
+        return closes
     }
 }
 

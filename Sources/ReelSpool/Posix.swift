@@ -103,3 +103,27 @@ func renameNoReplace(_ fromDir: Int32, _ from: [UInt8], _ toDir: Int32, _ to: [U
         }
     }
 }
+
+/// The open-file limit (RLIMIT_NOFILE) of this process.
+public struct OpenFileLimit: Sendable, Equatable {
+    public var soft: UInt64
+    public var hard: UInt64
+
+    /// The limit now in force.
+    public static func current() throws -> OpenFileLimit {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw SpoolError.system("getrlimit", "RLIMIT_NOFILE", errno, hint: "none") }
+        return OpenFileLimit(soft: UInt64(limit.rlim_cur), hard: UInt64(limit.rlim_max))
+    }
+
+    /// Raises the soft limit to the hard one (a daemon holding many connections and files should not stop at the
+    /// 1,024 a login shell starts with) and returns the limit now in force.
+    @discardableResult
+    public static func raiseSoftToHard() throws -> OpenFileLimit {
+        let now = try current()
+        guard now.soft < now.hard else { return now }
+        var limit = rlimit(rlim_cur: rlim_t(now.hard), rlim_max: rlim_t(now.hard))
+        guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw SpoolError.system("setrlimit", "RLIMIT_NOFILE", errno, hint: "LimitNOFILE= in the unit sets the hard limit") }
+        return try current()
+    }
+}

@@ -42,7 +42,8 @@ struct Jobs: AsyncParsableCommand {
         let q = query([("state", state), ("batch", batch)])
         if global.wantsJSON {
             // Every match, streamed by the daemon page by page.
-            printJSON(try await global.client.call("GET", "/v1/jobs\(q)", accept: "application/x-ndjson", timeout: 600))
+            printJSON(try await global.client.call("GET", "/v1/jobs\(q)", accept: "application/x-ndjson",
+                                                  streaming: true))
             return
         }
         let page = try await global.client.get("/v1/jobs\(q)\(q.isEmpty ? "?" : "&")limit=\(min(max(limit, 1), 1000))",

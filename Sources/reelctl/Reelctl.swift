@@ -27,6 +27,9 @@ struct Reelctl: AsyncParsableCommand {
         } catch let error as CLIError {
             writeStderr("reelctl: \(error.description)")
             Foundation.exit(error.code)
+        } catch let error as DecodingError {
+            writeStderr("reelctl: reeld sent an answer reelctl cannot read: \(error)")
+            Foundation.exit(Exit.failed)
         } catch {
             let code = exitCode(for: error)
             if code == .success || code == .validationFailure || error is ValidationError {

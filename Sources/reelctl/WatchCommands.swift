@@ -78,7 +78,7 @@ struct Shape: AsyncParsableCommand {
                                               ("80m", 4800), ("160m", 9600), ("320m", 19200), ("640m", 38400)]
 
     func run() async throws {
-        let bytes = try await global.client.call("GET", "/v1/jobs", accept: "application/x-ndjson", timeout: 600)
+        let bytes = try await global.client.call("GET", "/v1/jobs", accept: "application/x-ndjson", streaming: true)
         let now = Date().timeIntervalSince1970
         var counts: [String: [Int]] = [:]
         let decoder = JSONDecoder()

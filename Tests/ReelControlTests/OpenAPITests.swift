@@ -21,6 +21,22 @@ import Testing
     }
 }
 
+extension OpenAPITests {
+    /// `resolve` with `adopt` needs a `task_id` (the API answers 400 without one); the schema must say so, or a
+    /// schema-driven client or fuzzer takes `{"action": "adopt"}` for a valid body.
+    @Test func resolveAdoptRequiresTaskID() throws {
+        let doc = try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json.utf8)) as? [String: Any]
+        let schemas = (doc?["components"] as? [String: Any])?["schemas"] as? [String: Any]
+        let resolve = try #require(schemas?["ResolveRequest"] as? [String: Any])
+        let branches = resolve["oneOf"] as? [[String: Any]] ?? []
+        let actions = branches.map { (($0["properties"] as? [String: Any])?["action"] as? [String: Any])?["enum"] as? [String] ?? [] }
+        #expect(Set(actions.flatMap { $0 }) == ["adopt", "resubmit", "fail"])
+        #expect(actions.flatMap { $0 }.count == 3, "each action in exactly one branch")
+        let adopt = try #require(branches.first { (($0["properties"] as? [String: Any])?["action"] as? [String: Any])?["enum"] as? [String] == ["adopt"] })
+        #expect((adopt["required"] as? [String])?.contains("task_id") == true)
+    }
+}
+
 @Suite struct AuthorizerTests {
     @Test func rootAndDaemonUserMayMutateOthersMayNot() {
         let auth = Authorizer(daemonUID: 990, adminGID: 4242)

@@ -18,6 +18,7 @@ import Testing
         #expect(config.pricing.rate(.r2vFlash, .p720) == 0.05)
         #expect(config.retention == 30 * 86400)
         #expect(config.control.socketMode == 0o660)
+        #expect(config.control.maxConnections == 256)
     }
 
     @Test func everyProblemIsListedWithItsKey() {

@@ -8,11 +8,11 @@ import ReelTestKit
 import Testing
 
 /// Runs an `HTTPServer` on `binding` for the duration of `body`, which gets the bound address.
-func withHTTPServer(_ binding: HTTPServer.Binding, maxBodyBytes: Int = 1024,
+func withHTTPServer(_ binding: HTTPServer.Binding, maxBodyBytes: Int = 1024, limits: HTTPServer.Limits = .init(),
                     handler: @escaping HTTPServer.Handler,
                     _ body: (String) async throws -> Void) async throws {
     let (addresses, continuation) = AsyncStream<String>.makeStream()
-    let server = HTTPServer(logger: Logger(label: "test"), maxBodyBytes: maxBodyBytes, handler: handler)
+    let server = HTTPServer(logger: Logger(label: "test"), maxBodyBytes: maxBodyBytes, limits: limits, handler: handler)
     let task = Task {
         defer { continuation.finish() }
         try await server.run(on: binding) { continuation.yield($0) }
@@ -52,6 +52,17 @@ let echo: HTTPServer.Handler = { request in
             try await writer.write("0123456789")
             throw HTTPAbort()
         })
+    case "/big":
+        return HTTPResponse(headers: ["Content-Type": "application/octet-stream"],
+                            body: .bytes(ByteBuffer(bytes: bigBody)))
+    case "/big-stream":
+        return HTTPResponse(headers: ["Content-Length": "\(bigBody.count)"], body: .stream { writer in
+            var offset = 0
+            while offset < bigBody.count {
+                try await writer.write(bigBody[offset..<min(offset + 256 << 10, bigBody.count)])
+                offset += 256 << 10
+            }
+        })
     case "/chunked":
         return HTTPResponse(body: .stream { writer in
             for i in 0..<3 { try await writer.write("line \(i)\n") }
@@ -62,6 +73,9 @@ let echo: HTTPServer.Handler = { request in
                                pid: request.peer?.pid, uid: request.peer?.uid))
     }
 }
+
+/// Larger than any socket buffer on the way, so a slow reader leaves most of it queued in the server.
+let bigBody: [UInt8] = (0..<(6 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 12) }
 
 func decodeEcho(_ r: TestHTTPResponse) throws -> EchoReply {
     try JSONDecoder().decode(EchoReply.self, from: Data(r.body))
@@ -154,6 +168,100 @@ func decodeEcho(_ r: TestHTTPResponse) throws -> EchoReply {
         try await withHTTPServer(.adoptedSocket(fd: fd), handler: echo) { _ in
             let reply = try await TestHTTP.send(.tcp(host: "127.0.0.1", port: port), TestHTTPRequest("GET", "/adopted"))
             #expect(try decodeEcho(reply).path == "/adopted")
+        }
+    }
+
+    /// A client that sends `Connection: close` and reads slowly through a small receive buffer still gets every
+    /// byte: the server closes only after the last write reached the socket.
+    @Test(arguments: ["/big", "/big-stream"])
+    func closingResponseIsFlushedToASlowReader(path: String) async throws {
+        try await withHTTPServer(.tcp(host: "127.0.0.1", port: 0), handler: echo) { address in
+            let endpoint = try #require(TestHTTP.Endpoint(url: address))
+            let raw = try await RawClient.onThread {
+                let client = try RawClient(endpoint, receiveBuffer: 4096)
+                try client.send("GET \(path) HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+                usleep(300_000)   // the server has written what fits and queued the rest
+                return try client.readToEnd(chunk: 32 << 10, pause: 0.0005)
+            }
+            let reply = try TestHTTPResponse(raw: raw)
+            #expect(reply.status == 200)
+            #expect(reply.header("connection") == "close")
+            #expect(reply.body.count == bigBody.count)
+            let identical = reply.body == bigBody   // outside #expect: it would print both arrays on failure
+            #expect(identical)
+        }
+    }
+
+    /// A connection with no request bytes is closed after the idle timeout, also after a kept-alive exchange.
+    @Test func idleConnectionsAreClosed() async throws {
+        let limits = HTTPServer.Limits(idleTimeout: .milliseconds(300), requestTimeout: .seconds(30))
+        try await withHTTPServer(.tcp(host: "127.0.0.1", port: 0), limits: limits, handler: echo) { address in
+            let endpoint = try #require(TestHTTP.Endpoint(url: address))
+            let (fresh, afterReply) = try await RawClient.onThread {
+                let fresh = try RawClient(endpoint)
+                let used = try RawClient(endpoint)
+                try used.send("GET /one HTTP/1.1\r\nHost: test\r\n\r\n")
+                return (fresh.closedByPeer(within: 5), used.closedByPeer(within: 5))
+            }
+            #expect(fresh)
+            #expect(afterReply)
+        }
+    }
+
+    /// A request whose head trickles in (slowloris) is cut after the request timeout, long before the idle one.
+    @Test func slowRequestsAreCut() async throws {
+        let limits = HTTPServer.Limits(idleTimeout: .seconds(60), requestTimeout: .milliseconds(500))
+        try await withHTTPServer(.tcp(host: "127.0.0.1", port: 0), limits: limits, handler: echo) { address in
+            let endpoint = try #require(TestHTTP.Endpoint(url: address))
+            let (headCut, bodyCut) = try await RawClient.onThread {
+                let head = try RawClient(endpoint)
+                try head.send("GET /slow HTTP/1.1\r\nHost: test\r\n")
+                usleep(200_000)
+                try head.send("X-Slow: 1\r\n")
+                let body = try RawClient(endpoint)
+                try body.send("POST /slow HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n\r\n01234")
+                return (head.closedByPeer(within: 10), body.closedByPeer(within: 10))
+            }
+            #expect(headCut)
+            #expect(bodyCut)
+        }
+    }
+
+    /// At the connection cap a new connection replaces the longest-idle one, so a normal request is answered;
+    /// when every held connection is mid-request, the new one is closed at once.
+    @Test func connectionCapEvictsIdleThenRefuses() async throws {
+        let limits = HTTPServer.Limits(maxConnections: 3, idleTimeout: .seconds(60), requestTimeout: .seconds(60))
+        try await withHTTPServer(.tcp(host: "127.0.0.1", port: 0), limits: limits, handler: echo) { address in
+            let endpoint = try #require(TestHTTP.Endpoint(url: address))
+            let idle = try await RawClient.onThread { try (0..<3).map { _ in try RawClient(endpoint) } }
+            try await Task.sleep(for: .milliseconds(100))
+            let reply = try await TestHTTP.send(endpoint, TestHTTPRequest("GET", "/while-full"))
+            #expect(try decodeEcho(reply).path == "/while-full")
+            let evicted = try await RawClient.onThread { () -> Int in
+                let deadline = Date().addingTimeInterval(5)
+                while Date() < deadline {
+                    let closed = idle.filter { $0.closedByPeer(within: 0.05) }.count
+                    if closed > 0 { return closed }
+                }
+                return 0
+            }
+            #expect(evicted == 1)
+
+            // Three connections mid-request (none idle): a fourth is closed without an answer.
+            let busy = try await RawClient.onThread {
+                try (0..<3).map { _ in
+                    let c = try RawClient(endpoint)
+                    try c.send("GET /busy HTTP/1.1\r\n")
+                    return c
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            let refused = try await RawClient.onThread {
+                let c = try RawClient(endpoint)
+                return c.closedByPeer(within: 5)
+            }
+            #expect(refused)
+            #expect(busy.count == 3)
         }
     }
 }

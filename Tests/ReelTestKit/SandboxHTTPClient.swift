@@ -114,12 +114,19 @@ public enum TestHTTP {
         return Array(head.utf8) + request.body
     }
 
-    static func connect(_ endpoint: Endpoint, timeout: Double) throws -> Int32 {
+    /// A connected socket with a receive timeout; `receiveBuffer` sets SO_RCVBUF before connecting (a small one
+    /// makes a slow reader hold the server back).
+    static func connect(_ endpoint: Endpoint, timeout: Double, receiveBuffer: Int32? = nil) throws -> Int32 {
         let fd: Int32
         var rc: Int32
+        func sizeBuffer(_ fd: Int32) {
+            guard var size = receiveBuffer else { return }
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         switch endpoint {
         case .tcp(let host, let port):
             fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            sizeBuffer(fd)
             var addr = sockaddr_in()
             addr.sin_family = sa_family_t(AF_INET)
             addr.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -131,6 +138,7 @@ public enum TestHTTP {
             }
         case .unix(let path):
             fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            sizeBuffer(fd)
             var addr = sockaddr_un()
             addr.sun_family = sa_family_t(AF_UNIX)
             withUnsafeMutableBytes(of: &addr.sun_path) { raw in
