@@ -59,8 +59,9 @@ let package = Package(
         .target(name: "ReelOutput", dependencies: ["ReelCore", "ReelMedia", "ReelCurl", log, crypto],
                 swiftSettings: settings),
         .target(name: "ReelHTTPServer", dependencies: nio + [log], swiftSettings: settings),
+        // The OpenAPI document is compiled in from its one source (docs/openapi.json links to it).
         .target(name: "ReelControl", dependencies: ["ReelCore", "ReelProtocol", "ReelHTTPServer", log] + nio,
-                swiftSettings: settings),
+                resources: [.embedInCode("openapi.json")], swiftSettings: settings),
         .target(name: "ReelSandbox", dependencies: ["ReelCore", "ReelHTTPServer", "ReelMedia", log] + nio,
                 swiftSettings: settings),
 

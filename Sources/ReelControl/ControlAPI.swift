@@ -75,7 +75,7 @@ public struct ControlAPI: Sendable {
             return .text(try await backend.metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         case (1, "openapi.json"):
             try allow(isGet, request, "GET")
-            return .jsonBytes(Array(OpenAPIDocument.json.utf8))
+            return .jsonBytes(OpenAPIDocument.bytes)
         case (1, "events"):
             try allow(isGet, request, "GET")
             return await events(batch: request.query["batch"])
