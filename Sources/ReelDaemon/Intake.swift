@@ -228,7 +228,17 @@ public actor Intake {
             logger.debug("spool file not ready", metadata: ["file": "\(name)", "reason": "\(reason)"])
             return .skipped
         case .reject(let refusal):
-            committer.reject(name, batch: nil, issues: [refusal.issue])
+            if refusal.linkToRemove != nil {
+                committer.discard(name, refusal: refusal)
+            } else {
+                committer.reject(name, batch: nil, issues: [refusal.issue])
+            }
+            return .rejected
+        }
+        // A report quotes the byte where a JSON syntax error is; a file that is not even meant to be JSON (it does
+        // not open with `{`) is refused without quoting any of its content.
+        guard file.bytes.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) == UInt8(ascii: "{") else {
+            committer.reject(name, batch: nil, issues: [Self.notAManifest])
             return .rejected
         }
         // Validated here on the actor: only local references need the (async) probe, which leaves the actor.
@@ -245,6 +255,11 @@ public actor Intake {
         taken.bytes = []  // only the hash, name and inode are needed from here on: a chunk of 4,096 stays small
         return .ready(Checked(name: name, file: taken, report: report, batch: batch, settings: settings))
     }
+
+    /// The one issue of a file that does not start like a JSON manifest.
+    static let notAManifest = ManifestIssue(
+        .error, "", "it is not a JSON manifest: a manifest is a JSON object, starting with '{'",
+        hint: "write { \"manifest_version\": 1, \"batch\": \"NAME\", \"jobs\": [ … ] } (see `reelctl validate`)")
 
     /// `rejected/NAME.error.json`: every problem with its JSON pointer and a hint.
     static func report(file: String, batch: String?, issues: [ManifestIssue], now: Timestamp) -> [UInt8] {
@@ -358,6 +373,20 @@ public actor Intake {
                 "already_ingested": "\(known)", "rejected": "\(rejected)",
                 "commit_ms": "\(String(format: "%.1f", committedIn / .milliseconds(1)))"])
             return (accepted.count, accepted.count + rejected)
+        }
+
+        /// Removes a refused hard link from `incoming/` (never moved: that would keep a second name for the
+        /// linked file in the spool) and writes only its report; logs it.
+        func discard(_ name: String, refusal: SpoolRefusal) {
+            let report = Intake.report(file: name, batch: nil, issues: [refusal.issue], now: clock.now())
+            do {
+                let reportName = try spool.discard(name, refusal: refusal, report: report)
+                logger.warning("spool entry refused and removed", metadata: [
+                    "file": "\(name)", "first": "\(refusal.issue.description)",
+                    "report": "\(reportName.map { "rejected/\($0)" } ?? "-")"])
+            } catch {
+                logger.error("cannot remove a refused spool entry", metadata: ["file": "\(name)", "error": "\(error)"])
+            }
         }
 
         /// Moves a refused entry to `rejected/` beside its report, and logs it (one warning line per file).
