@@ -69,6 +69,17 @@ public enum Daemon {
         try layout.prepare()
         try layout.checkFilesystems()
         let spool = try SpoolDirectory(layout: layout, maxBytes: initial.intake.maxManifestBytes)
+        // Temporary files a crash left between create and rename; nothing of this process is being written yet.
+        do {
+            let stale = try StaleTemporaries.clean(layout, now: clock.now())
+                + StaleTemporaries.remove(inSubdirectoriesOf: initial.paths.output, isTemporary: Delivery.isTemporaryName)
+            if let first = stale.first {
+                logger.notice("removed temporary files left by an earlier crash",
+                              metadata: ["files": "\(stale.count)", "first": "\(first)"])
+            }
+        } catch {
+            logger.error("cannot remove stale temporary files", metadata: ["error": "\(error)"])
+        }
         let store = try Store(path: initial.paths.state + "/reel.sqlite3")
 
         let curl = CurlClient(threads: 8, userAgent: "reeld/\(Delivery.reelVersion)")

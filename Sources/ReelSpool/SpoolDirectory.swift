@@ -450,7 +450,7 @@ public final class SpoolDirectory: Sendable {
 
     /// Creates `dir/.reel.<random>.tmp` with `bytes`, fsynced; returns its name.
     private func writeTemp(_ bytes: [UInt8], in dir: Int32, for name: [UInt8], path: String) throws -> [UInt8] {
-        let temp = Array(".reel.\(randomSuffix()).tmp".utf8)  // not derived from `name`: that may be NAME_MAX long
+        let temp = SpoolName.newTemporary()
         let fd = withCName(temp) { openat(dir, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640) }
         guard fd >= 0 else { throw SpoolError.system("create", path + "/" + SpoolName.display(temp), errno) }
         var err = writeAll(fd, bytes)
