@@ -189,6 +189,8 @@ struct IntakeService: Service {
                 switch hint {
                 case .file(let name):
                     await intake.take([name])
+                case .writing(let name):
+                    await intake.writing(name)
                 case .rescan(let reason):
                     if reason == .directoryGone {
                         logger.error("spool incoming/ disappeared; recreating it (restart reeld to watch it again)")
