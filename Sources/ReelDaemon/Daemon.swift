@@ -5,6 +5,7 @@ import ReelControl
 import ReelCore
 import ReelCurl
 import ReelHTTPServer
+import ReelMedia
 import ReelOutput
 import ReelProvider
 import ReelSpool
@@ -124,9 +125,24 @@ public enum Daemon {
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint],
                                                       logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            joinWorkerThreads(curl)
+            throw error
+        }
+        joinWorkerThreads(curl)
         logger.info("reeld stopped")
     }
+}
+
+/// Ends the process's own worker threads before `main` returns: work the services left behind (a transfer, a
+/// hash of a delivered file) must not still run in libcurl, OpenSSL or a file read while `exit` tears the
+/// process down (that crashed reeld in libcrypto after "reeld stopped"). Transfers are aborted; file work
+/// already queued is finished.
+func joinWorkerThreads(_ curl: CurlClient) {
+    curl.shutdown()
+    BlockingThreads.shutdownAll()
 }
 
 /// READY=1 waits for these: the spool scanned once (its files committed, and removed within 10 s) and the control
