@@ -122,9 +122,8 @@ public final class SpoolWatcher: Sendable {
 
     /// Turns a buffer of `struct inotify_event` records into hints. Each record is a 16-byte header (wd, mask,
     /// cookie, len) followed by `len` bytes of NUL-padded name (`char name[]` is not imported into Swift).
-    /// A truncated trailing record is ignored. A created entry counts as `.writing` only if `directory/NAME` is a
-    /// regular file (a FIFO, symlink or directory made in place has no writer to wait for); with `directory` nil
-    /// every created entry does.
+    /// A truncated trailing record is ignored. A created entry counts as `.writing` only if `directory/NAME` is an
+    /// empty regular file; with `directory` nil every created entry does.
     static func hints(parsing buffer: UnsafeRawBufferPointer) -> [SpoolHint] { hints(parsing: buffer, directory: nil) }
 
     static func hints(parsing buffer: UnsafeRawBufferPointer, directory: String?) -> [SpoolHint] {
@@ -147,8 +146,12 @@ public final class SpoolWatcher: Sendable {
             } else if event.mask & UInt32(IN_MODIFY | IN_CREATE) != 0, event.mask & UInt32(IN_ISDIR) == 0,
                       SpoolName.isCandidate(name), let string = SpoolName.decode(name) {
                 if event.mask & UInt32(IN_CREATE) != 0, let directory {
+                    // Only an empty regular file is a writer's file just opened: a hard link (a writer publishing
+                    // with link + unlink) arrives with its content and never gets IN_CLOSE_WRITE, and a FIFO,
+                    // symlink or socket has no writer to wait for. Writes to it bring IN_MODIFY anyway.
                     var st = stat()
-                    guard lstat(directory + "/" + string, &st) == 0, fileType(st) == S_IFREG else { continue }
+                    guard lstat(directory + "/" + string, &st) == 0, fileType(st) == S_IFREG, st.st_size == 0
+                    else { continue }
                 }
                 // A burst of writes arrives as one IN_MODIFY per write: one hint per name per buffer is enough.
                 if hints.last != .writing(string) { hints.append(.writing(string)) }
