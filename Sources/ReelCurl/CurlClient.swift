@@ -3,9 +3,12 @@ import Foundation
 import Synchronization
 
 /// Set from a task-cancellation handler, read by libcurl's progress callback, which then aborts the transfer.
+/// A flag with a `parent` counts as cancelled when its parent is (the client's shutdown cancels every transfer).
 final class CancelFlag: Sendable {
     private let flag = Atomic<Bool>(false)
-    var isCancelled: Bool { flag.load(ordering: .relaxed) }
+    private let parent: CancelFlag?
+    init(parent: CancelFlag? = nil) { self.parent = parent }
+    var isCancelled: Bool { flag.load(ordering: .relaxed) || parent?.isCancelled == true }
     func cancel() { flag.store(true, ordering: .relaxed) }
 }
 
@@ -22,25 +25,43 @@ final class CurlThreadPool: Sendable {
     private let queue = Mutex(Queue())
     private let ready = DispatchSemaphore(value: 0)
     private let threadCount: Int
+    /// Entered once per worker, left when it has freed its handle and returns.
+    private let running = DispatchGroup()
 
     init(threads: Int, name: String) {
         threadCount = max(1, threads)
         for index in 0..<threadCount {
-            let thread = Thread { [self] in work() }
+            running.enter()
+            let thread = Thread { [self] in
+                work()
+                running.leave()
+            }
             thread.name = "\(name)-\(index)"
             thread.start()
         }
     }
 
-    func submit(_ job: @escaping Job) {
-        queue.withLock { $0.jobs.append(job) }
-        ready.signal()
+    /// Queues `job`; once the pool is closed it is not run, and `refused` runs instead (on the caller's thread).
+    func submit(_ job: @escaping Job, refused: () -> Void) {
+        let queued = queue.withLock { q -> Bool in
+            guard !q.closed else { return false }
+            q.jobs.append(job)
+            return true
+        }
+        if queued { ready.signal() } else { refused() }
     }
 
     /// Lets every worker finish the queued jobs, then exit and free its handle.
     func close() {
         queue.withLock { $0.closed = true }
         for _ in 0..<threadCount { ready.signal() }
+    }
+
+    /// `close()`, then waits until every worker has returned: no thread of this pool is in libcurl (or in the
+    /// TLS library under it) afterwards.
+    func closeAndJoin() {
+        close()
+        running.wait()
     }
 
     private func work() {
@@ -61,6 +82,8 @@ final class CurlThreadPool: Sendable {
 /// repeated calls to one host reuse the connection). Cancelling the calling task aborts its transfer.
 public final class CurlClient: Sendable {
     private let pool: CurlThreadPool
+    /// Parent of every transfer's cancel flag: `shutdown()` aborts them all.
+    private let closing = CancelFlag()
     public let userAgent: String
 
     /// - Parameters:
@@ -72,6 +95,15 @@ public final class CurlClient: Sendable {
     }
 
     deinit { pool.close() }
+
+    /// Aborts every transfer (each ends within about a second: libcurl's progress callback sees the flag), fails
+    /// calls still queued or made later with `CancellationError`, and returns once every transfer thread has
+    /// freed its handle and exited. Call before the process exits: a thread still inside libcurl when `exit`
+    /// runs the TLS library's cleanup handlers can crash the process.
+    public func shutdown() {
+        closing.cancel()
+        pool.closeAndJoin()
+    }
 
     /// Sends `spec` and returns the whole answer, whatever its status.
     /// - Throws: `TransportError` when no complete answer came; `CancellationError` when the task was cancelled.
@@ -116,10 +148,10 @@ public final class CurlClient: Sendable {
         beforeSend: (@Sendable () async throws -> Void)? = nil,
         _ body: @escaping @Sendable (EasyHandle, CancelFlag) -> Result<T, any Error>
     ) async throws -> T {
-        let cancel = CancelFlag()
+        let cancel = CancelFlag(parent: closing)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                pool.submit { easy in
+                pool.submit({ easy in
                     if cancel.isCancelled {
                         continuation.resume(throwing: CancellationError())
                     } else if let beforeSend, let refusal = Self.waitFor(beforeSend) {
@@ -127,7 +159,7 @@ public final class CurlClient: Sendable {
                     } else {
                         continuation.resume(with: body(easy, cancel))
                     }
-                }
+                }, refused: { continuation.resume(throwing: CancellationError()) })
             }
         } onCancel: {
             cancel.cancel()

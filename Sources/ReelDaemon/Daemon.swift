@@ -5,6 +5,7 @@ import ReelControl
 import ReelCore
 import ReelCurl
 import ReelHTTPServer
+import ReelMedia
 import ReelOutput
 import ReelProvider
 import ReelSpool
@@ -72,6 +73,17 @@ public enum Daemon {
         try layout.prepare()
         try layout.checkFilesystems()
         let spool = try SpoolDirectory(layout: layout, maxBytes: initial.intake.maxManifestBytes)
+        // Temporary files a crash left between create and rename; nothing of this process is being written yet.
+        do {
+            let stale = try StaleTemporaries.clean(layout, now: clock.now())
+                + StaleTemporaries.remove(inSubdirectoriesOf: initial.paths.output, isTemporary: Delivery.isTemporaryName)
+            if let first = stale.first {
+                logger.notice("removed temporary files left by an earlier crash",
+                              metadata: ["files": "\(stale.count)", "first": "\(first)"])
+            }
+        } catch {
+            logger.error("cannot remove stale temporary files", metadata: ["error": "\(error)"])
+        }
         let store = try Store(path: initial.paths.state + "/reel.sqlite3")
 
         let curl = CurlClient(threads: 8, userAgent: "reeld/\(Delivery.reelVersion)")
@@ -116,9 +128,24 @@ public enum Daemon {
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint],
                                                       logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            joinWorkerThreads(curl)
+            throw error
+        }
+        joinWorkerThreads(curl)
         logger.info("reeld stopped")
     }
+}
+
+/// Ends the process's own worker threads before `main` returns: work the services left behind (a transfer, a
+/// hash of a delivered file) must not still run in libcurl, OpenSSL or a file read while `exit` tears the
+/// process down (that crashed reeld in libcrypto after "reeld stopped"). Transfers are aborted; file work
+/// already queued is finished.
+func joinWorkerThreads(_ curl: CurlClient) {
+    curl.shutdown()
+    BlockingThreads.shutdownAll()
 }
 
 /// READY=1 waits for these: the spool scanned once (its files committed, and removed within 10 s) and the control
@@ -181,6 +208,8 @@ struct IntakeService: Service {
                 switch hint {
                 case .file(let name):
                     await intake.take([name])
+                case .writing(let name):
+                    await intake.writing(name)
                 case .rescan(let reason):
                     if reason == .directoryGone {
                         logger.error("spool incoming/ disappeared; recreating it (restart reeld to watch it again)")

@@ -44,6 +44,14 @@ public actor Intake {
     private var settleRescanDue: Timestamp?
     /// Names the watcher reported complete (renamed in, or closed after writing) and not yet taken.
     private var hinted: Set<String> = []
+    /// Names the watcher saw created or written in place and not closed since (no IN_CLOSE_WRITE yet), with when
+    /// that was last seen: their writer still has them open, so no pass takes them, however long it pauses
+    /// between writes, until the close (a `take` hint) or until they have been quiet for `maxWritingSeconds`.
+    private var writing: [String: Timestamp] = [:]
+    /// A file still open for writing that has seen no write for this long is taken anyway (a writer that died
+    /// with the file open, or writes that inotify reports without a close); the read's own before/after check
+    /// still refuses a file that changes while it is read.
+    static let maxWritingSeconds = 60.0
     /// A hint pass is scheduled and has not listed the directory yet: later hints ride along with it.
     private var hintPassScheduled = false
     /// One pass (list, then take) at a time: two overlapping passes would read the same files twice.
@@ -73,6 +81,7 @@ public actor Intake {
     /// the next pass, which lists the directory again; a hint for a file already taken costs nothing more. A
     /// hinted name was renamed in or closed after writing, so it is complete and exempt from the settle wait.
     public func take(_ names: [String]) {
+        for name in names { writing[name] = nil }
         hinted.formUnion(names)
         guard !hintPassScheduled else { return }
         hintPassScheduled = true
@@ -80,6 +89,12 @@ public actor Intake {
             try? await Task.sleep(for: .milliseconds(20))
             await self.hintPass()
         }
+    }
+
+    /// Notes a watcher's `.writing` hint: `name` is being written in place and is left alone until its writer
+    /// closes it (see `writing`).
+    public func writing(_ name: String) {
+        writing[name] = clock.now()
     }
 
     private func hintPass() async {
@@ -118,8 +133,14 @@ public actor Intake {
         // Committed files still waiting for the unlinker are not read again (they may look "settling" too: a
         // hinted file is taken at once, and a rescan may list it within its 2 s).
         let unlinker = committer.unlinker
-        let candidates = result.candidates.filter { !unlinker.isPending($0) }
-        let settling = result.skipped.filter { $0.reason == .settling && !unlinker.isPending($0.name) }.map(\.name)
+        // Files their writers still hold open are not taken; the note is dropped for names no longer listed.
+        let listed = Set(result.candidates).union(result.skipped.lazy.filter { $0.reason == .settling }.map(\.name))
+        writing = writing.filter { listed.contains($0.key) && now - $0.value < Self.maxWritingSeconds }
+        let stillOpen = writing.keys
+        let candidates = result.candidates.filter { !unlinker.isPending($0) && !stillOpen.contains($0) }
+        let settling = result.skipped.filter {
+            $0.reason == .settling && !unlinker.isPending($0.name) && !stillOpen.contains($0.name)
+        }.map(\.name)
         settlingSince = settling.reduce(into: [:]) { $0[$1] = settlingSince[$1] ?? now }
         let overdue = settling.filter { now - (settlingSince[$0] ?? now) >= Self.maxSettleSeconds || hinted.contains($0) }
         hinted.subtract(candidates)
@@ -136,7 +157,7 @@ public actor Intake {
             reportedSkips.insert(skip.name)
             logger.notice("ignoring a spool file that is not *.json", metadata: ["file": "\(skip.name)"])
         }
-        let rescan = settling.count > overdue.count && settleRescanDue.map { now >= $0 } != false
+        let rescan = (settling.count > overdue.count || !stillOpen.isEmpty) && settleRescanDue.map { now >= $0 } != false
         if rescan { settleRescanDue = now + Self.settleSeconds }
         return (await takeNow(candidates + overdue), rescan)
     }
@@ -228,7 +249,17 @@ public actor Intake {
             logger.debug("spool file not ready", metadata: ["file": "\(name)", "reason": "\(reason)"])
             return .skipped
         case .reject(let refusal):
-            committer.reject(name, batch: nil, issues: [refusal.issue])
+            if refusal.linkToRemove != nil {
+                committer.discard(name, refusal: refusal)
+            } else {
+                committer.reject(name, batch: nil, issues: [refusal.issue])
+            }
+            return .rejected
+        }
+        // A report quotes the byte where a JSON syntax error is; a file that is not even meant to be JSON (it does
+        // not open with `{`) is refused without quoting any of its content.
+        guard file.bytes.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) == UInt8(ascii: "{") else {
+            committer.reject(name, batch: nil, issues: [Self.notAManifest])
             return .rejected
         }
         // Validated here on the actor: only local references need the (async) probe, which leaves the actor.
@@ -245,6 +276,11 @@ public actor Intake {
         taken.bytes = []  // only the hash, name and inode are needed from here on: a chunk of 4,096 stays small
         return .ready(Checked(name: name, file: taken, report: report, batch: batch, settings: settings))
     }
+
+    /// The one issue of a file that does not start like a JSON manifest.
+    static let notAManifest = ManifestIssue(
+        .error, "", "it is not a JSON manifest: a manifest is a JSON object, starting with '{'",
+        hint: "write { \"manifest_version\": 1, \"batch\": \"NAME\", \"jobs\": [ … ] } (see `reelctl validate`)")
 
     /// `rejected/NAME.error.json`: every problem with its JSON pointer and a hint.
     static func report(file: String, batch: String?, issues: [ManifestIssue], now: Timestamp) -> [UInt8] {
@@ -358,6 +394,20 @@ public actor Intake {
                 "already_ingested": "\(known)", "rejected": "\(rejected)",
                 "commit_ms": "\(String(format: "%.1f", committedIn / .milliseconds(1)))"])
             return (accepted.count, accepted.count + rejected)
+        }
+
+        /// Removes a refused hard link from `incoming/` (never moved: that would keep a second name for the
+        /// linked file in the spool) and writes only its report; logs it.
+        func discard(_ name: String, refusal: SpoolRefusal) {
+            let report = Intake.report(file: name, batch: nil, issues: [refusal.issue], now: clock.now())
+            do {
+                let reportName = try spool.discard(name, refusal: refusal, report: report)
+                logger.warning("spool entry refused and removed", metadata: [
+                    "file": "\(name)", "first": "\(refusal.issue.description)",
+                    "report": "\(reportName.map { "rejected/\($0)" } ?? "-")"])
+            } catch {
+                logger.error("cannot remove a refused spool entry", metadata: ["file": "\(name)", "error": "\(error)"])
+            }
         }
 
         /// Moves a refused entry to `rejected/` beside its report, and logs it (one warning line per file).

@@ -19,13 +19,24 @@ public final class BlockingThreads: Sendable {
     public static let cleanup = BlockingThreads(threads: 1, name: "reel-cleanup", nice: 10)
 
     private typealias Job = @Sendable () -> Void
-    private let jobs = Mutex<[Job]>([])
+    private struct Queue {
+        var jobs: [Job] = []
+        var closed = false
+    }
+    private let queue = Mutex(Queue())
     private let ready = DispatchSemaphore(value: 0)
+    private let threadCount: Int
+    /// Entered once per thread, left when it returns.
+    private let running = DispatchGroup()
+    /// Every pool made in this process, for `shutdownAll()`.
+    private static let pools = Mutex<[BlockingThreads]>([])
 
-    /// Starts `threads` threads named `<name>-<n>`; they live as long as the process. A positive `nice` lowers
+    /// Starts `threads` threads named `<name>-<n>`; they run until `shutdown()`. A positive `nice` lowers
     /// these threads' scheduling priority by that much (Linux nice values are per thread).
     public init(threads: Int, name: String, nice: Int32 = 0) {
-        for index in 0..<max(1, threads) {
+        threadCount = max(1, threads)
+        for index in 0..<threadCount {
+            running.enter()
             let thread = Thread { [self] in
                 if nice > 0, let tid = Self.currentThreadID() {
                     // Relative to the process's own nice value (a unit may set Nice=), capped at 19.
@@ -33,10 +44,27 @@ public final class BlockingThreads: Sendable {
                     _ = setpriority(which, id_t(tid), min(19, getpriority(which, id_t(tid)) + nice))
                 }
                 work()
+                running.leave()
             }
             thread.name = "\(name)-\(index)"
             thread.start()
         }
+        Self.pools.withLock { $0.append(self) }
+    }
+
+    /// Lets the threads finish every job already queued, then waits until they have returned. Work submitted
+    /// afterwards runs on the caller's thread, so nothing is lost and no thread of this pool outlives the call.
+    public func shutdown() {
+        queue.withLock { $0.closed = true }
+        for _ in 0..<threadCount { ready.signal() }
+        running.wait()
+    }
+
+    /// `shutdown()` of every pool made in this process (the shared `files`, `hashing` and `cleanup` ones among
+    /// them, if they were used): what the daemon does before it exits, so no thread is still hashing or writing
+    /// while `exit` tears the process down.
+    public static func shutdownAll() {
+        for pool in pools.withLock({ $0 }) { pool.shutdown() }
     }
 
     /// Runs `body` on one of the threads and returns (or throws) what it did.
@@ -67,14 +95,23 @@ public final class BlockingThreads: Sendable {
     public func async(_ body: @escaping @Sendable () -> Void) { submit(body) }
 
     private func submit(_ job: @escaping Job) {
-        jobs.withLock { $0.append(job) }
-        ready.signal()
+        let queued = queue.withLock { q -> Bool in
+            guard !q.closed else { return false }
+            q.jobs.append(job)
+            return true
+        }
+        if queued { ready.signal() } else { job() }
     }
 
     private func work() {
         while true {
             ready.wait()
-            if let next = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { next() }
+            let (next, closed) = queue.withLock { q in (q.jobs.isEmpty ? nil : q.jobs.removeFirst(), q.closed) }
+            if let next {
+                next()
+            } else if closed {
+                return
+            }
         }
     }
 }

@@ -242,23 +242,38 @@ public struct Delivery: Sendable {
     }
 
     /// Writes `SHA256SUMS` then `batch.json` into the batch directory, each atomically; a later call (the batch
-    /// gained jobs) replaces both. `sums` lists the files to checksum (delivered mp4s and their sidecars), as
-    /// `(name inside the batch directory, lowercase hex sha256)`; they are written sorted by name in
-    /// `sha256sum`'s format, so `sha256sum -c SHA256SUMS` passes in that folder. `batch.json` is written last
-    /// and is not in the sums: its presence marks the end of the batch.
+    /// gained jobs, or a job was delivered after a retry) replaces both. `sums` lists the files to checksum
+    /// (delivered mp4s and their sidecars), as `(name inside the batch directory, lowercase hex sha256)`; they are
+    /// written sorted by name in `sha256sum`'s format, so `sha256sum -c SHA256SUMS` passes in that folder. With
+    /// no sums there is no `SHA256SUMS` (an empty one fails `sha256sum -c`): any earlier one is removed, and
+    /// `batch.json`'s `checksums` says why there is none. `batch.json` is written last and is not in the sums:
+    /// its presence marks the end of the batch.
+    /// - Returns: `batch.json`, and `SHA256SUMS` unless nothing was delivered.
     @discardableResult
     public func writeBatchEnd(batch: String, manifest: BatchManifest,
-                              sums: [(name: String, sha256: String)]) async throws -> (manifest: WrittenFile, sums: WrittenFile) {
+                              sums: [(name: String, sha256: String)]) async throws -> (manifest: WrittenFile, sums: WrittenFile?) {
         guard manifest.batch == batch else {
             throw DeliveryError.invalidArgument("manifest is for batch \(manifest.batch), not \(batch)")
         }
         let text = try Self.sha256sumsText(sums)
+        var manifest = manifest
+        manifest.checksums = BatchManifest.Checksums(entries: sums.count)
         let json = try Self.encodeJSON(manifest)
         let tree = self.tree
+        let sumsName = BatchManifest.Checksums.fileName
         return try await blocking {
             try tree.withBatchDirectory(batch) { dir in
                 let path = try tree.batchDirectory(batch)
-                let s = try Self.writeAtomically(Data(text.utf8), name: "SHA256SUMS", dir: dir, dirPath: path)
+                var s: WrittenFile?
+                if sums.isEmpty {
+                    if unlinkat(dir, sumsName, 0) == 0 {
+                        guard fsync(dir) == 0 else { throw DeliveryError.posix(errno, "cannot fsync directory \(path)") }
+                    } else if errno != ENOENT {
+                        throw DeliveryError.posix(errno, "cannot remove \(path)/\(sumsName)")
+                    }
+                } else {
+                    s = try Self.writeAtomically(Data(text.utf8), name: sumsName, dir: dir, dirPath: path)
+                }
                 let m = try Self.writeAtomically(json, name: "batch.json", dir: dir, dirPath: path)
                 return (m, s)
             }
@@ -269,7 +284,7 @@ public struct Delivery: Sendable {
     /// sidecar (hashed now from disk), then `batch.json`. Call when `manifest.complete`, and again whenever the
     /// batch changes afterwards.
     @discardableResult
-    public func finishBatch(_ manifest: BatchManifest) async throws -> (manifest: WrittenFile, sums: WrittenFile) {
+    public func finishBatch(_ manifest: BatchManifest) async throws -> (manifest: WrittenFile, sums: WrittenFile?) {
         var sums: [(name: String, sha256: String)] = []
         let dir = try tree.batchDirectory(manifest.batch)
         for job in manifest.jobs {
@@ -355,10 +370,25 @@ public struct Delivery: Sendable {
         return try decoder.decode(type, from: data)
     }
 
+    /// The dotfile `writeAtomically` writes `name` through: `.<name>.tmp-<pid>-<random>`.
+    static func temporaryName(for name: String) -> String {
+        ".\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    /// True for a name `temporaryName(for:)` makes (any pid): what a crash between create and rename leaves in a
+    /// batch directory. Partial downloads (`.<id>.mp4.part`) are not temporaries: a restart resumes them.
+    public static func isTemporaryName(_ name: [UInt8]) -> Bool {
+        guard let text = String(validating: name, as: UTF8.self), text.first == ".",
+              let marker = text.range(of: ".tmp-", options: .backwards), marker.lowerBound > text.index(after: text.startIndex)
+        else { return false }
+        let numbers = text[marker.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
+        return numbers.count == 2 && numbers.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
+    }
+
     /// tmp dotfile + write + fsync + close + rename + directory fsync. On any failure the tmp file is removed
     /// and the previous version (if any) stays in place.
     static func writeAtomically(_ data: Data, name: String, dir: Int32, dirPath: String) throws -> WrittenFile {
-        let tmp = ".\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let tmp = temporaryName(for: name)
         let path = "\(dirPath)/\(name)"
         let fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw DeliveryError.posix(errno, "cannot create a temporary file for \(path)") }

@@ -295,6 +295,38 @@ public struct BatchManifest: Sendable, Hashable, Codable {
     public var totals: Totals
     /// Sum of the jobs' actual costs (jobs without a known cost count as 0).
     public var totalCostUsd: Double
+    /// Whether the folder has a `SHA256SUMS`, and why not when it has none.
+    public var checksums: Checksums
+
+    /// `SHA256SUMS` lists every delivered video and its sidecar. `sha256sum -c` fails on an empty file ("no
+    /// properly formatted checksum lines found"), so a batch that delivered nothing has no `SHA256SUMS` at all,
+    /// and says so here; it appears once a job of the batch is delivered (e.g. after a retry).
+    public struct Checksums: Sendable, Hashable, Codable {
+        /// `SHA256SUMS` when the file exists, nil when nothing was delivered.
+        public var file: String?
+        /// How many files it lists (two per delivered job: the video and its sidecar).
+        public var entries: Int
+        /// Why there is no file, when there is none.
+        public var note: String?
+
+        public static let fileName = "SHA256SUMS"
+        static let nothingDelivered = "no file of this batch was delivered, so there is no SHA256SUMS to check"
+
+        /// What a `SHA256SUMS` of `entries` lines means for the folder.
+        public init(entries: Int) {
+            self.entries = entries
+            file = entries > 0 ? Self.fileName : nil
+            note = entries > 0 ? nil : Self.nothingDelivered
+        }
+
+        /// What `Delivery.finishBatch` writes for `jobs`: each delivered video and its sidecar.
+        init(jobs: [JobOutcome]) {
+            self.init(entries: jobs.reduce(0) { n, job in
+                guard job.output != nil, job.sha256 != nil else { return n }
+                return n + (job.sidecar == nil ? 1 : 2)
+            })
+        }
+    }
 
     public init(batch: String, jobs: [JobOutcome], generatedAt: Timestamp, reelVersion: String = Delivery.reelVersion) {
         batchManifestVersion = Self.currentVersion
@@ -305,5 +337,6 @@ public struct BatchManifest: Sendable, Hashable, Codable {
         self.generatedAt = UTCTime(generatedAt)
         totals = Totals(jobs.map(\.state))
         totalCostUsd = Cost.rounded(jobs.compactMap(\.costUsd).reduce(0, +))
+        checksums = Checksums(jobs: self.jobs)
     }
 }

@@ -27,6 +27,21 @@ enum SpoolName {
     }
 
     static func hex2(_ b: UInt8) -> String { Hex.string(CollectionOfOne(b)) }
+
+    /// The spool's temporary files: `.reel.<random>.tmp` (a dotfile, so scans skip it; not derived from the final
+    /// name, which may be NAME_MAX long).
+    static let temporaryPrefix = Array(".reel.".utf8), temporarySuffix = Array(".tmp".utf8)
+
+    static func newTemporary() -> [UInt8] { temporaryPrefix + Array(randomSuffix().utf8) + temporarySuffix }
+
+    /// True for a name `newTemporary` makes.
+    static func isTemporary(_ name: [UInt8]) -> Bool {
+        name.count > temporaryPrefix.count + temporarySuffix.count && name.starts(with: temporaryPrefix)
+            && name.suffix(temporarySuffix.count).elementsEqual(temporarySuffix)
+            && name.dropFirst(temporaryPrefix.count).dropLast(temporarySuffix.count).allSatisfy {
+                (0x30...0x39).contains($0) || (0x61...0x7A).contains($0)
+            }
+    }
 }
 
 /// Calls `body` with `name` as a NUL-terminated C string.

@@ -21,6 +21,16 @@ public struct SpoolFile: Sendable, Hashable {
 public struct SpoolRefusal: Sendable, Hashable, CustomStringConvertible {
     public var reason: String
     public var hint: String
+    /// The entry is another name for a file that has more than one (a hard link): moving it into `rejected/`
+    /// would keep a second name for someone else's file inside the spool, so `discard(_:refusal:report:)`
+    /// unlinks it instead (the file itself and its other names are untouched). Nil for entries to move.
+    public var linkToRemove: LinkIdentity?
+
+    /// The inode a refused hard link named when it was examined: only that one is unlinked.
+    public struct LinkIdentity: Sendable, Hashable {
+        var device: UInt64
+        var inode: UInt64
+    }
 
     public init(reason: String, hint: String) {
         self.reason = reason
@@ -91,6 +101,9 @@ public final class SpoolDirectory: Sendable {
     public let layout: SpoolLayout
     /// Largest manifest read or submitted, in bytes.
     public let maxBytes: Int
+    /// How long a file with a second name made moments ago is left alone before it is refused (see
+    /// `defaultLinkGraceSeconds`).
+    let linkGraceSeconds: Double
     private let incoming: Int32
     private let rejected: Int32?
     private let tmp: Int32?
@@ -98,7 +111,8 @@ public final class SpoolDirectory: Sendable {
     /// Opens `layout.incoming` (required) and `tmp/`, `rejected/` when this account may (a client running
     /// `reelctl submit` usually cannot open `rejected/`; then `reject` throws `.unavailable`, and `submit` writes
     /// its temporary file as a dotfile in `incoming/` if `tmp/` is unusable).
-    public init(layout: SpoolLayout, maxBytes: Int = SpoolDirectory.defaultMaxBytes) throws {
+    public init(layout: SpoolLayout, maxBytes: Int = SpoolDirectory.defaultMaxBytes,
+                linkGraceSeconds: Double = SpoolDirectory.defaultLinkGraceSeconds) throws {
         func openDir(_ path: String) -> Int32 { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         let fd = openDir(layout.incoming)
         guard fd >= 0 else {
@@ -107,6 +121,7 @@ public final class SpoolDirectory: Sendable {
         }
         self.layout = layout
         self.maxBytes = maxBytes
+        self.linkGraceSeconds = linkGraceSeconds
         incoming = fd
         let r = openDir(layout.rejected)
         rejected = r >= 0 ? r : nil
@@ -170,10 +185,15 @@ public final class SpoolDirectory: Sendable {
 
     // MARK: read
 
-    /// Reads `incoming/NAME` whole, safely: `lstat` first (a symlink, FIFO, socket, device or directory is
-    /// refused without being opened), then `openat(O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC)`, `fstat` on the
-    /// descriptor (same inode, regular file, under `maxBytes`), read to EOF with the cap enforced while reading,
-    /// and a final `fstat`: a file whose size or mtime changed meanwhile is `.notReady`.
+    /// Reads `incoming/NAME` whole, safely: `lstat` first (a symlink, FIFO, socket, device or directory, a file
+    /// with more than one link, or one not owned by an allowed writer is refused without being opened), then
+    /// `openat(O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC)`, `fstat` on the descriptor (same inode, and the same
+    /// checks again, before any byte is read), read to EOF with the cap enforced while reading, and a final
+    /// `fstat`: a file whose size or mtime changed meanwhile is `.notReady`.
+    ///
+    /// Allowed writers: the file's owner is the daemon's user, root or `incoming/`'s owner, or its group is
+    /// `incoming/`'s group (which the setgid `incoming/` and `tmp/` give every file created in them, e.g. by
+    /// `reelctl submit` run by a member of that group).
     public func read(_ name: String) -> SpoolRead { read(name, midRead: nil) }
 
     /// `read`, with a test hook run on the open descriptor between the first `fstat` and the read.
@@ -184,7 +204,12 @@ public final class SpoolDirectory: Sendable {
                                         hint: "spool names are one path component without '/'"))
         }
         guard let before = lstatAt(incoming, raw) else { return failure(errno, opening: name) }
-        if let refusal = refuse(before) { return .reject(refusal) }
+        if let refusal = refuse(before) ?? refuseWriter(before) {
+            if refusal.linkToRemove != nil, linkIsFresh(before) {
+                return .notReady(reason: "it has another name, made moments ago (a writer that links, then unlinks)")
+            }
+            return .reject(refusal)
+        }
         let fd = withCName(raw) { openat(incoming, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY) }
         guard fd >= 0 else { return failure(errno, opening: name) }
         defer { close(fd) }
@@ -193,7 +218,7 @@ public final class SpoolDirectory: Sendable {
         guard st.st_dev == before.st_dev, st.st_ino == before.st_ino else {
             return .notReady(reason: "it was replaced while being opened")
         }
-        if let refusal = refuse(st) { return .reject(refusal) }
+        if let refusal = refuse(st) ?? refuseWriter(st) { return .reject(refusal) }
         midRead?(fd)
 
         var bytes: [UInt8] = []
@@ -237,6 +262,41 @@ public final class SpoolDirectory: Sendable {
         default: what = "not a regular file"
         }
         return SpoolRefusal(reason: "it is \(what), not a regular file", hint: Self.putRegularFile)
+    }
+
+    /// A writer may publish with `link` + `unlink` (as `renameNoReplace` does on NFS): for a moment the file
+    /// has two names. Linking sets the file's ctime, so a hard link whose ctime is this recent is left for a
+    /// later pass rather than refused; one that is still there afterwards is refused.
+    public static let defaultLinkGraceSeconds = 2.0
+
+    private func linkIsFresh(_ st: stat) -> Bool {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return seconds(now) - seconds(st.st_ctim) < linkGraceSeconds
+    }
+
+    /// A refusal for a regular file that has other names (a hard link) or whose owner is not an allowed writer
+    /// (see `read`). Neither is ever opened for reading.
+    private func refuseWriter(_ st: stat) -> SpoolRefusal? {
+        guard fileType(st) == S_IFREG else { return nil }
+        if st.st_nlink > 1 {
+            var refusal = SpoolRefusal(
+                reason: "it is a hard link (the file has \(st.st_nlink) names); Reel never reads a file that has "
+                    + "another name elsewhere, and removed this name without reading it",
+                hint: Self.putRegularFile)
+            refusal.linkToRemove = .init(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+            return refusal
+        }
+        var home = stat()
+        guard fstat(incoming, &home) == 0 else { return nil }  // the read's own open decides then
+        if st.st_uid == geteuid() || st.st_uid == 0 || st.st_uid == home.st_uid || st.st_gid == home.st_gid {
+            return nil
+        }
+        return SpoolRefusal(
+            reason: "it is owned by uid \(st.st_uid), group \(st.st_gid): not the daemon's user, root, or "
+                + "incoming/'s owner (uid \(home.st_uid)) or group (gid \(home.st_gid)); it was not read",
+            hint: "write manifests as a member of the spool's group in tmp/ (setgid, so files get that group) and "
+                + "rename them into incoming/, or use `reelctl submit FILE`")
     }
 
     private func tooLarge(_ size: Int, whileReading: Bool) -> SpoolRefusal {
@@ -344,6 +404,39 @@ public final class SpoolDirectory: Sendable {
                          hint: "clean up rejected/")
     }
 
+    /// Removes a refused hard link from `incoming/` without reading or moving it, and writes only its report,
+    /// `rejected/NAME.error.json` (numbered like `reject`'s when taken). The name is unlinked only while it still
+    /// names the inode that was examined (`refusal.linkToRemove`); unlinking one name of a file leaves the file
+    /// and its other names as they were. Returns the report's name, or nil (no report) if the entry is gone or
+    /// was replaced by another file meanwhile (which then gets its own read).
+    @discardableResult
+    public func discard(_ name: String, refusal: SpoolRefusal, report: [UInt8]) throws -> String? {
+        let raw = Array(name.utf8)
+        guard SpoolName.isPlain(raw), let link = refusal.linkToRemove else { throw invalidName(name) }
+        guard let rejected else {
+            throw SpoolError(.unavailable, path: layout.rejected, message: "rejected/ could not be opened",
+                             hint: "run as the daemon's user, which owns rejected/")
+        }
+        guard let st = lstatAt(incoming, raw), UInt64(st.st_dev) == link.device, UInt64(st.st_ino) == link.inode
+        else { return nil }
+        guard withCName(raw, { unlinkat(incoming, $0, 0) }) == 0 else {
+            if errno == ENOENT { return nil }
+            throw SpoolError.system("unlink", layout.incoming + "/" + name, errno)
+        }
+        guard fsync(incoming) == 0 else { throw SpoolError.system("fsync", layout.incoming, errno) }
+        let stem = name.hasSuffix(".json") ? String(name.dropLast(5)) : name
+        for k in 0..<10_000 {
+            let reportName = Array((stem.utf8.prefix(Int(NAME_MAX) - 17)) + (k == 0 ? [] : Array(".\(k)".utf8)))
+                + Array(".error.json".utf8)
+            if lstatAt(rejected, reportName) != nil { continue }
+            try writeAtomically(report, in: rejected, as: reportName, path: layout.rejected)
+            guard fsync(rejected) == 0 else { throw SpoolError.system("fsync", layout.rejected, errno) }
+            return SpoolName.display(reportName)
+        }
+        throw SpoolError(.system, path: layout.rejected, message: "no free report name for \(name)",
+                         hint: "clean up rejected/")
+    }
+
     /// Writes `bytes` to `dir/.reel.<random>.tmp` (O_EXCL, no links), fsyncs and renames it over `dir/NAME`.
     private func writeAtomically(_ bytes: [UInt8], in dir: Int32, as name: [UInt8], path: String) throws {
         let temp = try writeTemp(bytes, in: dir, for: name, path: path)
@@ -357,7 +450,7 @@ public final class SpoolDirectory: Sendable {
 
     /// Creates `dir/.reel.<random>.tmp` with `bytes`, fsynced; returns its name.
     private func writeTemp(_ bytes: [UInt8], in dir: Int32, for name: [UInt8], path: String) throws -> [UInt8] {
-        let temp = Array(".reel.\(randomSuffix()).tmp".utf8)  // not derived from `name`: that may be NAME_MAX long
+        let temp = SpoolName.newTemporary()
         let fd = withCName(temp) { openat(dir, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640) }
         guard fd >= 0 else { throw SpoolError.system("create", path + "/" + SpoolName.display(temp), errno) }
         var err = writeAll(fd, bytes)

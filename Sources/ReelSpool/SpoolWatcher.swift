@@ -6,6 +6,9 @@ import Synchronization
 public enum SpoolHint: Sendable, Hashable {
     /// `incoming/NAME` was renamed in or closed after writing; read it now (it may already be gone).
     case file(String)
+    /// `incoming/NAME`, a regular file, was created or written in place and not yet closed: its writer is still
+    /// at work, so leave it until a `.file` hint (its close) or until it has been quiet for a long while.
+    case writing(String)
     /// List the directory: at start, periodically, and whenever hints may have been lost.
     case rescan(RescanReason)
 }
@@ -26,9 +29,10 @@ public enum RescanReason: String, Sendable, Hashable {
     case requested
 }
 
-/// Watches `incoming/` with inotify (IN_MOVED_TO, IN_CLOSE_WRITE, IN_Q_OVERFLOW, IN_DELETE_SELF, IN_MOVE_SELF) on
-/// a dedicated dispatch queue, never on the cooperative pool, and delivers `hints`: `.rescan(.startup)` first,
-/// `.file(name)` for each `*.json` non-dotfile with a UTF-8 name that arrives, `.rescan(.periodic)` every
+/// Watches `incoming/` with inotify (IN_MOVED_TO, IN_CLOSE_WRITE, IN_CREATE, IN_MODIFY, IN_Q_OVERFLOW,
+/// IN_DELETE_SELF, IN_MOVE_SELF) on a dedicated dispatch queue, never on the cooperative pool, and delivers
+/// `hints`: `.rescan(.startup)` first, `.file(name)` for each `*.json` non-dotfile with a UTF-8 name that arrives,
+/// `.writing(name)` for each such regular file created or modified in place, `.rescan(.periodic)` every
 /// `rescanInterval`, and `.rescan` whenever hints may have been lost.
 ///
 /// The stream holds at most `bufferLimit` hints; when a hint has to be dropped, a `.rescan(.hintsDropped)` is
@@ -49,7 +53,8 @@ public final class SpoolWatcher: Sendable {
             throw SpoolError.system("inotify_init1", directory, errno,
                                     hint: "raise fs.inotify.max_user_instances")
         }
-        let mask = UInt32(IN_MOVED_TO | IN_CLOSE_WRITE | IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+        let mask = UInt32(IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_MODIFY | IN_Q_OVERFLOW | IN_DELETE_SELF
+                          | IN_MOVE_SELF | IN_ONLYDIR)
         guard inotify_add_watch(fd, directory, mask) >= 0 else {
             let err = errno
             close(fd)
@@ -71,7 +76,9 @@ public final class SpoolWatcher: Sendable {
                 let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
                 if n < 0, errno == EINTR { continue }
                 guard n > 0 else { break }  // EAGAIN: drained
-                for hint in buffer[..<n].withUnsafeBytes(Self.hints(parsing:)) { feed.send(hint) }
+                for hint in buffer[..<n].withUnsafeBytes({ Self.hints(parsing: $0, directory: directory) }) {
+                    feed.send(hint)
+                }
             }
         }
         source.setCancelHandler {
@@ -115,8 +122,11 @@ public final class SpoolWatcher: Sendable {
 
     /// Turns a buffer of `struct inotify_event` records into hints. Each record is a 16-byte header (wd, mask,
     /// cookie, len) followed by `len` bytes of NUL-padded name (`char name[]` is not imported into Swift).
-    /// A truncated trailing record is ignored.
-    static func hints(parsing buffer: UnsafeRawBufferPointer) -> [SpoolHint] {
+    /// A truncated trailing record is ignored. A created entry counts as `.writing` only if `directory/NAME` is an
+    /// empty regular file; with `directory` nil every created entry does.
+    static func hints(parsing buffer: UnsafeRawBufferPointer) -> [SpoolHint] { hints(parsing: buffer, directory: nil) }
+
+    static func hints(parsing buffer: UnsafeRawBufferPointer, directory: String?) -> [SpoolHint] {
         let header = MemoryLayout<inotify_event>.size
         var hints: [SpoolHint] = []
         var offset = 0
@@ -133,6 +143,18 @@ public final class SpoolWatcher: Sendable {
             } else if event.mask & UInt32(IN_MOVED_TO | IN_CLOSE_WRITE) != 0, SpoolName.isCandidate(name),
                       let string = SpoolName.decode(name) {
                 hints.append(.file(string))
+            } else if event.mask & UInt32(IN_MODIFY | IN_CREATE) != 0, event.mask & UInt32(IN_ISDIR) == 0,
+                      SpoolName.isCandidate(name), let string = SpoolName.decode(name) {
+                if event.mask & UInt32(IN_CREATE) != 0, let directory {
+                    // Only an empty regular file is a writer's file just opened: a hard link (a writer publishing
+                    // with link + unlink) arrives with its content and never gets IN_CLOSE_WRITE, and a FIFO,
+                    // symlink or socket has no writer to wait for. Writes to it bring IN_MODIFY anyway.
+                    var st = stat()
+                    guard lstat(directory + "/" + string, &st) == 0, fileType(st) == S_IFREG, st.st_size == 0
+                    else { continue }
+                }
+                // A burst of writes arrives as one IN_MODIFY per write: one hint per name per buffer is enough.
+                if hints.last != .writing(string) { hints.append(.writing(string)) }
             }
         }
         return hints

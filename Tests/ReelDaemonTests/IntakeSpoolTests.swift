@@ -182,4 +182,43 @@ import Testing
         #expect(late.first?.message.contains("cancelled") == true && late.first?.hint.contains("new id") == true)
         #expect(late.first?.hint.contains("reelctl cancel") == false, "\(late)")
     }
+
+    /// Temporary files a crash left in the output tree (`.job-064.json.tmp-28228-3378129899`) and in the spool are
+    /// removed when reeld starts; a partial download and everything else stay.
+    @Test func startRemovesTemporariesACrashLeft() async throws {
+        let (sandbox, reeld) = try await Self.pausedDaemon()
+        defer { sandbox.stop(); reeld.stop() }
+        #expect(reeld.stop() == 0)
+        let batch = reeld.output + "/crash"
+        try FileManager.default.createDirectory(atPath: batch, withIntermediateDirectories: true)
+        let stale = [batch + "/.job-064.json.tmp-28228-3378129899", batch + "/.SHA256SUMS.tmp-1-2",
+                     reeld.spool + "/rejected/.reel.3f9a2b.tmp"]
+        let kept = [batch + "/.job-065.mp4.part", batch + "/job-063.json"]
+        for path in stale + kept { try Data("x".utf8).write(to: URL(fileURLWithPath: path)) }
+        try await reeld.start()
+        for path in stale { #expect(!FileManager.default.fileExists(atPath: path), "\(path) survived the start") }
+        for path in kept { #expect(FileManager.default.fileExists(atPath: path), "\(path) was removed") }
+        #expect(IntakeKit.log(reeld).contains("removed temporary files left by an earlier crash"))
+    }
+
+    /// A slow writer writing a valid manifest in place in incoming/, in chunks 3 s apart (longer than the 2 s a
+    /// rescan waits for a file to settle, with rescans every second): the file is taken once its writer closes
+    /// it, and is not rejected half-written.
+    @Test func aSlowWriterInPlaceIsTakenWhenItClosesNotRejected() async throws {
+        let (sandbox, reeld) = try await Self.pausedDaemon()
+        defer { sandbox.stop(); reeld.stop() }
+        let json = IntakeKit.manifest(batch: "slow", ids: ["s-1", "s-2"])
+        let third = json.utf8.count / 3
+        let parts = [String(json.prefix(third)), String(json.dropFirst(third).prefix(third)),
+                     String(json.dropFirst(2 * third))]
+        #expect(parts.joined() == json)
+        let writer = try await Child.run("/bin/sh", ["-c",
+            #"{ printf '%s' "$1"; sleep 3; printf '%s' "$2"; sleep 3; printf '%s' "$3"; } > "$4""#,
+            "writer", parts[0], parts[1], parts[2], reeld.spool + "/incoming/slow.json"])
+        #expect(writer.status == 0)
+        let counts = try await IntakeKit.waitUntilTaken(reeld, jobs: 2)
+        #expect(counts == ["queued": 2])
+        #expect(IntakeKit.names(reeld.spool + "/rejected").isEmpty, "\(IntakeKit.log(reeld).suffix(2000))")
+        #expect(IntakeKit.names(reeld.spool + "/incoming").isEmpty)
+    }
 }

@@ -66,4 +66,48 @@ import Testing
         #expect(await reeld.terminate() == 0)
         print("systemd stop: SIGTERM mid-batch exited in \(String(format: "%.2f", stopSeconds)) s")
     }
+
+    /// SIGTERM again and again while references are being hashed and uploaded, renders are running and finished
+    /// ones are being downloaded, hashed and delivered: every stop exits 0 (a thread left in libcurl, OpenSSL or a
+    /// hash while the process exits can crash it after "reeld stopped"), and the batch still completes in the end.
+    @Test func sigtermWithRendersAndDeliveriesInFlightExitsZeroEveryTime() async throws {
+        // Renders of 50–150 sandbox seconds at --time-scale 100: 0.5–1.5 s real, so every cycle has some running
+        // and some downloading or being delivered. Half the jobs name a local reference of their own, so uploads
+        // (multipart, over libcurl) are in flight too.
+        let sandbox = try await SandboxProcess.start(["--time-scale", "100", "--run-time", "50..150"])
+        defer { sandbox.stop() }
+        let reeld = try ReeldProcess(providerURL: sandbox.url)
+        defer { reeld.stop() }
+        let card = try Data(contentsOf: repositoryRoot().appendingPathComponent("examples/refs/product-card.png"))
+        let total = 40
+        let jobs = try (1...total).map { i -> String in
+            var reference = #"{"url": "https://cdn.example.com/anna-\#(i).png"}"#
+            if i % 2 == 0 {
+                let path = reeld.root.appendingPathComponent("ref-\(i).png")
+                try (card + Data("reel-stop-\(i)".utf8)).write(to: path)  // bytes after IEND: a distinct file
+                reference = #"{"path": "\#(path.path)"}"#
+            }
+            return #"{"id": "clip-\#(i)", "prompt": "character1 waves at the camera, take \#(i)", "references": [\#(reference)]}"#
+        }
+        let manifest = """
+            {"manifest_version": 1, "batch": "stop-cycles",
+             "defaults": {"model": "wan2.6-r2v-flash", "resolution": "720p", "aspect_ratio": "16:9", "duration_s": 2},
+             "jobs": [\(jobs.joined(separator: ",\n"))]}
+            """
+        try await reeld.start()
+        try reeld.drop(manifest, as: "stop-cycles.json")
+        var succeededBefore: [Int] = []
+        for cycle in 0..<10 {
+            try await Task.sleep(for: .milliseconds(300 + 150 * (cycle % 5)))
+            let status = await reeld.terminate(signal: SIGTERM)
+            #expect(status == 0, "cycle \(cycle): reeld exited \(status)\n\(reeld.logTail())")
+            try await reeld.start()
+            succeededBefore.append(try await reeld.counts()["succeeded"] ?? 0)
+        }
+        let counts = try await reeld.waitForTerminal(total: total, timeout: 120)
+        #expect(counts["succeeded"] == total, "\(counts)\n\(reeld.logTail())")
+        // The stops really fell among deliveries: the count grew between them.
+        #expect(Set(succeededBefore).count > 2, "\(succeededBefore)")
+        #expect(await reeld.terminate() == 0)
+    }
 }

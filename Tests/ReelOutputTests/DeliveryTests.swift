@@ -253,7 +253,8 @@ import Testing
         let manifest = BatchManifest(batch: "spring", jobs: outcomes, generatedAt: 1_800_000_200)
         #expect(manifest.complete && manifest.totals.succeeded == 2 && manifest.totals.failed == 1)
         #expect(manifest.totalCostUsd == 0.9)
-        let (json, sums) = try await delivery.finishBatch(manifest)
+        let (json, written) = try await delivery.finishBatch(manifest)
+        let sums = try #require(written)
         let dir = "\(tmp.path)/spring"
         let lines = try String(contentsOfFile: sums.path, encoding: .utf8).split(separator: "\n").map { $0.split(separator: " ").last! }
         #expect(lines == ["a-001.json", "a-001.mp4", "b-002.json", "b-002.mp4"])
@@ -283,6 +284,58 @@ import Testing
         try handle.close()
         check = try await runProcess(which("env")!, ["-C", dir, "sha256sum", "-c", "SHA256SUMS"])
         #expect(check.status != 0)
+    }
+
+    /// `sha256sum -c` fails on an empty list ("no properly formatted checksum lines found"): a batch that delivered
+    /// nothing has no SHA256SUMS and batch.json says why; the file appears once a job is delivered after a retry.
+    @Test func batchWithNothingDeliveredHasNoSumsUntilAJobIsDelivered() async throws {
+        let tmp = try TempDir()
+        defer { tmp.remove() }
+        let tree = OutputTree(root: tmp.path)
+        let delivery = Delivery(tree: tree)
+        let dir = "\(tmp.path)/spring"
+        let failed = BatchManifest.JobOutcome(id: "hero-001", state: .failed,
+                                              reason: "the provider refused the prompt (DataInspectionFailed)")
+        let (json, sums) = try await delivery.finishBatch(BatchManifest(batch: "spring", jobs: [failed],
+                                                                        generatedAt: 1_800_000_000))
+        #expect(sums == nil)
+        #expect(Fixture.all(dir) == ["batch.json"])
+        if let errors = try await Fixture.schemaErrors(json.path, schema: "batch.schema.json") { #expect(errors == "") }
+        let first = try Delivery.decodeJSON(BatchManifest.self, from: Data(contentsOf: URL(fileURLWithPath: json.path)))
+        #expect(first.checksums.file == nil && first.checksums.entries == 0)
+        #expect(first.checksums.note?.contains("no file of this batch was delivered") == true)
+        let raw = try String(contentsOfFile: json.path, encoding: .utf8)
+        #expect(raw.contains("\"checksums\" : {") && !raw.contains("\"file\" : null"))
+
+        // A later job of the batch is delivered (a retry): SHA256SUMS appears and checks.
+        let clip = try await Clips.shared.clip()
+        let spec = Fixture.spec(id: "hero-002")
+        _ = try Fixture.stage(clip, tree, spec.key)
+        let file = try await delivery.publish(key: spec.key, spec: spec, expectedBytes: nil)
+        try await delivery.writeSidecar(Fixture.sidecar(spec, file))
+        let (_, later) = try await delivery.finishBatch(BatchManifest(
+            batch: "spring", jobs: [failed, .init(id: "hero-002", state: .succeeded, delivered: file)],
+            generatedAt: 1_800_000_100))
+        #expect(later?.name == "SHA256SUMS")
+        #expect(Fixture.all(dir) == ["SHA256SUMS", "batch.json", "hero-002.json", "hero-002.mp4"])
+        let check = try await runProcess(which("env")!, ["-C", dir, "sha256sum", "--strict", "-c", "SHA256SUMS"])
+        #expect(check.status == 0, "\(check.stderrText)")
+        let second = try Delivery.decodeJSON(BatchManifest.self, from: Data(contentsOf: URL(fileURLWithPath: json.path)))
+        #expect(second.checksums == BatchManifest.Checksums(entries: 2))
+        #expect(second.checksums.file == "SHA256SUMS" && second.checksums.note == nil)
+        if let errors = try await Fixture.schemaErrors(json.path, schema: "batch.schema.json") { #expect(errors == "") }
+    }
+
+    /// The names a crash can leave in a batch directory between create and rename are recognised, and nothing
+    /// else: a partial download is resumed, not swept.
+    @Test func temporaryNamesAreRecognisedExactly() {
+        #expect(Delivery.isTemporaryName(Array(".job-064.json.tmp-28228-3378129899".utf8)))
+        #expect(Delivery.isTemporaryName(Array(".SHA256SUMS.tmp-1-2".utf8)))
+        #expect(Delivery.isTemporaryName(Array(".batch.json.tmp-7-0".utf8)))
+        for kept in ["job-064.json", ".job-064.mp4.part", "batch.json", ".tmp-1-2", "x.json.tmp-1-2",
+                     ".x.json.tmp-1", ".x.json.tmp-a-2", ".x.json.tmp-1-2-3", ".x.json.tmp--2"] {
+            #expect(!Delivery.isTemporaryName(Array(kept.utf8)), "\(kept)")
+        }
     }
 
     @Test func sumsRejectBadEntries() throws {

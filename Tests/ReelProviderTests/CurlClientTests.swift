@@ -95,6 +95,24 @@ final class UnixSocketServer: Sendable {
         #expect(seen.first?.contains("User-Agent: reel/1\r\n") == true)
     }
 
+    /// What reeld does before it exits: a transfer that is waiting for an answer is aborted, later calls fail at
+    /// once, and `shutdown` returns only once every transfer thread has returned (so none can be inside libcurl or
+    /// OpenSSL while `exit` cleans them up): returning in seconds, not after the 60 s timeout, shows both.
+    @Test func shutdownAbortsTransfersAndJoinsEveryThread() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("reel-\(UUID().uuidString.prefix(8)).sock").path
+        let server = try UnixSocketServer(path: path)  // listens, never accepts: the request waits for an answer
+        let spec = HTTPRequestSpec(url: "http://reel/v1/status", timeout: 60, unixSocketPath: path)
+        let curl = CurlClient(threads: 3)
+        let waiting = Task { try await curl.perform(spec) }
+        try await Task.sleep(for: .milliseconds(200))
+        let started = ContinuousClock.now
+        await Task.detached { curl.shutdown() }.value
+        #expect(ContinuousClock.now - started < .seconds(10), "shutdown waited for the 60 s timeout")
+        await #expect(throws: CancellationError.self) { _ = try await waiting.value }
+        await #expect(throws: CancellationError.self) { _ = try await curl.perform(spec) }
+        withExtendedLifetime(server) {}
+    }
+
     @Test func connectRefusedIsNotSent() async throws {
         await #expect {
             _ = try await curl.perform(HTTPRequestSpec(method: "POST", url: "http://127.0.0.1:\(closedLocalPort())/x",

@@ -197,4 +197,67 @@ import Testing
         }
         #expect(text(t.base + "/spool/escape.json") == "{}")
     }
+
+    /// An inotify watch for IN_OPEN/IN_ACCESS on `path` (a file, or a directory: then for the files in it).
+    final class OpenWatch {
+        let fd: Int32
+        init(_ path: String) {
+            fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+            inotify_add_watch(fd, path, UInt32(IN_OPEN | IN_ACCESS))
+        }
+        /// True if anything opened or read the watched file since the watch began.
+        var sawOpen: Bool {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            return buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } > 0
+        }
+        deinit { close(fd) }
+    }
+
+    @Test func aHardLinkIsRemovedUnreadAndOnlyAReportIsKept() throws {
+        let t = try TempSpool(linkGraceSeconds: 0)
+        let secret = t.base + "/shadow"
+        try put(secret, "root:$6$saltsalt$hashhash:19000:0:99999:7:::\n", mtime: 1_600_000_000)
+        #expect(chown(secret, 0, 42) == 0 && chmod(secret, 0o640) == 0)
+        #expect(link(secret, t.incoming + "/shadow.json") == 0)
+        let watch = OpenWatch(secret)
+
+        let refusal = try #require(t.spool.read("shadow.json").refusal)
+        #expect(refusal.reason.contains("hard link") && refusal.linkToRemove != nil)
+        let written = try #require(try t.spool.discard("shadow.json", refusal: refusal, report: report))
+        #expect(written == "shadow.error.json")
+        #expect(names(t.incoming).isEmpty)
+        #expect(names(t.rejected) == ["shadow.error.json"])     // no second name for the secret in rejected/
+        #expect(!watch.sawOpen, "the linked file was opened")
+        var st = stat()
+        #expect(lstat(secret, &st) == 0)
+        #expect(st.st_nlink == 1 && st.st_uid == 0 && st.st_gid == 42 && st.st_mode & 0o7777 == 0o640)
+        #expect(text(secret)?.hasPrefix("root:$6$") == true)
+    }
+
+    @Test func aHardLinkMadeMomentsAgoWaitsForItsWriterToDropTheOtherName() throws {
+        let t = try TempSpool()  // the default grace: a link + unlink writer is mid-publish
+        try put(t.layout.tmp + "/m", #"{"manifest_version": 1}"#)
+        #expect(link(t.layout.tmp + "/m", t.incoming + "/m.json") == 0)
+        #expect(t.spool.read("m.json").isNotReady)
+        #expect(unlink(t.layout.tmp + "/m") == 0)
+        #expect(t.spool.read("m.json").file != nil)
+    }
+
+    @Test func aFileOfAStrangerIsRefusedUnreadAndOneOfTheSpoolsGroupIsRead() throws {
+        let t = try TempSpool()
+        var home = stat()
+        #expect(stat(t.incoming, &home) == 0)
+        let stranger: uid_t = 4242, otherGroup: gid_t = home.st_gid == 4343 ? 4344 : 4343
+        try put(t.incoming + "/foreign.json", #"{"secret": "not yours"}"#)
+        #expect(chown(t.incoming + "/foreign.json", stranger, otherGroup) == 0)
+        let watch = OpenWatch(t.incoming)
+        let refusal = try #require(t.spool.read("foreign.json").refusal)
+        #expect(refusal.reason.contains("owned by uid 4242") && refusal.linkToRemove == nil)
+        #expect(!watch.sawOpen, "the stranger's file was opened")
+
+        // A member of the spool's group (the group incoming/ and tmp/ give every new file) is an allowed writer.
+        try put(t.incoming + "/member.json", "{}")
+        #expect(chown(t.incoming + "/member.json", stranger, home.st_gid) == 0)
+        #expect(t.spool.read("member.json").file?.bytes == Array("{}".utf8))
+    }
 }

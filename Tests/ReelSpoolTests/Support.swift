@@ -11,12 +11,13 @@ final class TempSpool {
     let layout: SpoolLayout
     let spool: SpoolDirectory
 
-    init(maxBytes: Int = SpoolDirectory.defaultMaxBytes, prepare: Bool = true) throws {
+    init(maxBytes: Int = SpoolDirectory.defaultMaxBytes, prepare: Bool = true,
+         linkGraceSeconds: Double = SpoolDirectory.defaultLinkGraceSeconds) throws {
         base = FileManager.default.temporaryDirectory.appendingPathComponent("reelspool-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         layout = SpoolLayout(root: base + "/spool")
         if prepare { try layout.prepare() }
-        spool = try SpoolDirectory(layout: layout, maxBytes: maxBytes)
+        spool = try SpoolDirectory(layout: layout, maxBytes: maxBytes, linkGraceSeconds: linkGraceSeconds)
     }
 
     var incoming: String { layout.incoming }

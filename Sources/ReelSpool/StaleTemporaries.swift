@@ -1,0 +1,96 @@
+import Glibc
+
+/// Removes temporary files that a crash left behind: a writer's `.NAME.tmp-…` that never got renamed over its
+/// final name stays forever otherwise. Used at start, for the spool and for the output tree, each with its own
+/// name pattern, so nothing but a temporary file of that pattern is ever removed.
+///
+/// Only regular files whose name matches are removed; directories are opened with `O_NOFOLLOW` and entries are
+/// examined with `lstat`, so a symlink (to a directory or to a file) is never followed, and a symlink or any
+/// other non-regular entry is left alone.
+public enum StaleTemporaries {
+    /// Removes from the directory at `path` every regular file whose name `isTemporary` accepts and that was last
+    /// modified before `modifiedBefore` (seconds since 1970; nil: any, for a directory only this process writes).
+    /// A missing directory has nothing to clean. Returns the paths removed.
+    public static func remove(in path: String, isTemporary: ([UInt8]) -> Bool,
+                              modifiedBefore: Double? = nil) throws -> [String] {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return [] }
+            throw SpoolError.system("open", path, errno)
+        }
+        return try remove(inDirectory: fd, path: path, isTemporary: isTemporary, modifiedBefore: modifiedBefore)
+    }
+
+    /// `remove(in:)` for every subdirectory of `root` (not following symlinks), e.g. the output tree's batch
+    /// directories. Returns the paths removed.
+    public static func remove(inSubdirectoriesOf root: String, isTemporary: ([UInt8]) -> Bool) throws -> [String] {
+        let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)  // the root itself may be a symlink (a mount)
+        guard rootFD >= 0 else {
+            if errno == ENOENT { return [] }
+            throw SpoolError.system("open", root, errno)
+        }
+        defer { close(rootFD) }
+        var removed: [String] = []
+        for name in try names(rootFD, path: root) {
+            guard let st = lstatAt(rootFD, name), fileType(st) == S_IFDIR else { continue }
+            let path = root + "/" + SpoolName.display(name)
+            let fd = withCName(name) { openat(rootFD, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+            guard fd >= 0 else {
+                if errno == ENOENT || errno == ELOOP || errno == ENOTDIR { continue }  // gone or replaced meanwhile
+                throw SpoolError.system("open", path, errno)
+            }
+            removed += try remove(inDirectory: fd, path: path, isTemporary: isTemporary, modifiedBefore: nil)
+        }
+        return removed
+    }
+
+    /// The spool's own temporary files, `.reel.<random>.tmp` (`SpoolDirectory` writes reports and submitted
+    /// manifests through them).
+    public static func isSpoolTemporary(_ name: [UInt8]) -> Bool { SpoolName.isTemporary(name) }
+
+    /// Cleans the spool at start: the daemon's own temporaries in `rejected/` (only reeld writes there), and
+    /// `.reel.*.tmp` in `tmp/` and `incoming/` older than `clientGraceSeconds` (`reelctl submit` may be writing
+    /// one right now). Other writers' files in `tmp/` are theirs and are left alone.
+    public static func clean(_ layout: SpoolLayout, now: Double, clientGraceSeconds: Double = 3600) throws -> [String] {
+        try remove(in: layout.rejected, isTemporary: isSpoolTemporary)
+            + remove(in: layout.tmp, isTemporary: isSpoolTemporary, modifiedBefore: now - clientGraceSeconds)
+            + remove(in: layout.incoming, isTemporary: isSpoolTemporary, modifiedBefore: now - clientGraceSeconds)
+    }
+
+    /// Takes ownership of `fd`.
+    private static func remove(inDirectory fd: Int32, path: String, isTemporary: ([UInt8]) -> Bool,
+                               modifiedBefore: Double?) throws -> [String] {
+        defer { close(fd) }
+        var removed: [String] = []
+        var dirty = false
+        for name in try names(fd, path: path) where isTemporary(name) {
+            guard let st = lstatAt(fd, name), fileType(st) == S_IFREG else { continue }
+            if let modifiedBefore, seconds(st.st_mtim) >= modifiedBefore { continue }
+            guard withCName(name, { unlinkat(fd, $0, 0) }) == 0 else {
+                if errno == ENOENT { continue }
+                throw SpoolError.system("unlink", path + "/" + SpoolName.display(name), errno)
+            }
+            dirty = true
+            removed.append(path + "/" + SpoolName.display(name))
+        }
+        if dirty, fsync(fd) != 0 { throw SpoolError.system("fsync", path, errno) }
+        return removed
+    }
+
+    /// The names in the directory open as `fd` (its own offset: `fd` is not consumed), without `.` and `..`.
+    private static func names(_ fd: Int32, path: String) throws -> [[UInt8]] {
+        let own = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard own >= 0, let dir = fdopendir(own) else {
+            let err = errno
+            if own >= 0 { close(own) }
+            throw SpoolError.system("opendir", path, err)
+        }
+        defer { closedir(dir) }
+        var names: [[UInt8]] = []
+        while let entry = readdir(dir) {
+            let raw = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+            if raw != [0x2E] && raw != [0x2E, 0x2E] { names.append(raw) }
+        }
+        return names
+    }
+}
