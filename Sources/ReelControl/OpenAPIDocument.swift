@@ -34,6 +34,16 @@ public enum OpenAPIDocument {
           "batch": {
             "type": "string"
           },
+          "billed_not_delivered_jobs": {
+            "description": "how many jobs were billed but ended without a delivered file",
+            "minimum": 0,
+            "type": "integer"
+          },
+          "billed_not_delivered_usd": {
+            "description": "the part of cost_usd billed for jobs that ended without a delivered file (failed QC, expired, cancelled during delivery)",
+            "minimum": 0,
+            "type": "number"
+          },
           "budget_usd": {
             "nullable": true,
             "type": "number"
@@ -44,6 +54,7 @@ public enum OpenAPIDocument {
             "type": "string"
           },
           "cost_usd": {
+            "description": "USD billed so far: every job whose task SUCCEEDED, delivered or not",
             "minimum": 0,
             "type": "number"
           },
@@ -108,7 +119,9 @@ public enum OpenAPIDocument {
           "done",
           "cost_usd",
           "deadline_at_risk",
-          "created_at"
+          "created_at",
+          "billed_not_delivered_usd",
+          "billed_not_delivered_jobs"
         ],
         "type": "object"
       },
@@ -451,6 +464,16 @@ public enum OpenAPIDocument {
             "minimum": 0,
             "type": "integer"
           },
+          "billed_not_delivered_jobs": {
+            "description": "how many jobs were billed but ended without a delivered file",
+            "minimum": 0,
+            "type": "integer"
+          },
+          "billed_not_delivered_usd": {
+            "description": "the part of spend_usd billed for jobs that ended without a delivered file",
+            "minimum": 0,
+            "type": "number"
+          },
           "jobs": {
             "additionalProperties": {
               "minimum": 0,
@@ -523,12 +546,39 @@ public enum OpenAPIDocument {
             "type": "object"
           },
           "spend_usd": {
+            "description": "USD billed so far: every job whose task SUCCEEDED, delivered or not",
             "minimum": 0,
             "type": "number"
           },
           "started_at": {
             "format": "date-time",
             "type": "string"
+          },
+          "storage": {
+            "description": "whether delivery can write to the output filesystem; `waiting` while deliveries wait for it (full, read-only, failing, or out of file descriptors) — they resume by themselves",
+            "properties": {
+              "detail": {
+                "description": "one of the refusals, e.g. `No space left on device`",
+                "nullable": true,
+                "type": "string"
+              },
+              "health": {
+                "enum": [
+                  "ok",
+                  "waiting"
+                ],
+                "type": "string"
+              },
+              "waiting_jobs": {
+                "minimum": 0,
+                "type": "integer"
+              }
+            },
+            "required": [
+              "health",
+              "waiting_jobs"
+            ],
+            "type": "object"
           },
           "total_jobs": {
             "minimum": 0,
@@ -559,7 +609,10 @@ public enum OpenAPIDocument {
           "batches",
           "provider",
           "spend_usd",
-          "warnings"
+          "warnings",
+          "billed_not_delivered_usd",
+          "billed_not_delivered_jobs",
+          "storage"
         ],
         "type": "object"
       }

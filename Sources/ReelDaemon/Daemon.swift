@@ -311,6 +311,8 @@ struct SystemdService: Service {
         } else {
             line += "; provider ok"
         }
+        let storage = await engine.storageWaiting()
+        if storage.jobs > 0 { line += "; output filesystem refusing writes, \(storage.jobs) delivery(s) waiting" }
         if s.paused { line += "; paused" }
         if s.draining { line += "; draining" }
         return line

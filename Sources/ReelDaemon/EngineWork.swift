@@ -285,11 +285,14 @@ extension Engine {
                                                             durationSeconds: row.spec.durationSeconds),
                                                seconds: runTime, now: now)
             }
+            // Billed from this moment, delivered or not; an earlier billed attempt (an operator retry) stays counted.
+            let billed = billedCost(row.spec, usage: snapshot.usage)
             _ = try? await store.transition(key, from: [.pending, .running], to: .downloading, cause: "provider: SUCCEEDED",
-                                      now: now) {
-                $0.videoURL = url
-                $0.urlExpiresAt = now + ProviderLimits.resultLifetimeSeconds
-                $0.usage = snapshot.usage
+                                      now: now) { job in
+                job.videoURL = url
+                job.urlExpiresAt = now + ProviderLimits.resultLifetimeSeconds
+                job.usage = snapshot.usage
+                if let billed { job.costUSD = Cost.rounded((job.costUSD ?? 0) + billed) }
             }
             publish(.jobsChanged([key]))
             handle(.polled(key, .succeeded))

@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelOutput
 import ReelStore
 
 /// `GET /v1/metrics` in the Prometheus text exposition format.
@@ -34,7 +35,15 @@ enum Metrics {
         let breakerOpen: Double = if case .open = s.breaker { 1 } else { 0 }
         metric("reel_provider_breaker_open", "gauge", "1 while the provider breaker is open.", [("", breakerOpen)])
         metric("reel_account_blocked", "gauge", "1 while submission is stopped by an account error.", [("", s.accountBlock == nil ? 0 : 1)])
-        metric("reel_spend_usd_total", "counter", "USD spent on delivered renders (from provider usage).", [("", counts.costUSD)])
+        metric("reel_spend_usd_total", "counter", "USD billed for renders whose task SUCCEEDED, delivered or not (from provider usage).",
+               [("", Cost.rounded(counts.costUSD))])
+        let undelivered = counts.billedNotDelivered
+        metric("reel_billed_not_delivered_usd", "gauge", "USD billed for jobs that ended without a delivered file.",
+               [("", Cost.rounded(undelivered.usd))])
+        metric("reel_billed_not_delivered_jobs", "gauge", "Jobs billed that ended without a delivered file.",
+               [("", Double(undelivered.jobs))])
+        metric("reel_storage_waiting_jobs", "gauge", "Deliveries waiting for the output filesystem (full, read-only, out of descriptors).",
+               [("", Double(await engine.storageWaiting().jobs))])
         var etas: [(String, Double)] = []
         let forecast = await engine.forecast()
         for summary in try await store.batches() where !summary.isComplete {
