@@ -338,6 +338,8 @@ struct SystemdService: Service {
         }
         let health = SchedulerHealth(s, limits: limits, now: engine.clock.now())
         line += health.notes.isEmpty ? "; provider ok" : "; " + health.notes.joined(separator: "; ")
+        let storage = await engine.storageWaiting()
+        if storage.jobs > 0 { line += "; output filesystem refusing writes, \(storage.jobs) delivery(s) waiting" }
         if s.paused { line += "; paused" }
         if s.draining { line += "; draining" }
         return line

@@ -31,6 +31,8 @@ struct DaemonBackend: ControlBackend {
             warnings.append("\(n) job(s) expired: rendered and billed, but the result's 24-hour window passed before download")
         }
         warnings += deadlineWarnings
+        let storage = await storageStatus()
+        warnings += storage.warnings
         return StatusResponse(
             version: Delivery.reelVersion, pid: getpid(), started_at: Wire.time(startedAt), uptime_s: now - startedAt,
             mode: snapshot.draining ? "draining" : (snapshot.paused ? "paused" : "running"),
@@ -40,7 +42,19 @@ struct DaemonBackend: ControlBackend {
                             concurrency_limit: limits.concurrency, concurrency_cap: snapshot.concurrencyCap,
                             slots_in_use: snapshot.slotsHeld, throttles: snapshot.throttleCount,
                             creates: snapshot.submitsIssued, polls: snapshot.pollsIssued),
-            spend_usd: counts.costUSD, warnings: warnings)
+            spend_usd: Cost.rounded(counts.costUSD),
+            billed_not_delivered_usd: Cost.rounded(counts.billedNotDelivered.usd),
+            billed_not_delivered_jobs: counts.billedNotDelivered.jobs, storage: storage.view, warnings: warnings)
+    }
+
+    /// The output filesystem as deliveries see it, and the warning while any waits for it.
+    private func storageStatus() async -> (view: StatusResponse.Storage, warnings: [String]) {
+        let waiting = await engine.storageWaiting()
+        guard waiting.jobs > 0 else { return (StatusResponse.Storage(), []) }
+        let view = StatusResponse.Storage(health: "waiting", waiting_jobs: waiting.jobs, detail: waiting.detail)
+        let warning = "\(waiting.jobs) delivery(s) waiting for the output filesystem: \(waiting.detail ?? "writes refused"); "
+            + "free space, make it writable or raise the file-descriptor limit; delivery resumes by itself"
+        return (view, [warning])
     }
 
     func jobs(state: JobState?, batch: String?, limit: Int, cursor: String?) async throws -> ReelProtocol.JobPage {
@@ -158,8 +172,11 @@ struct DaemonBackend: ControlBackend {
         let eta = done == total ? nil : await engine.forecast().batches[b.name]
         let atRisk = eta.flatMap { e in b.settings.deadline.map { e.p90 > $0 } } ?? false
         return BatchView(batch: b.name, priority: b.settings.priority.rawValue, paused: b.settings.paused, jobs: counts,
-                         total: total, done: done, cost_usd: b.counts.costUSD,
-                         estimated_cost_usd: b.estimatedRemainingUSD(pricing), budget_usd: b.settings.budgetUSD,
+                         total: total, done: done, cost_usd: Cost.rounded(b.counts.costUSD),
+                         billed_not_delivered_usd: Cost.rounded(b.counts.billedNotDelivered.usd),
+                         billed_not_delivered_jobs: b.counts.billedNotDelivered.jobs,
+                         estimated_cost_usd: b.estimatedRemainingUSD(pricing).map(Cost.rounded),
+                         budget_usd: b.settings.budgetUSD,
                          deadline: b.settings.deadline.map(Wire.time), deadline_at_risk: atRisk,
                          eta: eta.map { ETAView(p50: Wire.time($0.p50), p90: Wire.time($0.p90)) },
                          created_at: Wire.time(b.createdAt), completed_at: b.completedAt.map(Wire.time))

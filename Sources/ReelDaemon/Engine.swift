@@ -50,6 +50,9 @@ public actor Engine {
     private var etaRefresh: Task<ETAForecast, Never>?
     /// Uploads of local references under way, by model and content hash.
     var uploadsInFlight: [String: Task<String, any Error>] = [:]
+    /// Deliveries waiting for the output filesystem (full, read-only, failing, out of descriptors), with the
+    /// latest refusal; kept by `deliver` (EngineDelivery.swift), read through `storageWaiting()`.
+    var storageWaits: [JobKey: String] = [:]
     /// Budget checks waiting for their batch's turn (a batch is present while a check of it runs).
     var budgetTurns: [String: [CheckedContinuation<Void, Never>]] = [:]
     let batchEnd: BatchEndHandler

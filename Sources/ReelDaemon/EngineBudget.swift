@@ -7,8 +7,9 @@ import ReelStore
 // Batch budgets (`budget_usd`). Before a job's create call is committed, the batch's money so far plus this job
 // must fit the budget:
 //
-//     spent (recorded cost of delivered jobs)
-//   + committed (estimates of jobs submitting, rendering, in doubt, being delivered, or expired: billed either way)
+//     spent (recorded cost of every job whose task SUCCEEDED: delivered, being delivered, or billed but never
+//            delivered — failed QC, expired, cancelled during delivery)
+//   + committed (estimates of jobs submitting, rendering or in doubt: billed if they succeed)
 //   + this job's estimate                                   ≤ budget_usd
 //
 // Otherwise the job and every other queued or retrying job of the batch are `held` with hold reason `budget`.
@@ -16,9 +17,9 @@ import ReelStore
 // overrun); its batch-mates stay held until released one by one. Checks of one batch run one at a time, so two
 // concurrent submissions cannot both squeeze into the last dollars.
 extension Engine {
-    /// States whose jobs are (or will be) billed but carry no recorded cost yet.
-    static let committedStates: Set<JobState> = [.submitting, .pending, .running, .inDoubt, .downloading, .verifying,
-                                                  .expired]
+    /// States whose jobs will be billed if their task succeeds but carry no recorded cost yet (the cost is
+    /// recorded when the task is seen SUCCEEDED, as the job moves to `downloading`).
+    static let committedStates: Set<JobState> = [.submitting, .pending, .running, .inDoubt]
 
     /// Runs `begin` (the write-ahead of a create call) only if the job fits its batch's budget; otherwise holds the
     /// batch's remaining jobs and returns nil, as `begin` does when the job is no longer submittable.
@@ -31,8 +32,8 @@ extension Engine {
             return try await begin()
         }
         let pricing = options.pricing
-        let spent = summary.counts.costUSD
-        let committed = summary.counts.estimatedUSD(in: Self.committedStates, pricing: pricing)
+        let spent = Cost.rounded(summary.counts.costUSD)
+        let committed = summary.counts.estimatedUSD(in: Self.committedStates, pricing: pricing).map(Cost.rounded)
         let estimate = Cost.estimate(spec: row.spec, pricing: pricing)
         let verdict: String?
         if let committed, let estimate {

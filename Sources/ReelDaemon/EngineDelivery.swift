@@ -18,7 +18,17 @@ extension Engine {
         var fetches = 0
         var storagePauses = 0
         var sameURLRetried = false
-        while fetches < options.downloadAttempts {
+        defer { storageWaits[key] = nil }
+        /// Set when the output filesystem refused a write (full, read-only, failing, out of descriptors).
+        var stalled: (what: String, error: String)?
+        while fetches < options.downloadAttempts || stalled != nil {
+            if let refusal = stalled {
+                // Not a failed fetch: the job says why while delivery waits, then tries again.
+                stalled = nil
+                fetches -= 1
+                storagePauses += 1
+                await waitForStorage(key, refusal.what, refusal.error, pause: storagePauses)
+            }
             fetches += 1
             guard let url = row.videoURL else {
                 await giveUp(key, .failed, reason: "SUCCEEDED task without a result URL")
@@ -29,9 +39,7 @@ extension Engine {
                 _ = try tree.prepare(key.batch)
                 partial = try tree.partialPath(key)
             } catch let error as DeliveryError where error.isRetryable {
-                fetches -= 1  // the output filesystem refused a write: not a failed fetch
-                storagePauses += 1
-                await waitForStorage(key, "cannot create the batch folder", "\(error)", pause: storagePauses)
+                stalled = ("cannot create the batch folder", "\(error)")
                 continue
             } catch {
                 await giveUp(key, .failed, reason: "output path refused: \(error)")
@@ -43,10 +51,8 @@ extension Engine {
                 try? await store.recordAttempt(key, result.exchange, now: clock.now())
                 guard result.isComplete else {
                     if let trouble = outputStorageTrouble(key, result.exchange) {
-                        // The disk refused the bytes, not the network: not a failed fetch; wait for space.
-                        fetches -= 1  // the output filesystem refused a write: not a failed fetch
-                        storagePauses += 1
-                        await waitForStorage(key, "cannot write the download", "\(trouble)", pause: storagePauses)
+                        // The disk refused the bytes, not the network.
+                        stalled = ("cannot write the download", trouble)
                         continue
                     }
                     log.notice("download incomplete, resuming", metadata: ["bytes": "\(result.bytesOnDisk)",
@@ -54,6 +60,7 @@ extension Engine {
                     continue
                 }
                 expected = result.expectedBytes
+                await storageAcceptsWrites(key, row: row)
             } catch let failure as ProviderFailure {
                 try? await store.recordAttempt(key, failure.exchange, now: clock.now())
                 if failure.exchange.httpStatus == 403 || failure.exchange.httpStatus == 404 {
@@ -65,9 +72,7 @@ extension Engine {
                     return
                 }
                 if let trouble = outputStorageTrouble(key, failure.exchange) {
-                    fetches -= 1  // the output filesystem refused a write: not a failed fetch
-                    storagePauses += 1
-                    await waitForStorage(key, "cannot write the download", "\(trouble)", pause: storagePauses)
+                    stalled = ("cannot write the download", trouble)
                     continue
                 }
                 log.notice("download failed, retrying", metadata: ["error": "\(failure)"])
@@ -100,9 +105,8 @@ extension Engine {
             } catch let error as DeliveryError where error.isRetryable {
                 // Storage trouble (disk full, read-only): nothing visible was left; retry after a pause.
                 _ = try? await store.transition(key, from: [.verifying], to: .downloading, cause: "storage: \(error)", now: clock.now())
-                fetches -= 1  // the output filesystem refused a write: not a failed fetch
-                storagePauses += 1
-                await waitForStorage(key, "cannot write the result", "\(error)", pause: storagePauses)
+                stalled = ("cannot write the result", "\(error)")
+                continue
             } catch {
                 await giveUp(key, .failed, reason: "delivery failed: \(error)")
                 return
@@ -123,10 +127,50 @@ extension Engine {
         await finish(key, state, reason: reason)
     }
 
-    /// Logs why the output filesystem refused a write (full, read-only) and pauses before storage retry `pause`.
+    /// Why delivery is waiting for the output filesystem starts with this, in the job's `reason`.
+    static let storageReasonPrefix = "waiting for the output filesystem: "
+
+    /// Records that the output filesystem refused a write (full, read-only, failing, out of descriptors) — in
+    /// `storageWaits` for status and metrics, in the job's `reason`, in the log — and pauses before storage
+    /// retry `pause`.
     private func waitForStorage(_ key: JobKey, _ what: String, _ error: String, pause: Int) async {
-        logger.error("\(what); will retry", metadata: ["job_id": "\(key)", "error": "\(error)"])
-        try? await Task.sleep(for: .seconds(retryPause(pause)))
+        let seconds = retryPause(pause)
+        storageWaits[key] = error
+        logger.error("\(what); will retry", metadata: ["job_id": "\(key)", "error": "\(error)",
+                                                     "retry_in_s": "\(seconds)"])
+        let reason = "\(Self.storageReasonPrefix)\(what): \(error); next try in \(Self.seconds(seconds)) "
+            + "(delivery resumes by itself once writes succeed)"
+        await setDeliveryReason(key, reason)
+        try? await Task.sleep(for: .seconds(seconds))
+    }
+
+    /// The output filesystem took a whole download: the job's storage wait (if any) is over.
+    private func storageAcceptsWrites(_ key: JobKey, row: JobRow) async {
+        let waited = storageWaits.removeValue(forKey: key) != nil
+        guard waited || row.reason?.hasPrefix(Self.storageReasonPrefix) == true else { return }
+        if waited { logger.notice("the output filesystem accepts writes again", metadata: ["job_id": "\(key)"]) }
+        await setDeliveryReason(key, nil)
+    }
+
+    /// Sets the `reason` of a job in delivery, for `reelctl show` and the event stream.
+    private func setDeliveryReason(_ key: JobKey, _ reason: String?) async {
+        do {
+            try await store.update(key, ifIn: [.downloading, .verifying], now: clock.now()) { $0.reason = reason }
+            publish(.jobsChanged([key]))
+        } catch {
+            logger.warning("cannot record the job's delivery reason", metadata: ["job_id": "\(key)", "error": "\(error)"])
+        }
+    }
+
+    /// `0.5 s`, `2 s`, `60 s`.
+    private static func seconds(_ s: Double) -> String {
+        s == s.rounded() ? "\(Int(s)) s" : String(format: "%.1f s", s)
+    }
+
+    /// How many deliveries wait for the output filesystem, and the text of one refusal (the same one while the
+    /// set of waiting jobs is unchanged).
+    public func storageWaiting() -> (jobs: Int, detail: String?) {
+        (storageWaits.count, storageWaits.values.sorted().first)
     }
 
     /// The pause before delivery retry `n` (1-based): exponential from 1 s, capped at 60 s, both bounded by the
@@ -137,17 +181,18 @@ extension Engine {
         return min(60, limits.maxDelay, first * pow(2, Double(max(0, n - 1))))
     }
 
-    /// Why a download stopped on our side: the output filesystem refused the bytes (full, read-only), as the
-    /// transfer reported or as the filesystem says now. nil when the trouble was the network or the server.
+    /// Why a download stopped on our side: the output filesystem refused the bytes (full, read-only, out of
+    /// descriptors), as the transfer reported or as the filesystem says now, with the folder concerned. nil when
+    /// the trouble was the network or the server.
     private func outputStorageTrouble(_ key: JobKey, _ exchange: Exchange) -> String? {
-        if let text = exchange.transportError, text.contains("write to file failed") || text.contains("cannot open") {
-            return text
-        }
         guard let dir = try? tree.batchDirectory(key.batch) else { return nil }
+        if let text = exchange.transportError, text.contains("write to file failed") || text.contains("cannot open") {
+            return text.contains(dir) ? text : "\(text) (\(dir))"
+        }
         var fs = statvfs()
         guard statvfs(dir, &fs) == 0 else { return nil }
-        if fs.f_flag & 1 != 0 { return "the output filesystem is read-only" }  // ST_RDONLY
-        if fs.f_bavail == 0 { return "the output filesystem is full" }
+        if fs.f_flag & 1 != 0 { return "\(String(cString: strerror(EROFS))) (\(dir))" }  // ST_RDONLY
+        if fs.f_bavail == 0 { return "\(String(cString: strerror(ENOSPC))) (\(dir))" }
         return nil
     }
 
@@ -183,7 +228,7 @@ extension Engine {
 
     private func complete(_ key: JobKey, row: JobRow, delivered: DeliveredFile) async throws {
         let now = clock.now()
-        let cost = row.usage.flatMap { Cost.actual(usage: $0, spec: row.spec, pricing: options.pricing) }
+        let cost = row.costUSD ?? billedCost(row.spec, usage: row.usage)  // recorded at SUCCEEDED; older rows lack it
         let attempts = ((try? await store.attempts(of: key)) ?? []).map { Sidecar.AttemptRecord($0.exchange, at: $0.at) }
         let timings = Sidecar.Timings(queued: row.createdAt, submitted: row.submittedAt, started: nil,
                                       finished: row.stateChangedAt, downloaded: now, delivered: now)
@@ -201,6 +246,12 @@ extension Engine {
         publish(.jobsChanged([key]))
         handle(.released(key))
         await checkBatchEnd(key.batch)
+    }
+
+    /// What the job's SUCCEEDED task is billed (`Cost.billed`), recorded on the job as its `costUSD` when the
+    /// success is seen, so spend and budgets count it whether or not the file is ever delivered.
+    func billedCost(_ spec: JobSpec, usage: TaskUsage?) -> Double? {
+        Cost.billed(usage: usage, spec: spec, pricing: options.pricing)
     }
 
     /// When every job of a batch is terminal: batch.json, SHA256SUMS, the hook and the webhook.

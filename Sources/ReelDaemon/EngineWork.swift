@@ -420,10 +420,13 @@ extension Engine {
                                                             durationSeconds: row.spec.durationSeconds),
                                                seconds: runTime, now: now)
             }
-            await record(key, to: .downloading, from: [.pending, .running], cause: "provider: SUCCEEDED") {
-                $0.videoURL = url
-                $0.urlExpiresAt = now + ProviderLimits.resultLifetimeSeconds
-                $0.usage = snapshot.usage
+            // Billed from this moment, delivered or not; an earlier billed attempt (an operator retry) stays counted.
+            let billed = billedCost(row.spec, usage: snapshot.usage)
+            await record(key, to: .downloading, from: [.pending, .running], cause: "provider: SUCCEEDED") { job in
+                job.videoURL = url
+                job.urlExpiresAt = now + ProviderLimits.resultLifetimeSeconds
+                job.usage = snapshot.usage
+                if let billed { job.costUSD = Cost.rounded((job.costUSD ?? 0) + billed) }
             }
             publish(.jobsChanged([key]))
             handle(.polled(key, .succeeded))

@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelOutput
 import ReelStore
 
 /// `GET /v1/metrics` in the Prometheus text exposition format.
@@ -45,7 +46,15 @@ enum Metrics {
                [("", Double(s.unknownTasks))])
         let health = SchedulerHealth(s, limits: limits, now: now)
         metric("reel_health_ok", "gauge", "1 while provider health is ok.", [("", health.health == "ok" ? 1 : 0)])
-        metric("reel_spend_usd_total", "counter", "USD spent on delivered renders (from provider usage).", [("", counts.costUSD)])
+        metric("reel_spend_usd_total", "counter", "USD billed for renders whose task SUCCEEDED, delivered or not (from provider usage).",
+               [("", Cost.rounded(counts.costUSD))])
+        let undelivered = counts.billedNotDelivered
+        metric("reel_billed_not_delivered_usd", "gauge", "USD billed for jobs that ended without a delivered file.",
+               [("", Cost.rounded(undelivered.usd))])
+        metric("reel_billed_not_delivered_jobs", "gauge", "Jobs billed that ended without a delivered file.",
+               [("", Double(undelivered.jobs))])
+        metric("reel_storage_waiting_jobs", "gauge", "Deliveries waiting for the output filesystem (full, read-only, out of descriptors).",
+               [("", Double(await engine.storageWaiting().jobs))])
         var etas: [(String, Double)] = []
         let forecast = await engine.forecast()
         for summary in try await store.batches() where !summary.isComplete {

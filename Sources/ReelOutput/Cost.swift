@@ -22,6 +22,14 @@ public enum Cost {
         return pricing.cost(spec.model, spec.resolution, billedSeconds: seconds).map(rounded)
     }
 
+    /// What a SUCCEEDED task is billed (reference §1.6: every SUCCEEDED task is billed, a failed one is not),
+    /// recorded on the job the moment the success is seen, whether or not the file is ever delivered: the actual
+    /// cost from `usage`, or the estimate when the provider's `usage` says nothing usable. nil only when the
+    /// table has no rate for the job's model and resolution.
+    public static func billed(usage: TaskUsage?, spec: JobSpec, pricing: PricingTable) -> Double? {
+        usage.flatMap { actual(usage: $0, spec: spec, pricing: pricing) } ?? estimate(spec: spec, pricing: pricing)
+    }
+
     /// Billed seconds according to `usage`, nil when it says nothing usable.
     public static func billedSeconds(_ usage: TaskUsage) -> Double? {
         if let d = usage.duration { return d }
@@ -29,6 +37,8 @@ public enum Cost {
         return output + (usage.inputVideoDuration ?? 0)
     }
 
-    /// Rounded to millionths of a dollar, so JSON shows `0.3` and not `0.30000000000000004`.
-    public static func rounded(_ usd: Double) -> Double { (usd * 1_000_000).rounded() / 1_000_000 }
+    /// Money as Reel shows and stores it: rounded to a hundredth of a cent (4 decimals, enough for per-second
+    /// prices), so JSON shows `0.95` and not `0.9500000000000001`. USD amounts in the API, the files and the
+    /// store go through this one function.
+    public static func rounded(_ usd: Double) -> Double { (usd * 10_000).rounded() / 10_000 }
 }

@@ -14,8 +14,9 @@ public enum DeliveryError: Error, Sendable, Equatable, CustomStringConvertible {
     case sizeMismatch(expected: Int64, actual: Int64)
     /// There is no partial file to publish (nothing was downloaded, or it was already published).
     case partialMissing(String)
-    /// The output filesystem is full, read-only or failing (ENOSPC, EDQUOT, EROFS, EIO). Nothing visible was
-    /// left behind; retry the step once space returns.
+    /// A passing local condition refused the write (`storageErrnos`): the output filesystem is full, read-only
+    /// or failing, or the process or system is out of file descriptors. Nothing visible was left behind; retry
+    /// the step once it clears. Never a reason to fail a job.
     case storage(errno: Int32, message: String)
     /// Any other system call failure (permissions, a missing output root).
     case io(errno: Int32, message: String)
@@ -39,17 +40,26 @@ public enum DeliveryError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .sizeMismatch(expected, actual):
             "download size mismatch: expected \(expected) bytes (Content-Length), got \(actual)"
         case let .partialMissing(path): "no downloaded file at \(path)"
-        case let .storage(e, message): "\(message): \(String(cString: strerror(e))) (output filesystem full, read-only or failing; retry when fixed)"
+        case let .storage(e, message): "\(message): \(String(cString: strerror(e))) (\(Self.storageTrouble(e)); retry when fixed)"
         case let .io(e, message): "\(message): \(String(cString: strerror(e)))"
         case let .unsafePath(message): message
         case let .invalidArgument(message): message
         }
     }
 
-    /// Maps an errno from a failed system call onto `.storage` (space, read-only, I/O error) or `.io`.
-    static func posix(_ e: Int32, _ message: String) -> DeliveryError {
-        [ENOSPC, EDQUOT, EROFS, EIO, EFBIG].contains(e) ? .storage(errno: e, message: message)
-            : .io(errno: e, message: message)
+    /// The errnos that mean a passing local condition, not a bad job: no space or quota, a read-only or failing
+    /// filesystem, a file too large for it, and file-descriptor exhaustion (per process, EMFILE, or system-wide,
+    /// ENFILE).
+    public static let storageErrnos: Set<Int32> = [ENOSPC, EDQUOT, EROFS, EIO, EFBIG, EMFILE, ENFILE]
+
+    /// Maps an errno from a failed system call onto `.storage` (`storageErrnos`) or `.io`.
+    public static func posix(_ e: Int32, _ message: String) -> DeliveryError {
+        storageErrnos.contains(e) ? .storage(errno: e, message: message) : .io(errno: e, message: message)
+    }
+
+    /// What a `.storage` errno means for the operator.
+    static func storageTrouble(_ e: Int32) -> String {
+        e == EMFILE || e == ENFILE ? "out of file descriptors" : "output filesystem full, read-only or failing"
     }
 }
 

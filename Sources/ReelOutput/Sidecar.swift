@@ -231,7 +231,8 @@ public struct BatchManifest: Sendable, Hashable, Codable {
     public struct JobOutcome: Sendable, Hashable, Codable {
         public var id: String
         public var state: JobState
-        /// Why the job did not succeed (failure, cancellation, expiry), or a note for a succeeded one.
+        /// Why the job did not succeed (failure, cancellation, expiry), or a note for a succeeded one. A job
+        /// whose task SUCCEEDED is billed even when it ends without a file: its `cost_usd` is set then too.
         public var reason: String?
         /// The video, relative to the batch directory (`<id>.mp4`); only for succeeded jobs.
         public var output: String?
@@ -293,7 +294,7 @@ public struct BatchManifest: Sendable, Hashable, Codable {
     /// Sorted by id.
     public var jobs: [JobOutcome]
     public var totals: Totals
-    /// Sum of the jobs' actual costs (jobs without a known cost count as 0).
+    /// Sum of the jobs' billed costs, delivered or not (jobs without a known cost count as 0).
     public var totalCostUsd: Double
     /// Whether the folder has a `SHA256SUMS`, and why not when it has none.
     public var checksums: Checksums
@@ -327,6 +328,10 @@ public struct BatchManifest: Sendable, Hashable, Codable {
             })
         }
     }
+    /// The part of `totalCostUsd` billed for jobs that ended without a delivered file (a SUCCEEDED task whose
+    /// result failed QC, expired or was cancelled during delivery), and how many such jobs.
+    public var billedNotDeliveredUsd: Double
+    public var billedNotDeliveredJobs: Int
 
     public init(batch: String, jobs: [JobOutcome], generatedAt: Timestamp, reelVersion: String = Delivery.reelVersion) {
         batchManifestVersion = Self.currentVersion
@@ -338,5 +343,8 @@ public struct BatchManifest: Sendable, Hashable, Codable {
         totals = Totals(jobs.map(\.state))
         totalCostUsd = Cost.rounded(jobs.compactMap(\.costUsd).reduce(0, +))
         checksums = Checksums(jobs: self.jobs)
+        let undelivered = jobs.filter { $0.state.isTerminal && $0.output == nil && $0.costUsd != nil }
+        billedNotDeliveredUsd = Cost.rounded(undelivered.compactMap(\.costUsd).reduce(0, +))
+        billedNotDeliveredJobs = undelivered.count
     }
 }

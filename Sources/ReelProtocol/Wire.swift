@@ -41,13 +41,41 @@ public struct StatusResponse: Codable, Sendable, Equatable {
     public var total_jobs: Int
     public var batches: Int
     public var provider: Provider
+    /// Whether delivery can write to the output filesystem.
+    public struct Storage: Codable, Sendable, Equatable {
+        /// `ok`, or `waiting` while deliveries wait for the output filesystem (full, read-only, failing, or out
+        /// of file descriptors); they resume by themselves once it accepts writes again.
+        public var health: String
+        /// Jobs whose delivery is waiting for the output filesystem.
+        public var waiting_jobs: Int
+        /// The latest refusal, e.g. `No space left on device (/srv/reel/output/b)`.
+        public var detail: String?
+
+        public init(health: String = "ok", waiting_jobs: Int = 0, detail: String? = nil) {
+            self.health = health
+            self.waiting_jobs = waiting_jobs
+            self.detail = detail
+        }
+    }
+
+    /// Money billed so far: the cost of every job whose task SUCCEEDED, delivered or not.
     public var spend_usd: Double
-    /// Things an operator must look at: in-doubt jobs, expired (billed but lost) results, deadlines at risk.
+    /// The part of `spend_usd` billed for jobs that ended without a delivered file (`failed` after QC,
+    /// `expired`, `cancelled` during delivery), and how many such jobs.
+    public var billed_not_delivered_usd: Double
+    public var billed_not_delivered_jobs: Int
+    public var storage: Storage
+    /// Things an operator must look at: in-doubt jobs, expired (billed but lost) results, deadlines at risk,
+    /// deliveries waiting for the output filesystem.
     public var warnings: [String]
 
     public init(version: String, pid: Int32, started_at: String, uptime_s: Double, mode: String,
                 jobs: [String: Int], total_jobs: Int, batches: Int, provider: Provider, spend_usd: Double,
+                billed_not_delivered_usd: Double = 0, billed_not_delivered_jobs: Int = 0, storage: Storage = Storage(),
                 warnings: [String]) {
+        self.billed_not_delivered_usd = billed_not_delivered_usd
+        self.billed_not_delivered_jobs = billed_not_delivered_jobs
+        self.storage = storage
         self.version = version
         self.pid = pid
         self.started_at = started_at
@@ -197,7 +225,11 @@ public struct BatchView: Codable, Sendable, Equatable {
     public var jobs: [String: Int]
     public var total: Int
     public var done: Int
+    /// Money billed so far: every job whose task SUCCEEDED, delivered or not.
     public var cost_usd: Double
+    /// The part of `cost_usd` billed for jobs that ended without a delivered file, and how many such jobs.
+    public var billed_not_delivered_usd: Double
+    public var billed_not_delivered_jobs: Int
     public var estimated_cost_usd: Double?
     public var budget_usd: Double?
     public var deadline: String?
@@ -207,8 +239,11 @@ public struct BatchView: Codable, Sendable, Equatable {
     public var completed_at: String?
 
     public init(batch: String, priority: String, paused: Bool, jobs: [String: Int], total: Int, done: Int,
-                cost_usd: Double, estimated_cost_usd: Double?, budget_usd: Double?, deadline: String?,
+                cost_usd: Double, billed_not_delivered_usd: Double = 0, billed_not_delivered_jobs: Int = 0,
+                estimated_cost_usd: Double?, budget_usd: Double?, deadline: String?,
                 deadline_at_risk: Bool, eta: ETAView?, created_at: String, completed_at: String?) {
+        self.billed_not_delivered_usd = billed_not_delivered_usd
+        self.billed_not_delivered_jobs = billed_not_delivered_jobs
         self.batch = batch
         self.priority = priority
         self.paused = paused

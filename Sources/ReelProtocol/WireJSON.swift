@@ -67,6 +67,8 @@ extension StatusResponse: WireJSONEncodable {
     public func writeJSON(to w: inout JSONWriter) {
         w.object { w in
             w.key("batches"); w.int(batches)
+            w.key("billed_not_delivered_jobs"); w.int(billed_not_delivered_jobs)
+            w.key("billed_not_delivered_usd"); w.double(billed_not_delivered_usd)
             w.key("jobs"); w.object { w in
                 for (state, n) in jobs.sorted(by: { $0.key < $1.key }) { w.key(state); w.int(n) }
             }
@@ -84,6 +86,11 @@ extension StatusResponse: WireJSONEncodable {
             }
             w.key("spend_usd"); w.double(spend_usd)
             w.key("started_at"); w.string(started_at)
+            w.key("storage"); w.object { w in
+                w.member("detail", storage.detail)
+                w.key("health"); w.string(storage.health)
+                w.key("waiting_jobs"); w.int(storage.waiting_jobs)
+            }
             w.key("total_jobs"); w.int(total_jobs)
             w.key("uptime_s"); w.double(uptime_s)
             w.key("version"); w.string(version)

@@ -351,6 +351,7 @@ extension Store {
                        resolution: try decodeEnum(Resolution.self, r["resolution"], "resolution"),
                        state: try decodeEnum(JobState.self, r["state"], "state"), jobs: r["jobs"],
                        costUSD: Double(r["cost_micros"] as Int64) / 1e6,
+                       billedJobs: r["billed"],
                        estimatedBilledSeconds: Double(r["est_centis"] as Int64) / 100)
         })
     }

@@ -92,6 +92,8 @@ public struct CountGroup: Sendable, Hashable {
     public var jobs: Int
     /// Sum of the jobs' recorded `costUSD`.
     public var costUSD: Double
+    /// How many of the jobs have a recorded `costUSD` (their task SUCCEEDED, so the provider billed it).
+    public var billedJobs: Int = 0
     /// Sum of the jobs' `spec.estimatedBilledSeconds`.
     public var estimatedBilledSeconds: Double
 }
@@ -106,7 +108,18 @@ public struct JobCounts: Sendable, Hashable {
     public var byModel: [RenderModel: [JobState: Int]] {
         Dictionary(grouping: groups) { $0.model }.mapValues(Self.states)
     }
+    /// Recorded cost of every billed job, delivered or not (the money spent).
     public var costUSD: Double { groups.reduce(0) { $0 + $1.costUSD } }
+
+    /// Terminal states whose jobs may have been billed without a delivered file: a SUCCEEDED task whose result
+    /// failed QC, expired before download or was cancelled during delivery.
+    public static let undeliveredStates: Set<JobState> = [.failed, .expired, .cancelled]
+
+    /// Jobs billed but never delivered, and what they cost.
+    public var billedNotDelivered: (jobs: Int, usd: Double) {
+        groups.filter { Self.undeliveredStates.contains($0.state) }
+            .reduce((0, 0.0)) { ($0.0 + $1.billedJobs, $0.1 + $1.costUSD) }
+    }
 
     /// Estimated cost of the jobs in `states` at `pricing`'s rates; nil when a needed rate is missing.
     public func estimatedUSD(in states: Set<JobState>, pricing: PricingTable) -> Double? {

@@ -5,6 +5,7 @@ enum Schema {
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1-schema") { db in try db.execute(sql: v1) }
+        m.registerMigration("v2-billed-counts") { db in try db.execute(sql: v2) }
         return m
     }
 
@@ -148,6 +149,46 @@ enum Schema {
             CAST(round(ifnull(new.cost_usd, 0) * 1e6) AS INTEGER), CAST(round(new.est_billed_seconds * 100) AS INTEGER))
           ON CONFLICT DO UPDATE SET jobs = jobs + 1, cost_micros = cost_micros + excluded.cost_micros,
             est_centis = est_centis + excluded.est_centis;
+        END;
+        """
+
+    /// `job_counts.billed`: how many of the group's jobs carry a recorded cost (`cost_usd IS NOT NULL`), so that
+    /// status and batch views can say how many jobs in `failed`, `expired` or `cancelled` were billed without
+    /// scanning jobs. The triggers are those of v1 plus that column; existing groups are recounted once.
+    static let v2 = """
+        ALTER TABLE job_counts ADD COLUMN billed INTEGER NOT NULL DEFAULT 0;
+        UPDATE job_counts SET billed = (SELECT count(*) FROM jobs j WHERE j.batch = job_counts.batch
+          AND j.model = job_counts.model AND j.resolution = job_counts.resolution AND j.state = job_counts.state
+          AND j.cost_usd IS NOT NULL);
+        DROP TRIGGER jobs_count_insert;
+        DROP TRIGGER jobs_count_delete;
+        DROP TRIGGER jobs_count_update;
+        CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
+          INSERT INTO job_counts VALUES (new.batch, new.model, new.resolution, new.state, 1,
+            CAST(round(ifnull(new.cost_usd, 0) * 1e6) AS INTEGER), CAST(round(new.est_billed_seconds * 100) AS INTEGER),
+            new.cost_usd IS NOT NULL)
+          ON CONFLICT DO UPDATE SET jobs = jobs + 1, cost_micros = cost_micros + excluded.cost_micros,
+            est_centis = est_centis + excluded.est_centis, billed = billed + excluded.billed;
+        END;
+        CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
+          UPDATE job_counts SET jobs = jobs - 1,
+            cost_micros = cost_micros - CAST(round(ifnull(old.cost_usd, 0) * 1e6) AS INTEGER),
+            est_centis = est_centis - CAST(round(old.est_billed_seconds * 100) AS INTEGER),
+            billed = billed - (old.cost_usd IS NOT NULL)
+          WHERE batch = old.batch AND model = old.model AND resolution = old.resolution AND state = old.state;
+        END;
+        CREATE TRIGGER jobs_count_update AFTER UPDATE OF state, cost_usd ON jobs
+        WHEN old.state IS NOT new.state OR old.cost_usd IS NOT new.cost_usd BEGIN
+          UPDATE job_counts SET jobs = jobs - 1,
+            cost_micros = cost_micros - CAST(round(ifnull(old.cost_usd, 0) * 1e6) AS INTEGER),
+            est_centis = est_centis - CAST(round(old.est_billed_seconds * 100) AS INTEGER),
+            billed = billed - (old.cost_usd IS NOT NULL)
+          WHERE batch = old.batch AND model = old.model AND resolution = old.resolution AND state = old.state;
+          INSERT INTO job_counts VALUES (new.batch, new.model, new.resolution, new.state, 1,
+            CAST(round(ifnull(new.cost_usd, 0) * 1e6) AS INTEGER), CAST(round(new.est_billed_seconds * 100) AS INTEGER),
+            new.cost_usd IS NOT NULL)
+          ON CONFLICT DO UPDATE SET jobs = jobs + 1, cost_micros = cost_micros + excluded.cost_micros,
+            est_centis = est_centis + excluded.est_centis, billed = billed + excluded.billed;
         END;
         """
 }

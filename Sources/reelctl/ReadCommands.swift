@@ -16,7 +16,12 @@ struct Status: AsyncParsableCommand {
         let p = s.provider
         let health = p.health == "ok" ? t.paint(p.health, "32") : t.paint(p.health, "33")
         print("provider \(health)\(p.detail.map { " (\($0))" } ?? "")  slots \(p.slots_in_use)/\(p.concurrency_cap) (limit \(p.concurrency_limit))  creates \(p.creates)  polls \(p.polls)  throttles \(p.throttles)")
-        print(String(format: "jobs %d in %d batches  spend $%.2f", s.total_jobs, s.batches, s.spend_usd))
+        print(String(format: "jobs %d in %d batches  spend $%.2f", s.total_jobs, s.batches, s.spend_usd)
+              + billedNotDelivered(s.billed_not_delivered_usd, jobs: s.billed_not_delivered_jobs))
+        if s.storage.health != "ok" {
+            print("storage \(t.paint(s.storage.health, "33"))  \(s.storage.waiting_jobs) delivery(s) waiting"
+                  + (s.storage.detail.map { " (\($0))" } ?? ""))
+        }
         let order = JobState.allCases.map(\.rawValue)
         let rows = order.compactMap { state in s.jobs[state].map { [state, "\($0)"] } }
         if !rows.isEmpty { print(t.table(["STATE", "JOBS"], rows, colourColumn: 0)) }
@@ -110,6 +115,11 @@ func batchRow(_ b: BatchView) -> [String] {
     return [b.batch, b.priority, "\(b.done)/\(b.total)", "\(failed)", String(format: "$%.2f", b.cost_usd), eta, state]
 }
 
+/// `  (of which $0.20 billed, not delivered: 2 jobs)` when any job was billed without a delivered file.
+func billedNotDelivered(_ usd: Double, jobs: Int) -> String {
+    jobs > 0 ? String(format: "  (of which $%.2f billed, not delivered: %d job(s))", usd, jobs) : ""
+}
+
 func shortTime(_ rfc3339: String) -> String {
     guard let t = Wire.parseTime(rfc3339) else { return rfc3339 }
     let f = DateFormatter()
@@ -133,6 +143,10 @@ struct BatchCommand: AsyncParsableCommand {
         let rows = JobState.allCases.compactMap { s in b.jobs[s.rawValue].map { [s.rawValue, "\($0)"] } }
         print(t.table(["STATE", "JOBS"], rows, colourColumn: 0))
         if let budget = b.budget_usd { print(String(format: "budget $%.2f, spent $%.2f", budget, b.cost_usd)) }
+        if b.billed_not_delivered_jobs > 0 {
+            print(String(format: "cost $%.2f", b.cost_usd)
+                  + billedNotDelivered(b.billed_not_delivered_usd, jobs: b.billed_not_delivered_jobs))
+        }
         if let deadline = b.deadline { print("deadline \(deadline)\(b.deadline_at_risk ? t.paint("  (at risk)", "31") : "")") }
     }
 }

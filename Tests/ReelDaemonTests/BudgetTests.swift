@@ -44,4 +44,28 @@ import Testing
         let job = try await DeliveryKit.job(reeld, "capped", released)
         #expect(job["state"] as? String == "succeeded")
     }
+
+    /// Renders that SUCCEEDED but were never delivered were billed all the same (reference §1.6), so they count
+    /// against the budget: two results that fail QC spend $0.20 of $0.25, and a later job of $0.10 is held.
+    @Test func billedButUndeliveredRendersCountAgainstTheBudget() async throws {
+        let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "1..2"])
+        defer { sandbox.stop() }
+        let reeld = try ReeldProcess(providerURL: sandbox.url)
+        try await reeld.start()
+        defer { reeld.stop() }
+        try reeld.drop(DeliveryTests.manifest(batch: "lossy", jobs: [("bad-1", "character1 bows __FAULT:wrong_size__"),
+                                                                     ("bad-2", "character1 nods __FAULT:wrong_size__")],
+                                              extra: "\"budget_usd\": 0.25,"), as: "lossy-1.json")
+        let failed = try await reeld.waitFor(timeout: 60, "both QC failures") { $0["failed"] == 2 }
+        #expect(failed.values.reduce(0, +) == 2, "\(failed)")
+        let batch = try await reeld.get("/v1/batches/lossy").json()
+        #expect(batch["cost_usd"] as? Double == 0.2 && batch["billed_not_delivered_jobs"] as? Int == 2, "\(batch)")
+
+        try reeld.drop(DeliveryTests.manifest(batch: "lossy", jobs: [("next", "character1 smiles")]), as: "lossy-2.json")
+        _ = try await reeld.waitFor(timeout: 30, "the new job held") { $0["held"] == 1 }
+        let next = try await DeliveryKit.job(reeld, "lossy", "next")
+        let reason = next["reason"] as? String ?? ""
+        #expect(reason.contains("spent $0.20") && reason.contains("$0.25"), "\(reason)")
+        #expect(try await sandbox.journal().filter { $0.isCreate && $0.status == 200 }.count == 2)
+    }
 }

@@ -15,6 +15,16 @@ enum DeliveryKit {
         try await detail(reeld, batch, id)["job"] as? [String: Any] ?? [:]
     }
 
+    /// `reelctl ARGS` in a pseudo-terminal (via `script`), so it prints for people rather than JSON; its output.
+    static func reelctlInTerminal(_ args: [String], _ reeld: ReeldProcess) async throws -> String {
+        let reelctl = try #require(SandboxProcess.binaryPath(named: "reelctl"))
+        let command = ([reelctl] + args).map { "'\($0)'" }.joined(separator: " ")
+        let run = try await Child.run("/usr/bin/script", ["-qec", command, "/dev/null"],
+                                      environment: Child.inheritedEnvironment(adding: ["REEL_SOCKET": reeld.socket,
+                                                                                       "NO_COLOR": "1"]))
+        return run.stdoutText.replacingOccurrences(of: "\r\n", with: "\n")
+    }
+
     /// Validates each JSON file against the schema (the draft it declares, formats checked); "" when all pass.
     static func schemaProblems(_ schema: String, _ files: [String]) async throws -> String {
         let script = """

@@ -204,8 +204,59 @@ import Testing
         }
     }
 
+    /// A render that SUCCEEDED is billed (reference §1.6) even when its result fails QC twice and the job fails:
+    /// its cost is on the job, in the batch's and the daemon's spend, in batch.json's total, and shown apart as
+    /// billed-not-delivered. Flash 720p at $0.05/s, 2 s with one image reference: $0.10 per job.
+    @Test func billedRendersThatFailQCCountAsBilledNotDelivered() async throws {
+        let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "1..2"])
+        defer { sandbox.stop() }
+        let reeld = try ReeldProcess(providerURL: sandbox.url)
+        try await reeld.start()
+        defer { reeld.stop() }
+        try reeld.drop(Self.manifest(batch: "spend", jobs: [("good", "character1 waves"),
+                                                            ("bad", "character1 bows __FAULT:wrong_size__")]),
+                       as: "spend.json")
+        let counts = try await reeld.waitForTerminal(total: 2, timeout: 60)
+        #expect(counts["succeeded"] == 1 && counts["failed"] == 1, "\(counts)\n\(reeld.logTail())")
+        let bad = try await DeliveryKit.job(reeld, "spend", "bad")
+        #expect((bad["reason"] as? String ?? "").contains("QC"), "\(bad)")
+        #expect(bad["cost_usd"] as? Double == 0.1, "a SUCCEEDED task is billed: \(bad)")
+        #expect(try await DeliveryKit.job(reeld, "spend", "good")["cost_usd"] as? Double == 0.1)
+
+        let batch = try await reeld.get("/v1/batches/spend").json()
+        #expect(batch["cost_usd"] as? Double == 0.2, "\(batch)")
+        #expect(batch["billed_not_delivered_usd"] as? Double == 0.1, "\(batch)")
+        #expect(batch["billed_not_delivered_jobs"] as? Int == 1, "\(batch)")
+        let status = try await reeld.status()
+        #expect(status["spend_usd"] as? Double == 0.2, "\(status)")
+        #expect(status["billed_not_delivered_usd"] as? Double == 0.1, "\(status)")
+        #expect(status["billed_not_delivered_jobs"] as? Int == 1, "\(status)")
+        let metrics = try await reeld.get("/v1/metrics").text
+        #expect(metrics.contains("reel_billed_not_delivered_usd 0.1\n") && metrics.contains("reel_spend_usd_total 0.2\n"),
+                "\(metrics)")
+
+        let dir = reeld.output + "/spend"
+        let deadline = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: dir + "/batch.json") && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let manifest = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: dir + "/batch.json"))) as? [String: Any] ?? [:]
+        #expect(manifest["total_cost_usd"] as? Double == 0.2, "\(manifest)")
+        #expect(manifest["billed_not_delivered_usd"] as? Double == 0.1, "\(manifest)")
+        #expect(manifest["billed_not_delivered_jobs"] as? Int == 1, "\(manifest)")
+        let batchSchema = repositoryRoot().appendingPathComponent("examples/batch.schema.json").path
+        #expect(try await DeliveryKit.schemaProblems(batchSchema, [dir + "/batch.json"]) == "")
+
+        let show = try await DeliveryKit.reelctlInTerminal(["batch", "spend"], reeld)
+        #expect(show.contains("cost $0.20  (of which $0.10 billed, not delivered: 1 job(s))"), "\(show)")
+        let overview = try await DeliveryKit.reelctlInTerminal(["status"], reeld)
+        #expect(overview.contains("spend $0.20  (of which $0.10 billed, not delivered: 1 job(s))"), "\(overview)")
+        #expect(await reeld.terminate() == 0)
+    }
+
     /// A full output filesystem (a small tmpfs filled to the last byte): the job waits in delivery with nothing
-    /// visible, and delivers once space is freed.
+    /// visible, says so in its reason, in `/v1/status` and `/v1/metrics`, and delivers once space is freed.
     @Test func fullOutputFilesystemDeliversOnceSpaceReturns() async throws {
         let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "1..2"])
         defer { sandbox.stop() }
@@ -238,10 +289,45 @@ import Testing
         let waiting = try await DeliveryKit.job(reeld, "full", "roomy")
         #expect(["downloading", "verifying"].contains(waiting["state"] as? String ?? ""), "\(waiting)")
         #expect(DeliveryKit.visible(reeld.output + "/full").isEmpty)
+        // The operator sees the wait: the job's reason, a status warning and storage health, a metric.
+        let reason = waiting["reason"] as? String ?? ""
+        #expect(reason.hasPrefix("waiting for the output filesystem: ") && reason.contains("No space left on device")
+                && reason.contains(reeld.output)
+                && reason.contains("next try in"), "\(waiting)")
+        let status = try await reeld.status()
+        let storage = status["storage"] as? [String: Any] ?? [:]
+        #expect(storage["health"] as? String == "waiting" && storage["waiting_jobs"] as? Int == 1, "\(status)")
+        #expect((storage["detail"] as? String ?? "").contains("No space left on device"), "\(status)")
+        let warnings = status["warnings"] as? [String] ?? []
+        #expect(warnings.contains { $0.contains("waiting for the output filesystem") }, "\(warnings)")
+        #expect(try await reeld.get("/v1/metrics").text.contains("reel_storage_waiting_jobs 1.0\n"))
+        let shown = try await DeliveryKit.reelctlInTerminal(["status"], reeld)
+        #expect(shown.contains("storage waiting  1 delivery(s) waiting"), "\(shown)")
 
+        // Then reeld runs out of file descriptors (its RLIMIT_NOFILE lowered below its lowest free descriptor) while
+        // space returns: opening the output tree fails with EMFILE, which is a wait too, never a failed job.
+        let pid = try #require(reeld.pid)
+        let softLimit = try #require(Self.softNofile(pid))
+        let lowestFree = Self.lowestFreeDescriptor(pid)
+        let limited = try await Child.run("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile=\(lowestFree):"])
+        #expect(limited.status == 0, "\(limited.stderrText)")
+        #expect(!reeld.logTail(1_000_000).contains("Too many open files"))
         try FileManager.default.removeItem(atPath: filler)
+        let emfileDeadline = Date().addingTimeInterval(20)
+        func sawEMFILE() -> Bool { reeld.logTail(1_000_000).contains("Too many open files") }
+        while !sawEMFILE() && Date() < emfileDeadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(sawEMFILE(), "delivery never met EMFILE: \(reeld.logTail())")
+        try await Task.sleep(for: .milliseconds(1000))  // more retries while descriptors stay short
+        let restored = try await Child.run("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile=\(softLimit):"])
+        #expect(restored.status == 0, "\(restored.stderrText)")
+
         let counts = try await reeld.waitForTerminal(total: 1, timeout: 30)
         #expect(counts["succeeded"] == 1, "\(counts)\n\(reeld.logTail())")
+        let delivered = try await DeliveryKit.job(reeld, "full", "roomy")
+        #expect(delivered["reason"] == nil, "the wait's reason is cleared: \(delivered)")
+        let after = try await reeld.status()
+        #expect((after["storage"] as? [String: Any])?["health"] as? String == "ok", "\(after)")
+        #expect(!(after["warnings"] as? [String] ?? []).contains { $0.contains("output filesystem") }, "\(after)")
         let probe = try await FFprobe.probe(reeld.output + "/full/roomy.mp4")
         #expect(probe.width == 1280 && probe.height == 720)
         let end = Date().addingTimeInterval(10)
@@ -252,6 +338,20 @@ import Testing
         #expect(offending.isEmpty, "visible non-deliverable files appeared: \(offending)")
         #expect(DeliveryKit.hidden(reeld.output + "/full").isEmpty)
         await reeld.terminate()
+    }
+
+    /// The lowest descriptor number process `pid` has not open: with RLIMIT_NOFILE at this value its next open
+    /// fails with EMFILE.
+    static func lowestFreeDescriptor(_ pid: Int32) -> Int {
+        let open = Set(((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { Int($0) })
+        return (0...).first { !open.contains($0) }!
+    }
+
+    /// The soft RLIMIT_NOFILE of process `pid`, from `/proc/<pid>/limits` ("Max open files  1024  524288  files").
+    static func softNofile(_ pid: Int32) -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Max open files") }) else { return nil }
+        return line.dropFirst("Max open files".count).split(separator: " ").first.map(String.init)
     }
 
     /// Lazy unmount, from a `defer`: blocks this thread for umount's few milliseconds, at most 10 s.

@@ -65,8 +65,17 @@ import Testing
                 "\(Durability.causes(late))")
         let queries = (late["attempts"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "query" }.count
         #expect(queries >= 3, "queried again before going in doubt: \(queries) queries")
-        let warnings = try await reeld.status()["warnings"] as? [String] ?? []
+        let status = try await reeld.status()
+        let warnings = status["warnings"] as? [String] ?? []
         #expect(warnings.contains { $0.contains("expired") && $0.contains("billed") }, "status warns: \(warnings)")
+        // `lost` SUCCEEDED, so it was billed: its cost counts in spend, as billed-not-delivered. `late` was never
+        // seen SUCCEEDED, so nothing is recorded for it.
+        let lostCost = try #require(job["cost_usd"] as? Double, "the expired job's billed cost: \(job)")
+        #expect(lostCost > 0)
+        #expect((late["job"] as? [String: Any])?["cost_usd"] == nil)
+        #expect(status["billed_not_delivered_jobs"] as? Int == 1, "\(status)")
+        #expect(abs((status["billed_not_delivered_usd"] as? Double ?? -1) - lostCost) < 1e-9, "\(status)")
+        #expect((status["spend_usd"] as? Double ?? 0) >= lostCost, "\(status)")
         #expect(try await sandbox.journal().filter(\.isCreate).count == 3, "an expired result is never re-rendered")
         let check = await Durability.checkTree(reeld.output, ids: ["fresh", "lost", "late"])
         #expect(check.problems.isEmpty && check.checked == 1, "\(check)")

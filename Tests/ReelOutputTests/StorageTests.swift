@@ -169,3 +169,39 @@ struct StorageTests {
         }
     }
 }
+
+/// Which errnos are a passing local condition (delivery waits and retries) and which fail the step.
+struct StorageErrnoTests {
+    /// EMFILE as a real open(2) reports it: a child process lowers its own RLIMIT_NOFILE and opens until it fails
+    /// (this test process keeps its descriptors), and the errno it saw is classified.
+    @Test func descriptorExhaustionIsAWaitNotAFailure() async throws {
+        let script = """
+            import os, resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16))
+            fds = []
+            try:
+                while True:
+                    fds.append(os.open("/", os.O_RDONLY | os.O_DIRECTORY))
+            except OSError as e:
+                print(e.errno)
+            """
+        let run = try await runProcess("/usr/bin/env", ["python3", "-c", script])
+        let seen = try #require(Int32(String(decoding: run.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), "\(run.stderrText)")
+        #expect(seen == EMFILE)
+        let error = DeliveryError.posix(seen, "cannot open output root /srv/reel/output")
+        #expect(error == .storage(errno: EMFILE, message: "cannot open output root /srv/reel/output"))
+        #expect(error.isRetryable)
+        #expect(error.description.contains("Too many open files") && error.description.contains("out of file descriptors"),
+                "\(error)")
+    }
+
+    @Test func localConditionsAreStorageAndTheRestFail() {
+        for e in [ENOSPC, EDQUOT, EROFS, EIO, EFBIG, EMFILE, ENFILE] {
+            #expect(DeliveryError.posix(e, "x").isRetryable, "errno \(e)")
+        }
+        for e in [EACCES, EPERM, ENOENT, ENOTDIR] {
+            #expect(!DeliveryError.posix(e, "x").isRetryable, "errno \(e)")
+        }
+        #expect(DeliveryError.posix(ENOSPC, "x").description.contains("output filesystem full"))
+    }
+}
