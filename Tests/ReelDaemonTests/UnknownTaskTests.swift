@@ -8,8 +8,9 @@ import Testing
 /// task to be found they wait for an operator. Nothing is marked expired, nothing is created twice.
 @Suite(.serialized) struct UnknownTaskTests {
     @Test func tasksLostByARestartedProviderGoInDoubtNotExpired() async throws {
-        // Renders of 6–10 s of real time, so the tasks are still running when the provider restarts.
-        let arguments = ["--time-scale", "10", "--run-time", "60..100"]
+        // Renders of 60–90 s of real time, so the tasks are still running when the provider restarts, however loaded
+        // the machine (the restart loses them, so the test never waits for them).
+        let arguments = ["--time-scale", "10", "--run-time", "600..900"]
         let first = try await SandboxProcess.start(arguments)
         var firstStopped = false
         defer { if !firstStopped { first.stop() } }
@@ -20,7 +21,12 @@ import Testing
         try reeld.drop(Durability.manifest(batch: "lost", jobs: ids.map {
             (id: $0, prompt: "character1 waits for the provider, job \($0)")
         }), as: "lost.json")
-        for id in ids { try await Durability.waitForState(reeld, "lost/\(id)", ["pending", "running"]) }
+        let started = Date().addingTimeInterval(60)
+        while Date() < started {
+            let states = try await Durability.jobs(reeld, batch: "lost").compactMap { $0["state"] as? String }
+            if states.count == ids.count && states.allSatisfy({ ["pending", "running"].contains($0) }) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
         let creates = try await first.journal().filter(\.isCreate).count
         #expect(creates == ids.count)
 
