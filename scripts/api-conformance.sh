@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Control API conformance (issue #8, acceptance 3): schemathesis fuzzes every operation of docs/openapi.json
+# Control API conformance: schemathesis fuzzes every operation of docs/openapi.json
 # against a live, throwaway reeld (backed by reel-sandbox) over its Unix socket, in every phase (examples,
 # coverage, fuzzing, and stateful sequences that follow the document's links), with every check that applies
 # without auth: no 5xx; status codes, content types, headers and bodies as documented; schema-valid data accepted

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the official dashscope Python SDK against reel-sandbox (issue #2, acceptance 1).
+# Runs the official dashscope Python SDK against reel-sandbox.
 # Usage: scripts/sdk-test.sh [PATH/TO/reel-sandbox]   (default .build/debug/reel-sandbox, built if missing)
 # Makes a venv at .venv (git-ignored) with `dashscope` the first time. Exits non-zero on failure.
 set -euo pipefail

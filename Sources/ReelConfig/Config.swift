@@ -2,7 +2,7 @@ import Foundation
 import ReelCore
 import TOMLKit
 
-/// Everything `reel.toml` can say (spec §6; `examples/reel.toml` documents every key).
+/// Everything `reel.toml` can say (`examples/reel.toml` documents every key).
 public struct ReelConfig: Sendable, Equatable {
     public struct Paths: Sendable, Equatable {
         public var spool = "/var/spool/reel"

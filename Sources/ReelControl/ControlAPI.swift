@@ -6,7 +6,7 @@ import ReelCore
 import ReelHTTPServer
 import ReelProtocol
 
-/// The `/v1` control API (spec §7): routing, authorisation, errors, JSON/NDJSON/SSE encodings.
+/// The `/v1` control API: routing, authorisation, errors, JSON/NDJSON/SSE encodings.
 public struct ControlAPI: Sendable {
     let backend: any ControlBackend
     let authorizer: Authorizer

@@ -1,4 +1,4 @@
-/// The life of a job (spec §4). Every change is recorded with a time and a cause.
+/// The life of a job. Every change is recorded with a time and a cause.
 public enum JobState: String, Sendable, Codable, CaseIterable {
     case queued
     case held

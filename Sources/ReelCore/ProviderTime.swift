@@ -85,15 +85,7 @@ public enum ProviderTime {
         return Double(secs) - assumedOffset
     }
 
-    private static func number(_ c: [UInt8], _ from: Int, _ count: Int) -> Int? {
-        guard from + count <= c.count else { return nil }
-        var v = 0
-        for k in from..<(from + count) {
-            guard c[k] >= 0x30, c[k] <= 0x39 else { return nil }
-            v = v * 10 + Int(c[k] - 0x30)
-        }
-        return v
-    }
+    private static func number(_ c: [UInt8], _ from: Int, _ count: Int) -> Int? { RFC3339.digits(c, from, count) }
 
     private static func pad(_ v: Int, _ width: Int) -> String {
         let digits = String(v)

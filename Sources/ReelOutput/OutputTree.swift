@@ -1,7 +1,7 @@
 import Foundation
 import ReelCore
 
-/// The layout of the output tree (spec §5): `<root>/<batch>/<id>.mp4`, `<id>.json`, `batch.json`, `SHA256SUMS`.
+/// The layout of the output tree: `<root>/<batch>/<id>.mp4`, `<id>.json`, `batch.json`, `SHA256SUMS`.
 ///
 /// Every path is built from identifiers checked with `Identifier.isValid` (no `/`, no leading dot, no NUL), so
 /// none can leave the root; `prepare` additionally refuses a batch directory that is a symlink or resolves

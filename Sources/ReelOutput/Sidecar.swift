@@ -42,7 +42,7 @@ public enum Redact {
     }
 }
 
-/// The sidecar `<id>.json` beside each delivered video (spec §5): what was asked, what happened, what it cost,
+/// The sidecar `<id>.json` beside each delivered video: what was asked, what happened, what it cost,
 /// and what was delivered. Written with `Delivery.writeSidecar`; schema `examples/sidecar.schema.json`.
 /// Contains no secrets: no API key, no signed URL query strings.
 public struct Sidecar: Sendable, Hashable, Codable {

@@ -1,7 +1,7 @@
 import Foundation
 import ReelCore
 
-// The /v1 control API's wire types (spec §7), shared by reeld and reelctl. JSON keys are snake_case;
+// The /v1 control API's wire types, shared by reeld and reelctl. JSON keys are snake_case;
 // times are RFC 3339 strings in UTC; money is USD as a number. Additive changes only within /v1.
 
 /// `GET /v1/status`.

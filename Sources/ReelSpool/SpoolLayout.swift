@@ -1,6 +1,6 @@
 import Glibc
 
-/// The spool's directories (spec §3): writers create files in `tmp/` (or as dotfiles in `incoming/`) and rename
+/// The spool's directories: writers create files in `tmp/` (or as dotfiles in `incoming/`) and rename
 /// finished `*.json` into `incoming/`; Reel moves refused files to `rejected/` next to a `NAME.error.json`.
 public struct SpoolLayout: Sendable, Hashable {
     public var root: String

@@ -20,7 +20,7 @@ public final class Store: Sendable {
 
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     ///
-    /// Connections use WAL, `busy_timeout` 5 s, `synchronous = NORMAL` (the two submission commits of issue #5
+    /// Connections use WAL, `busy_timeout` 5 s, `synchronous = NORMAL` (the two submission commits
     /// are made with `FULL`, see `beginSubmission`) and foreign keys. A new file uses incremental auto-vacuum.
     public init(path: String) throws {
         var config = Configuration()

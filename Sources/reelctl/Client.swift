@@ -2,7 +2,7 @@ import Foundation
 import ReelCurl
 import ReelProtocol
 
-/// Exit codes of spec §8.
+/// reelctl's exit codes: 0 ok, 1 operation failed, 2 usage, 69 daemon unreachable.
 enum Exit {
     static let ok: Int32 = 0
     static let failed: Int32 = 1

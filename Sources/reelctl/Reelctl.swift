@@ -15,7 +15,7 @@ struct Reelctl: AsyncParsableCommand {
                       Reload.self, Watch.self, Shape.self, Resolve.self, Validate.self, Estimate.self, Submit.self,
                       GenerateManual.self])
 
-    /// Maps errors onto the exit codes of spec §8 (ArgumentParser's own usage code is 64; ours is 2).
+    /// Maps errors onto the exit codes (ArgumentParser's own usage code is 64; ours is 2).
     static func main() async {
         do {
             var command = try parseAsRoot()

@@ -2,7 +2,7 @@ import Foundation
 import ReelTestKit
 import Testing
 
-/// Every /v1 endpoint against a real reeld over its real Unix socket (issue #8, acceptance 1).
+/// Every /v1 endpoint against a real reeld over its real Unix socket.
 @Suite(.serialized) struct ControlAPITests {
     /// Reads, every job action (and its 409 where it does not apply), batches, global actions, metrics, SSE,
     /// JSON errors and the served OpenAPI document, on one daemon whose jobs stay queued until resumed.

@@ -3,7 +3,7 @@ import Glibc
 import ReelTestKit
 import Testing
 
-/// SO_PEERCRED authorisation with real users (issue #8, acceptance 2): members of the socket's group read,
+/// SO_PEERCRED authorisation with real users: members of the socket's group read,
 /// only admin-group members (and root, and the daemon's user) mutate; others cannot even connect.
 @Suite(.serialized) struct AuthorizationTests {
     static let canCreateUsers = getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/useradd")

@@ -2,7 +2,7 @@ import Foundation
 import ReelTestKit
 import Testing
 
-/// ETAs in listings (issue #6/#8): every unfinished job in `GET /v1/jobs` carries a p50/p90 range from the engine's
+/// ETAs in listings: every unfinished job in `GET /v1/jobs` carries a p50/p90 range from the engine's
 /// forecast, and the job detail and the batch view agree with it.
 @Suite struct ListingETATests {
     @Test func listingsCarryETAsThatAgreeWithDetailAndBatch() async throws {

@@ -2,7 +2,7 @@ import Foundation
 import ReelTestKit
 import Testing
 
-/// The built `reelctl` binary against a real reeld (issue #8, acceptance 4).
+/// The built `reelctl` binary against a real reeld.
 @Suite(.serialized) struct ReelctlTests {
     /// Runs `reelctl ARGS` in a pseudo-terminal 100 columns wide (via `script`), so it prints tables; returns the
     /// output with CRLF turned into LF.

@@ -9,7 +9,7 @@ private func urls(_ names: [String]) -> String {
 private func chars(_ n: Int) -> String { "\"" + (1...n).map { "character\($0)" }.joined(separator: " ") + "\"" }
 private let deadlineNow: Timestamp = 1_796_148_000  // 2026-12-01T18:00:00Z
 
-/// One row per rule of spec §2: the valid side and the invalid side, each with the exact pointers expected.
+/// One row per manifest rule: the valid side and the invalid side, each with the exact pointers expected.
 private let cases: [ValidationCase] = [
     // Document shape
     .init("base manifest is valid", ManifestText.doc()),

@@ -5,7 +5,7 @@ import ReelMedia
 import ReelTestKit
 import Testing
 
-/// Delivery through the real daemon (issue 7): the sandbox's download faults, QC, batch end with its hook and
+/// Delivery through the real daemon: the sandbox's download faults, QC, batch end with its hook and
 /// webhook, cost against the estimate, and a full output filesystem.
 @Suite(.serialized) struct DeliveryTests {
     static func manifest(batch: String, jobs: [(id: String, prompt: String)], extra: String = "") -> String {

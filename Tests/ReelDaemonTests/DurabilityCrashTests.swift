@@ -3,7 +3,7 @@ import ReelCore
 import ReelTestKit
 import Testing
 
-/// Issue #5, acceptance 1: a batch of 100 jobs on reel-sandbox while reeld is SIGKILLed at random moments (seeded;
+/// A batch of 100 jobs on reel-sandbox while reeld is SIGKILLed at random moments (seeded;
 /// replay with `REEL_CRASH_SEED=N`), many of them while a create call is in flight (`create_delay` makes the
 /// sandbox create the task and answer 0.3 s later). Every job must end `succeeded` with exactly one task at the
 /// provider; the output tree never shows a partial or mismatching MP4.

@@ -2,7 +2,7 @@ import Foundation
 import ReelOutput
 import ReelTestKit
 
-// Shared helpers of the durability tests (issue #5): manifests, the control API's job views, the sandbox's task
+// Shared helpers of the durability tests: manifests, the control API's job views, the sandbox's task
 // list as an operator would read it, and the output-tree invariant.
 
 struct DurabilityTestError: Error, CustomStringConvertible {

@@ -59,7 +59,7 @@ import Testing
         let creates = try await sandbox.journal().filter { $0.isCreate && $0.status == 200 }
         #expect(creates.count == expected.count)
 
-        // The socket answers plain curl (spec §7) and reelctl status prints the counts.
+        // The socket answers plain curl and reelctl status prints the counts.
         let curl = try await runProcess("/usr/bin/env", ["curl", "-sS", "--unix-socket", reeld.socket, "http://reel/v1/status"])
         let status = try JSONSerialization.jsonObject(with: Data(curl.stdout)) as? [String: Any]
         #expect((status?["jobs"] as? [String: Any])?["succeeded"] as? Int == expected.count)

@@ -133,7 +133,7 @@ import Testing
         #expect(IntakeKit.names(reeld.spool + "/rejected").isEmpty)
     }
 
-    /// Identity (spec §2): the same BATCH/ID with the same content in another file is a no-op; with different
+    /// Identity: the same BATCH/ID with the same content in another file is a no-op; with different
     /// content the whole file is rejected with a hint naming `reelctl cancel` and a new id.
     @Test func sameJobTwiceIsANoOpAndChangedContentIsRejected() async throws {
         let (sandbox, reeld) = try await Self.pausedDaemon()

@@ -4,7 +4,7 @@ import ReelTestKit
 import Testing
 
 extension DaemonIntakeTests {
-    /// Acceptance 4 of issue #4: one local reference shared by 50 jobs is uploaded once. The sandbox's journal shows
+    /// One local reference shared by 50 jobs is uploaded once. The sandbox's journal shows
     /// one upload policy and one OSS upload; every create asks the provider to resolve `oss://` (the header) and
     /// succeeds, which it only does when its `oss://` URL names an upload the sandbox holds.
     @Test func oneLocalReferenceSharedByFiftyJobsIsUploadedOnce() async throws {

@@ -3,7 +3,7 @@ import Glibc
 import ReelTestKit
 import Testing
 
-/// Socket activation with a real launcher (issue 9, acceptance 2).
+/// Socket activation with a real launcher.
 @Suite(.serialized) struct SystemdActivationTests {
     static let launcher = "/usr/bin/systemd-socket-activate"
 

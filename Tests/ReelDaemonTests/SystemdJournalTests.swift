@@ -3,7 +3,7 @@ import Glibc
 import ReelTestKit
 import Testing
 
-/// reeld's log records as journald receives them (issue 9, acceptance 4), at daemon level.
+/// reeld's log records as journald receives them, at daemon level.
 @Suite(.serialized) struct SystemdJournalTests {
     static let canUnshare = getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")
         && FileManager.default.isExecutableFile(atPath: "/usr/bin/python3")

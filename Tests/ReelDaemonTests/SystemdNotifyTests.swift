@@ -3,7 +3,7 @@ import Glibc
 import ReelTestKit
 import Testing
 
-/// The real reeld under a real `$NOTIFY_SOCKET` (issue 9, acceptance 1): what systemd would see, datagram by
+/// The real reeld under a real `$NOTIFY_SOCKET`: what systemd would see, datagram by
 /// datagram, with arrival times.
 @Suite(.serialized) struct SystemdNotifyTests {
     /// One reeld life: READY after readiness, STATUS lines, WATCHDOG cadence, the watchdog gate on a stalled

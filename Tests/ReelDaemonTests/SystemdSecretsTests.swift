@@ -3,7 +3,7 @@ import Glibc
 import ReelTestKit
 import Testing
 
-/// The API key stays where systemd put it (issue 9, acceptance 4).
+/// The API key stays where systemd put it.
 @Suite(.serialized) struct SystemdSecretsTests {
     /// A batch rendered with a distinctive key read from `$CREDENTIALS_DIRECTORY` (LoadCredential): the key is in
     /// no log line, no database byte or `.dump` row, no sidecar, batch.json, SHA256SUMS or rejection report, and

@@ -3,7 +3,7 @@ import Glibc
 import ReelTestKit
 import Testing
 
-/// `systemctl stop` in the middle of a batch (issue 9, acceptance 5).
+/// `systemctl stop` in the middle of a batch.
 @Suite(.serialized) struct SystemdStopTests {
     /// SIGTERM while renders are RUNNING at the provider: reeld exits 0 promptly, the renders go on, and the next
     /// reeld re-attaches to the same task ids (no second create, so nothing is paid twice) and finishes the batch.

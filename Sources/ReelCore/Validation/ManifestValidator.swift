@@ -1,4 +1,4 @@
-/// Manifest v1 validation (spec §2): reads a file's bytes and reports **every** problem, each with an RFC 6901
+/// Manifest v1 validation: reads a file's bytes and reports **every** problem, each with an RFC 6901
 /// JSON pointer, a message and a hint saying how to fix it; for a file without errors, every job with the batch
 /// defaults merged in.
 ///

@@ -4,15 +4,7 @@ public enum RFC3339 {
     /// Seconds since 1970 (UTC), or nil when `text` is not an RFC 3339 date-time or names a day that does not exist.
     public static func parse(_ text: String) -> Timestamp? {
         let c = Array(text.utf8)
-        func num(_ from: Int, _ count: Int) -> Int? {
-            guard from + count <= c.count else { return nil }
-            var v = 0
-            for k in from..<(from + count) {
-                guard c[k] >= 0x30, c[k] <= 0x39 else { return nil }
-                v = v * 10 + Int(c[k] - 0x30)
-            }
-            return v
-        }
+        func num(_ from: Int, _ count: Int) -> Int? { digits(c, from, count) }
         func at(_ k: Int, _ ch: Character) -> Bool { k < c.count && c[k] == ch.asciiValue! }
         guard let year = num(0, 4), at(4, "-"), let month = num(5, 2), at(7, "-"), let day = num(8, 2),
               at(10, "T") || at(10, "t"),
@@ -47,6 +39,17 @@ public enum RFC3339 {
         let days = daysFromCivil(year, month, day)
         let secs = days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offset
         return Double(secs) + fraction
+    }
+
+    /// The decimal number in `c[from..<from+count]`, or nil when it is out of range or not all ASCII digits.
+    static func digits(_ c: [UInt8], _ from: Int, _ count: Int) -> Int? {
+        guard from >= 0, from + count <= c.count else { return nil }
+        var v = 0
+        for k in from..<(from + count) {
+            guard c[k] >= 0x30, c[k] <= 0x39 else { return nil }
+            v = v * 10 + Int(c[k] - 0x30)
+        }
+        return v
     }
 
     static func daysIn(_ month: Int, _ year: Int) -> Int {
