@@ -112,7 +112,10 @@ public actor Engine {
             }
         }
         let counts = try await store.counts().byState
-        logger.info("restored state", metadata: ["jobs": "\(counts)"])
+        // One field per state (`in_doubt=1 running=5`), readable in the journal and by `journalctl -o json`.
+        var metadata: Logger.Metadata = [:]
+        for (state, n) in counts where n > 0 { metadata[state.rawValue] = "\(n)" }
+        logger.info("restored state", metadata: metadata)
     }
 
     /// Runs until the surrounding task is cancelled (graceful shutdown), then stops claiming new work and lets

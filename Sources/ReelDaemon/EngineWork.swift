@@ -170,7 +170,7 @@ extension Engine {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(request)) ?? Data()
-        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        return Hex.string(SHA256.hash(data: data))
     }
 
     /// Local references' digests, each file version read once, off the engine actor and the cooperative pool.

@@ -427,7 +427,7 @@ public struct Delivery: Sendable {
             throw error
         }
         guard fsync(dir) == 0 else { throw DeliveryError.posix(errno, "cannot fsync directory of \(path)") }
-        let sha = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        let sha = Hex.string(SHA256.hash(data: data))
         return WrittenFile(path: path, name: name, sha256: sha, bytes: Int64(data.count))
     }
 }

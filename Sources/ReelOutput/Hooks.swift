@@ -139,7 +139,7 @@ public struct Webhook: Sendable {
         var message = Data("\(timestamp).".utf8)
         message.append(body)
         let mac = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: secret))
-        return "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
+        return "sha256=" + Hex.string(mac)
     }
 
     /// The headers of a POST of `body` at `timestamp` (seconds since 1970).

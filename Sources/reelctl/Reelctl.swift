@@ -18,7 +18,7 @@ struct Reelctl: AsyncParsableCommand {
     /// Maps errors onto the exit codes (ArgumentParser's own usage code is 64; ours is 2).
     static func main() async {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(globalOptionsAfterVerb(Array(CommandLine.arguments.dropFirst())))
             if var async = command as? any AsyncParsableCommand {
                 try await async.run()
             } else {
@@ -43,6 +43,29 @@ struct Reelctl: AsyncParsableCommand {
             }
             exit(withError: error)
         }
+    }
+}
+
+extension Reelctl {
+    /// The global options may come before the verb too (`reelctl --socket PATH status`, as with `git -C` or
+    /// `docker -H`): those found before it are moved after it, where each verb declares them.
+    static func globalOptionsAfterVerb(_ arguments: [String]) -> [String] {
+        var moved: [String] = []
+        var i = 0
+        while i < arguments.count {
+            let a = arguments[i]
+            if a == "--json" || a.hasPrefix("--socket=") {
+                moved.append(a)
+                i += 1
+            } else if a == "--socket", i + 1 < arguments.count {
+                moved += [a, arguments[i + 1]]
+                i += 2
+            } else {
+                break
+            }
+        }
+        guard !moved.isEmpty, i < arguments.count else { return arguments }
+        return [arguments[i]] + moved + arguments[(i + 1)...]
     }
 }
 

@@ -57,6 +57,12 @@ import Testing
         #expect(status.stdout.contains("mode paused") && status.stdout.contains("STATE"), "\(status.stdout)")
 
         // --json parses (and is the default when piped); listings are NDJSON.
+        // Global options before the verb, as `git -C` and `docker -H` users type them.
+        let before = try await BinaryRun.launch("reelctl", ["--socket", socket, "--json", "status"], environment: [:])
+        #expect(before.status == 0, "\(before.stderr)")
+        #expect((try? JSONSerialization.jsonObject(with: Data(before.stdout.utf8))) is [String: Any], "\(before.stdout)")
+        let equals = try await BinaryRun.launch("reelctl", ["--socket=\(socket)", "jobs", "--batch", "cli"], environment: [:])
+        #expect(equals.status == 0 && equals.stdout.split(separator: "\n").count == 4, "\(equals.stderr)")
         let json = try await Self.reelctl(["status", "--json"], socket: socket)
         let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
         #expect(parsed?["total_jobs"] as? Int == 4)
