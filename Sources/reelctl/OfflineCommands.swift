@@ -34,9 +34,10 @@ func check(_ files: [String], pricing: PricingTable?, json: Bool) async throws -
         let report = await ReferenceCheck.validate(bytes, now: Date().timeIntervalSince1970)
         results.append((file, bytes, report))
         let seconds = report.jobs.reduce(0) { $0 + $1.estimatedBilledSeconds }
+        // The daemon's own estimate, job by job (nil when [pricing] lacks a model/resolution of the file).
         let cost = pricing.flatMap { p in
             report.jobs.reduce(Optional(0.0)) { sum, job in
-                sum.flatMap { s in p.cost(job.model, job.resolution, billedSeconds: job.estimatedBilledSeconds).map { s + $0 } }
+                sum.flatMap { s in Cost.estimate(spec: job, pricing: p).map { Cost.rounded(s + $0) } }
             }
         }
         reports.append(FileReport(file: file, batch: report.batch, jobs: report.jobs.count, ok: report.isAccepted,

@@ -1,5 +1,3 @@
-import ReelCore
-
 /// Money: what a job will cost (intake, `reelctl estimate`) and what it did cost (sidecar, batch manifest).
 public enum Cost {
     /// Estimated USD of `spec`: its `estimatedBilledSeconds` (output plus capped input-video seconds, reference
