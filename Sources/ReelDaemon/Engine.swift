@@ -272,16 +272,22 @@ public actor Engine {
         perform(scheduler.handle(.tick, now: now))
     }
 
+    /// Moves a job in the store by compare-and-set and tells observers; false when it was not where `from` says.
+    /// A store that cannot write is logged at error (the move did not happen).
+    @discardableResult
     func record(_ key: JobKey, to state: JobState, from: Set<JobState>, cause: String,
-                update: @escaping @Sendable (inout JobRow) -> Void = { _ in }) async {
+                update: @escaping @Sendable (inout JobRow) -> Void = { _ in }) async -> Bool {
         do {
             if try await store.transition(key, from: from, to: state, cause: cause, now: clock.now(), update: update) {
                 logger.debug("job \(state.rawValue)", metadata: ["job_id": "\(key)", "cause": "\(cause)"])
                 publish(.jobsChanged([key]))
+                return true
             }
         } catch {
-            logger.error("store transition failed", metadata: ["job_id": "\(key)", "error": "\(error)"])
+            logger.error("store transition failed", metadata: ["job_id": "\(key)", "to": "\(state.rawValue)",
+                                                              "error": "\(error)"])
         }
+        return false
     }
 
     /// Records that the scheduler will offer the job again at `at` (backoff, throttling).

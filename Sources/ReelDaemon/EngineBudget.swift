@@ -70,13 +70,12 @@ extension Engine {
             repeat {
                 guard let page = try? await store.listJobs(state: state, batch: batch, limit: 500, after: cursor) else { break }
                 for row in page.rows {
-                    let moved = try? await store.transition(row.key, from: [.queued, .retrying], to: .held, cause: verdict,
-                                                            now: clock.now()) {
+                    let moved = await record(row.key, to: .held, from: [.queued, .retrying], cause: verdict) {
                         $0.holdReason = "budget"
                         $0.reason = reason
                         $0.nextAttemptAt = nil
                     }
-                    if moved == true { held.append(row.key) }
+                    if moved { held.append(row.key) }
                 }
                 cursor = page.nextCursor
             } while cursor != nil

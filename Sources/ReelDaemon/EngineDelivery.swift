@@ -12,7 +12,7 @@ extension Engine {
         var log = logger
         log[metadataKey: "job_id"] = "\(key)"
         if row.state == .verifying {
-            _ = try? await store.transition(key, from: [.verifying], to: .downloading, cause: "restart: verify again", now: clock.now())
+            await record(key, to: .downloading, from: [.verifying], cause: "restart: verify again")
         }
         var qcFailures = 0
         var fetches = 0
@@ -48,7 +48,7 @@ extension Engine {
             var expected: Int64?
             do {
                 let result = try await api.download(url: url, to: partial)
-                try? await store.recordAttempt(key, result.exchange, now: clock.now())
+                await recordExchange(key, result.exchange)
                 guard result.isComplete else {
                     if let trouble = outputStorageTrouble(key, result.exchange) {
                         // The disk refused the bytes, not the network.
@@ -62,7 +62,7 @@ extension Engine {
                 expected = result.expectedBytes
                 await storageAcceptsWrites(key, row: row)
             } catch let failure as ProviderFailure {
-                try? await store.recordAttempt(key, failure.exchange, now: clock.now())
+                await recordExchange(key, failure.exchange)
                 if failure.exchange.httpStatus == 403 || failure.exchange.httpStatus == 404 {
                     if let fresh = await refreshResultURL(key, row: row, acceptSameURL: !sameURLRetried) {
                         sameURLRetried = sameURLRetried || fresh.videoURL == row.videoURL
@@ -83,7 +83,7 @@ extension Engine {
                 try? await Task.sleep(for: .seconds(retryPause(fetches)))
                 continue
             }
-            _ = try? await store.transition(key, from: [.downloading], to: .verifying, cause: "downloaded", now: clock.now())
+            await record(key, to: .verifying, from: [.downloading], cause: "downloaded")
             publish(.jobsChanged([key]))
             do {
                 let delivered = try await Delivery(tree: tree).publish(key: key, spec: row.spec, partialPath: partial,
@@ -98,13 +98,13 @@ extension Engine {
                     return
                 }
                 log.warning("result failed QC, downloading again once", metadata: ["reason": "\(reason)"])
-                _ = try? await store.transition(key, from: [.verifying], to: .downloading, cause: reason, now: clock.now())
+                await record(key, to: .downloading, from: [.verifying], cause: reason)
             } catch DeliveryError.sizeMismatch(let expected, let actual) {
                 log.notice("download size mismatch, fetching again", metadata: ["expected": "\(expected)", "actual": "\(actual)"])
-                _ = try? await store.transition(key, from: [.verifying], to: .downloading, cause: "size mismatch", now: clock.now())
+                await record(key, to: .downloading, from: [.verifying], cause: "size mismatch")
             } catch let error as DeliveryError where error.isRetryable {
                 // Storage trouble (disk full, read-only): nothing visible was left; retry after a pause.
-                _ = try? await store.transition(key, from: [.verifying], to: .downloading, cause: "storage: \(error)", now: clock.now())
+                await record(key, to: .downloading, from: [.verifying], cause: "storage: \(error)")
                 stalled = ("cannot write the result", "\(error)")
                 continue
             } catch {
@@ -208,14 +208,13 @@ extension Engine {
         guard let taskID = row.taskID else { return nil }
         do {
             let (snapshot, exchange) = try await api.queryTask(taskID)
-            try? await store.recordAttempt(key, exchange, now: clock.now())
+            await recordExchange(key, exchange)
             if snapshot.status == .succeeded, let url = snapshot.videoURL, url != row.videoURL || acceptSameURL {
                 // Recorded either way, so the job's history shows why the download was tried again.
                 let cause = url == row.videoURL
                     ? "result URL refused; re-queried: unchanged and inside its window, trying it once more"
                     : "result URL refused; re-queried: fresh result URL"
-                _ = try? await store.transition(key, from: [.downloading], to: .downloading, cause: cause,
-                                                now: clock.now()) { $0.videoURL = url }
+                await record(key, to: .downloading, from: [.downloading], cause: cause) { $0.videoURL = url }
                 return try? await store.job(key)
             }
             let why = snapshot.status == .succeeded ? "refused again with the same URL" : "provider says \(snapshot.status.rawValue)"
