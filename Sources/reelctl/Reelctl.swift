@@ -84,6 +84,6 @@ struct GlobalOptions: ParsableArguments {
 
     var client: ControlClient { ControlClient(socket: socketPath) }
 
-    /// JSON when asked for, or when stdout is not a terminal.
-    var wantsJSON: Bool { json || !Terminal().isTTY }
+    /// JSON when asked for, or when stdout is not a terminal (unless `REELCTL_FORMAT=table`).
+    var wantsJSON: Bool { json || !Terminal().tablesWanted }
 }

@@ -3,6 +3,9 @@ import Foundation
 /// How output looks: tables and colour on a terminal, plain JSON otherwise.
 struct Terminal {
     let isTTY = isatty(STDOUT_FILENO) == 1
+    /// `REELCTL_FORMAT=table`: the human views (tables, progress) even when stdout is not a terminal, e.g. in a
+    /// script's log; `--json` still wins.
+    let tablesWanted = isatty(STDOUT_FILENO) == 1 || ProcessInfo.processInfo.environment["REELCTL_FORMAT"] == "table"
     var colour: Bool { isTTY && ProcessInfo.processInfo.environment["NO_COLOR"] == nil }
 
     var width: Int {

@@ -14,6 +14,7 @@ struct Watch: AsyncParsableCommand {
     func run() async throws {
         let t = Terminal()
         var firstFrame = true
+        var lastFrame = ""
         while true {
             let batches: [BatchView]
             if let batch {
@@ -21,8 +22,14 @@ struct Watch: AsyncParsableCommand {
             } else {
                 batches = try await global.client.get("/v1/batches", as: BatchList.self).batches
             }
-            if global.json || !t.isTTY {
+            if global.json || !t.tablesWanted {
                 printJSON(Array(try Wire.encoder().encode(BatchList(batches: batches))))
+            } else if !t.isTTY {
+                // Not a terminal (a log): the progress again only when a job changed state, no cursor movement.
+                let counts = batches.map { b in b.batch + ":" + b.jobs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                    .joined(separator: ",") }.joined(separator: ";")
+                if counts != lastFrame { print(render(batches, t) + "\n") }
+                lastFrame = counts
             } else {
                 let frame = render(batches, t)
                 // Move up over the previous frame and redraw in place.

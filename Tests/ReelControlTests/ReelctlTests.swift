@@ -57,6 +57,12 @@ import Testing
         #expect(status.stdout.contains("mode paused") && status.stdout.contains("STATE"), "\(status.stdout)")
 
         // --json parses (and is the default when piped); listings are NDJSON.
+        // REELCTL_FORMAT=table: the human view in a pipe (a script's log), --json still wins.
+        let piped = try await BinaryRun.launch("reelctl", ["status"], environment: ["REEL_SOCKET": socket, "REELCTL_FORMAT": "table"])
+        #expect(piped.status == 0 && piped.stdout.contains("mode paused") && piped.stdout.contains("STATE"), "\(piped.stdout)")
+        let forcedJSON = try await BinaryRun.launch("reelctl", ["status", "--json"],
+                                                    environment: ["REEL_SOCKET": socket, "REELCTL_FORMAT": "table"])
+        #expect((try? JSONSerialization.jsonObject(with: Data(forcedJSON.stdout.utf8))) is [String: Any], "\(forcedJSON.stdout)")
         // Global options before the verb, as `git -C` and `docker -H` users type them.
         let before = try await BinaryRun.launch("reelctl", ["--socket", socket, "--json", "status"], environment: [:])
         #expect(before.status == 0, "\(before.stderr)")
