@@ -331,10 +331,13 @@ struct SystemdService: Service {
     private func statusLine() async -> String {
         let (s, limits, _) = await engine.statusFacts()
         var line = "\(s.slotsHeld) rendering, \(s.queued) queued, \(s.downloading) downloading"
-        if let counts = try? await store.counts().byState {
+        do {
+            let counts = try await store.counts().byState
             let held = counts[.held] ?? 0, doubt = counts[.inDoubt] ?? 0
             if held > 0 { line += ", \(held) held" }
             if doubt > 0 { line += ", \(doubt) in doubt" }
+        } catch {
+            line += "; state store unreadable: \(error)"
         }
         let health = SchedulerHealth(s, limits: limits, now: engine.clock.now())
         line += health.notes.isEmpty ? "; provider ok" : "; " + health.notes.joined(separator: "; ")

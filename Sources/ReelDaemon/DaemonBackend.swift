@@ -210,12 +210,13 @@ struct DaemonBackend: ControlBackend {
                     switch event {
                     case .jobsChanged(let keys):
                         for key in keys where batch == nil || key.batch == batch {
-                            guard let row = try? await store.job(key),
+                            // An event whose job cannot be read now is skipped: the next change of it is sent.
+                            guard let row = try? await backend.store.job(key),
                                   let json = try? encoder.encode(await backend.view(row)) else { continue }
                             continuation.yield(ControlEvent(kind: "job", json: Array(json)))
                         }
                     case .batchCompleted(let name) where batch == nil || name == batch:
-                        if let summary = try? await store.batch(name), let json = try? encoder.encode(await backend.view(summary)) {
+                        if let summary = try? await backend.store.batch(name), let json = try? encoder.encode(await backend.view(summary)) {
                             continuation.yield(ControlEvent(kind: "batch", json: Array(json)))
                         }
                     default:

@@ -272,6 +272,17 @@ public actor Engine {
         perform(scheduler.handle(.tick, now: now))
     }
 
+    /// A store read whose failure is logged at error; nil then, and the caller treats the thing as unknown for now
+    /// (its work is retried by the next event, tick or restart).
+    func readStore<T: Sendable>(_ what: String, _ body: () async throws -> T?) async -> T? {
+        do {
+            return try await body()
+        } catch {
+            logger.error("cannot read the state store", metadata: ["what": "\(what)", "error": "\(error)"])
+            return nil
+        }
+    }
+
     /// Moves a job in the store by compare-and-set and tells observers; false when it was not where `from` says.
     /// A store that cannot write is logged at error (the move did not happen).
     @discardableResult

@@ -25,10 +25,11 @@ extension Engine {
     /// batch's remaining jobs and returns nil, as `begin` does when the job is no longer submittable.
     func withinBudget<T>(_ row: JobRow, begin: () async throws -> T?) async throws -> T? {
         let batch = row.key.batch
-        guard (try? await store.batch(batch))?.settings.budgetUSD != nil else { return try await begin() }
+        // A store that cannot be read fails the check (nothing is sent): no budget is skipped for want of a read.
+        guard try await store.batch(batch)?.settings.budgetUSD != nil else { return try await begin() }
         await acquireBudgetTurn(batch)
         defer { releaseBudgetTurn(batch) }
-        guard let summary = try? await store.batch(batch), let budget = summary.settings.budgetUSD else {
+        guard let summary = try await store.batch(batch), let budget = summary.settings.budgetUSD else {
             return try await begin()
         }
         let pricing = options.pricing
@@ -44,7 +45,7 @@ extension Engine {
             verdict = "budget: [pricing] has no rate for some of the batch's model/resolution pairs, so its budget $\(budget) cannot be checked"
         }
         guard let verdict else { return try await begin() }
-        if await releasedFromBudgetHold(row.key) {
+        if try await releasedFromBudgetHold(row.key) {
             logger.notice("over budget, but released by the operator: submitting",
                           metadata: ["job_id": "\(row.key)", "detail": "\(verdict)"])
             return try await begin()
@@ -54,8 +55,9 @@ extension Engine {
     }
 
     /// The job's latest move was an operator release of a budget hold: that admits this one submission.
-    private func releasedFromBudgetHold(_ key: JobKey) async -> Bool {
-        guard let history = try? await store.transitions(of: key), history.count >= 2 else { return false }
+    private func releasedFromBudgetHold(_ key: JobKey) async throws -> Bool {
+        let history = try await store.transitions(of: key)
+        guard history.count >= 2 else { return false }
         let last = history[history.count - 1], hold = history[history.count - 2]
         return last.from == .held && last.to == .queued && last.cause == "operator release"
             && hold.to == .held && hold.cause.hasPrefix("budget")
@@ -68,7 +70,9 @@ extension Engine {
         for state in [JobState.queued, .retrying] {
             var cursor: String?
             repeat {
-                guard let page = try? await store.listJobs(state: state, batch: batch, limit: 500, after: cursor) else { break }
+                guard let page = await readStore("the batch's jobs to hold", {
+                    try await store.listJobs(state: state, batch: batch, limit: 500, after: cursor)
+                }) else { break }
                 for row in page.rows {
                     let moved = await record(row.key, to: .held, from: [.queued, .retrying], cause: verdict) {
                         $0.holdReason = "budget"

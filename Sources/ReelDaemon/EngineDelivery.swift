@@ -8,7 +8,8 @@ import ReelStore
 // Delivery: download (resumable), verify (size, ffprobe QC), publish atomically with a sidecar; batch end.
 extension Engine {
     func deliver(_ key: JobKey) async {
-        guard var row = try? await store.job(key), [.downloading, .verifying].contains(row.state) else { return }
+        guard var row = await readStore("job \(key)", { try await store.job(key) }),
+              [.downloading, .verifying].contains(row.state) else { return }
         var log = logger
         log[metadataKey: "job_id"] = "\(key)"
         if row.state == .verifying {
@@ -215,7 +216,7 @@ extension Engine {
                     ? "result URL refused; re-queried: unchanged and inside its window, trying it once more"
                     : "result URL refused; re-queried: fresh result URL"
                 await record(key, to: .downloading, from: [.downloading], cause: cause) { $0.videoURL = url }
-                return try? await store.job(key)
+                return await readStore("job \(key)") { try await store.job(key) }
             }
             let why = snapshot.status == .succeeded ? "refused again with the same URL" : "provider says \(snapshot.status.rawValue)"
             await giveUp(key, .expired, reason: "result URL expired (\(why)); billed but lost")
@@ -228,7 +229,8 @@ extension Engine {
     private func complete(_ key: JobKey, row: JobRow, delivered: DeliveredFile) async throws {
         let now = clock.now()
         let cost = row.costUSD ?? billedCost(row.spec, usage: row.usage)  // recorded at SUCCEEDED; older rows lack it
-        let attempts = ((try? await store.attempts(of: key)) ?? []).map { Sidecar.AttemptRecord($0.exchange, at: $0.at) }
+        let attempts = (await readStore("the attempts of \(key)") { try await store.attempts(of: key) } ?? [])
+            .map { Sidecar.AttemptRecord($0.exchange, at: $0.at) }
         let timings = Sidecar.Timings(queued: row.createdAt, submitted: row.submittedAt, started: nil,
                                       finished: row.stateChangedAt, downloaded: now, delivered: now)
         let sidecar = Sidecar(spec: row.spec, delivered: delivered, providerTaskIDs: row.taskIDs, attempts: attempts,
@@ -255,14 +257,16 @@ extension Engine {
 
     /// When every job of a batch is terminal: batch.json, SHA256SUMS, the hook and the webhook.
     func checkBatchEnd(_ batch: String) async {
-        guard let summary = try? await store.batch(batch), summary.counts.total > 0,
+        guard let summary = await readStore("batch \(batch)", { try await store.batch(batch) }), summary.counts.total > 0,
               summary.counts.byState.allSatisfy({ $0.key.isTerminal || $0.value == 0 }) else { return }
         guard !completedBatches.contains(batch) else { return }
         completedBatches.insert(batch)
         var rows: [JobRow] = []
         var cursor: String?
         repeat {
-            guard let page = try? await store.listJobs(batch: batch, limit: 1000, after: cursor) else { break }
+            guard let page = await readStore("the jobs of batch \(batch)", {
+                try await store.listJobs(batch: batch, limit: 1000, after: cursor)
+            }) else { break }
             rows += page.rows
             cursor = page.nextCursor
         } while cursor != nil

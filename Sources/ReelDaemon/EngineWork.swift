@@ -12,7 +12,16 @@ extension Engine {
     // MARK: Submit (write-ahead: the intent is committed before the create call, the task id the moment it returns)
 
     func submit(_ key: JobKey) async {
-        guard let row = try? await store.job(key), [.queued, .retrying].contains(row.state) else {
+        let found: JobRow?
+        do {
+            found = try await store.job(key)
+        } catch {
+            // Nothing was sent: the scheduler offers the job again after a backoff.
+            logger.error("cannot read the job to submit it", metadata: ["job_id": "\(key)", "error": "\(error)"])
+            handle(.submitFailed(key, .provider, retryAfter: nil, message: "state store: \(error)"))
+            return
+        }
+        guard let row = found, [.queued, .retrying].contains(row.state) else {
             handle(.removed(key))
             return
         }
@@ -390,7 +399,7 @@ extension Engine {
     }
 
     private func observe(_ key: JobKey, snapshot: TaskSnapshot, now: Timestamp) async {
-        guard let row = try? await store.job(key) else { return }
+        guard let row = await readStore("job \(key)", { try await store.job(key) }) else { return }
         if row.state == .cancelled {
             // Cancelled while rendering: keep the slot accounting right, discard the result.
             handle(.polled(key, snapshot.status))
