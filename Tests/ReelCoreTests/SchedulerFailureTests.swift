@@ -236,6 +236,18 @@ struct SchedulerFailureTests {
         #expect(s.snapshot.awaitingOperator == 0)
     }
 
+    @Test func theBreakerStaysInsideTheConfiguredMaxDelay() {
+        var s = Scheduler(limits: SchedulerLimits(concurrency: 1, maxDelay: 1), seed: 1)
+        _ = s.handle(.enqueued(sjob("a/1")), now: 0)
+        _ = s.handle(.enqueued(sjob("a/2")), now: 0)
+        _ = s.handle(.submitFailed(jk("a/1"), .ambiguous, retryAfter: nil, message: "500"), now: 10)
+        #expect(s.snapshot.breaker == .open(until: 11), "5 s, capped at max_delay 1 s")
+        _ = s.handle(.released(jk("a/1")), now: 10.5)
+        #expect(s.handle(.tick, now: 11).submits == [jk("a/2")], "the probe goes out when it closes")
+        _ = s.handle(.submitFailed(jk("a/2"), .ambiguous, retryAfter: nil, message: "500"), now: 11)
+        #expect(s.snapshot.breaker == .open(until: 12), "the doubled trip is capped too")
+    }
+
     @Test func throttleHoldsStayInsideTheConfiguredMaxDelay() {
         var limits = SchedulerLimits(concurrency: 5, maxDelay: 4)
         limits.polling.useTaskList = false

@@ -8,7 +8,8 @@ enum SchedulerTuning {
     static let adaptiveCoolDown = 60.0
     /// …then grows by one per window without a throttling answer.
     static let adaptiveWindow = 30.0
-    /// A provider-blamed create failure opens the breaker for 5 s, doubling per failed probe up to 5 min.
+    /// A provider-blamed create failure opens the breaker for 5 s, doubling per failed probe up to 5 min (and never
+    /// longer than `[retry] max_delay`).
     static let breakerBase = 5.0
     static let breakerMax = 300.0
     /// A failed query is retried after 2 s, doubling up to 60 s (or `Retry-After`, if longer).
@@ -706,7 +707,9 @@ public struct Scheduler: Sendable {
     private mutating func tripBreaker(now: Timestamp) {
         if case .open = breaker { return }   // failures of creates sent before it opened
         breakerTrips += 1
-        breaker = .open(until: now + min(SchedulerTuning.breakerMax, SchedulerTuning.breakerBase * pow2(breakerTrips - 1)))
+        // Inside the configured backoff bounds too: `[retry] max_delay` caps every wait Reel imposes on itself.
+        let cap = min(SchedulerTuning.breakerMax, limits.maxDelay)
+        breaker = .open(until: now + min(cap, SchedulerTuning.breakerBase * pow2(breakerTrips - 1)))
         probe = nil
     }
 
