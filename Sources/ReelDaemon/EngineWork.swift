@@ -236,18 +236,24 @@ extension Engine {
                 await adopt(key, taskID: taskID, how: how)
                 return
             case .follow(let ids):
+                var unanswered = 0
                 for id in ids {
                     do {
+                        // Only an answer counts: UNKNOWN says the provider does not know the candidate.
                         let (snapshot, exchange) = try await api.queryTask(id)
                         await recordExchange(key, exchange)
                         followed[id] = snapshot
                     } catch let failure as ProviderFailure {
+                        // No answer is no evidence: the candidate is asked again, never dropped for it.
                         await recordExchange(key, failure.exchange)
-                        // A candidate the provider no longer knows cannot be this job's billed task.
-                        followed[id] = TaskSnapshot(taskID: id, status: .unknown)
+                        unanswered += 1
                     } catch {
                         return
                     }
+                }
+                if unanswered > 0 {
+                    await noteInDoubt(key, "in doubt: \(unanswered) candidate task(s) could not be queried; asking again")
+                    if await !pause(seconds: 2) { return }
                 }
             case .wait(let until, let seen):
                 await noteInDoubt(key, "in doubt: \(seen)")
