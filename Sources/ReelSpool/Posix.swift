@@ -58,6 +58,24 @@ func lstatAt(_ dir: Int32, _ name: [UInt8]) -> stat? {
 }
 
 /// Seconds since 1970 with nanoseconds.
+/// The names in the directory open as `fd`, without `.` and `..`, read through a descriptor of its own (so scans
+/// may overlap and `fd` keeps its offset). Throws `SpoolError.system` naming `path`.
+func entryNames(_ fd: Int32, path: String) throws -> [[UInt8]] {
+    let own = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard own >= 0, let dir = fdopendir(own) else {
+        let err = errno
+        if own >= 0 { close(own) }
+        throw SpoolError.system("opendir", path, err)
+    }
+    defer { closedir(dir) }
+    var names: [[UInt8]] = []
+    while let entry = readdir(dir) {
+        let raw = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+        if raw != [0x2E] && raw != [0x2E, 0x2E] { names.append(raw) }
+    }
+    return names
+}
+
 func seconds(_ t: timespec) -> Double { Double(t.tv_sec) + Double(t.tv_nsec) / 1e9 }
 
 func fileType(_ st: stat) -> mode_t { st.st_mode & S_IFMT }

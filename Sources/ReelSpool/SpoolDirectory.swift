@@ -148,18 +148,9 @@ public final class SpoolDirectory: Sendable {
             throw SpoolError(.unavailable, path: layout.incoming, message: "incoming/ was removed",
                              hint: "prepare the spool again and reopen it (restart reeld)")
         }
-        let fd = openat(incoming, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)  // own offset: scans may overlap
-        guard fd >= 0, let dir = fdopendir(fd) else {
-            let err = errno
-            if fd >= 0 { close(fd) }
-            throw SpoolError.system("opendir", layout.incoming, err)
-        }
-        defer { closedir(dir) }
         var found: [(time: timespec, name: [UInt8], string: String)] = []
         var skipped: [SpoolSkip] = []
-        while let entry = readdir(dir) {
-            let raw = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
-            if raw == [0x2E] || raw == [0x2E, 0x2E] { continue }
+        for raw in try entryNames(incoming, path: layout.incoming) {
             let reason: SpoolSkip.Reason? =
                 raw.first == 0x2E ? .dotfile
                 : SpoolName.decode(raw) == nil ? .nameNotUTF8

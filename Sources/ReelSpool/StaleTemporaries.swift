@@ -31,7 +31,7 @@ public enum StaleTemporaries {
         }
         defer { close(rootFD) }
         var removed: [String] = []
-        for name in try names(rootFD, path: root) {
+        for name in try entryNames(rootFD, path: root) {
             guard let st = lstatAt(rootFD, name), fileType(st) == S_IFDIR else { continue }
             let path = root + "/" + SpoolName.display(name)
             let fd = withCName(name) { openat(rootFD, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
@@ -63,7 +63,7 @@ public enum StaleTemporaries {
         defer { close(fd) }
         var removed: [String] = []
         var dirty = false
-        for name in try names(fd, path: path) where isTemporary(name) {
+        for name in try entryNames(fd, path: path) where isTemporary(name) {
             guard let st = lstatAt(fd, name), fileType(st) == S_IFREG else { continue }
             if let modifiedBefore, seconds(st.st_mtim) >= modifiedBefore { continue }
             guard withCName(name, { unlinkat(fd, $0, 0) }) == 0 else {
@@ -75,22 +75,5 @@ public enum StaleTemporaries {
         }
         if dirty, fsync(fd) != 0 { throw SpoolError.system("fsync", path, errno) }
         return removed
-    }
-
-    /// The names in the directory open as `fd` (its own offset: `fd` is not consumed), without `.` and `..`.
-    private static func names(_ fd: Int32, path: String) throws -> [[UInt8]] {
-        let own = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard own >= 0, let dir = fdopendir(own) else {
-            let err = errno
-            if own >= 0 { close(own) }
-            throw SpoolError.system("opendir", path, err)
-        }
-        defer { closedir(dir) }
-        var names: [[UInt8]] = []
-        while let entry = readdir(dir) {
-            let raw = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
-            if raw != [0x2E] && raw != [0x2E, 0x2E] { names.append(raw) }
-        }
-        return names
     }
 }
