@@ -129,20 +129,17 @@ public enum Daemon {
                                                       gracefulShutdownSignals: [.sigterm, .sigint],
                                                       logger: logger))
         do {
+            defer { joinWorkerThreads(curl) }
             try await group.run()
-        } catch {
-            joinWorkerThreads(curl)
-            throw error
         }
-        joinWorkerThreads(curl)
         logger.info("reeld stopped")
     }
 }
 
 /// Ends the process's own worker threads before `main` returns: work the services left behind (a transfer, a
 /// hash of a delivered file) must not still run in libcurl, OpenSSL or a file read while `exit` tears the
-/// process down (that crashed reeld in libcrypto after "reeld stopped"). Transfers are aborted; file work
-/// already queued is finished.
+/// process down and runs the libraries' exit handlers. Transfers are aborted; file work already queued is
+/// finished.
 func joinWorkerThreads(_ curl: CurlClient) {
     curl.shutdown()
     BlockingThreads.shutdownAll()

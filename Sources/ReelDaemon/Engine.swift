@@ -325,9 +325,9 @@ public actor Engine {
     }
 
     /// Hands an adopted task to the scheduler: as the answer to the job's create while the scheduler still holds
-    /// the job (in doubt, being reconciled), or as a re-attached remote job when it had let the job go to wait for
-    /// an operator (`reelctl resolve --adopt`). Before this distinction, an operator's adoption was ignored by the
-    /// scheduler and the job sat in `pending` until the next restart.
+    /// the job (in doubt: reconciled, or waiting for an operator within its slot hour), or as a re-attached remote
+    /// job when it no longer holds it (an operator's `reelctl resolve --adopt` later than that); either way the
+    /// task is polled from then on.
     func attachAdopted(_ row: JobRow, taskID: String) {
         if scheduler.holds(row.key) {
             handle(.submitted(row.key, taskID: taskID))
