@@ -15,8 +15,8 @@ public protocol ControlBackend: Sendable {
     func perform(_ action: GlobalAction) async throws -> ActionResult
     /// Prometheus text exposition format.
     func metrics() async throws -> String
-    /// Live changes for `GET /v1/events`; the stream ends when the client goes away.
-    func events(batch: String?) async -> AsyncStream<ControlEvent>
+    /// Live changes for `GET /v1/events`, a few at a time; read until the client goes away.
+    func events(batch: String?) async -> any AsyncSequence<[ControlEvent], Never> & Sendable
 }
 
 extension ControlBackend {

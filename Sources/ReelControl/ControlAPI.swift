@@ -227,11 +227,13 @@ public struct ControlAPI: Sendable {
                     }
                 }
                 group.addTask {
-                    for await event in stream {
-                        var frame = Array("event: \(event.kind)\ndata: ".utf8)
-                        frame += event.json
-                        frame += Array("\n\n".utf8)
-                        try await writer.write(frame)
+                    for await events in stream {
+                        for event in events {
+                            var frame = Array("event: \(event.kind)\ndata: ".utf8)
+                            frame += event.json
+                            frame += Array("\n\n".utf8)
+                            try await writer.write(frame)
+                        }
                     }
                 }
                 // Either side ending (client gone: a write throws; stream finished) ends the response.

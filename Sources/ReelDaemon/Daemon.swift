@@ -12,6 +12,7 @@ import ReelSpool
 import ReelStore
 import ReelSystemd
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// The wall clock of a running daemon.
@@ -146,32 +147,53 @@ func joinWorkerThreads(_ curl: CurlClient) {
 }
 
 /// READY=1 waits for these: the spool scanned once (its files committed, and removed within 10 s) and the control
-/// socket bound.
-actor Readiness {
-    private var spoolScanned = false
-    private var socketBound = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+/// socket bound. Marked from any thread (the socket's bind callback is synchronous).
+final class Readiness: Sendable {
+    private struct State {
+        var spoolScanned = false
+        var socketBound = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+        var ready: Bool { spoolScanned && socketBound }
+    }
+    private let state = Mutex(State())
 
-    func markSpoolScanned() { spoolScanned = true; wake() }
-    func markSocketBound() { socketBound = true; wake() }
+    func markSpoolScanned() { mark { $0.spoolScanned = true } }
+    func markSocketBound() { mark { $0.socketBound = true } }
 
     func wait() async {
-        if spoolScanned && socketBound { return }
-        await withCheckedContinuation { waiters.append($0) }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.ready { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
     }
 
-    private func wake() {
-        guard spoolScanned && socketBound else { return }
+    private func mark(_ change: (inout State) -> Void) {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            change(&s)
+            guard s.ready else { return [] }
+            defer { s.waiters.removeAll() }
+            return s.waiters
+        }
         for w in waiters { w.resume() }
-        waiters.removeAll()
     }
 }
 
 struct EngineService: Service {
     let engine: Engine
 
+    /// Graceful shutdown stops the engine (its in-flight creates and deliveries finish, reconciliation is
+    /// cancelled); cancellation of this service cancels everything.
     func run() async throws {
-        await cancelWhenGracefulShutdown { await engine.run() }
+        let engine = self.engine
+        await withGracefulShutdownHandler {
+            await engine.run()
+        } onGracefulShutdown: {
+            engine.stop()
+        }
     }
 }
 
@@ -199,21 +221,30 @@ struct IntakeService: Service {
         while !intake.removalsDone, ContinuousClock.now < removalDeadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        await readiness.markSpoolScanned()
+        readiness.markSpoolScanned()
         await cancelWhenGracefulShutdown {
-            for await hint in watcher.hints {
-                switch hint {
-                case .file(let name):
-                    await intake.take([name])
-                case .writing(let name):
-                    await intake.writing(name)
-                case .rescan(let reason):
-                    if reason == .directoryGone {
-                        logger.error("spool incoming/ disappeared; recreating it (restart reeld to watch it again)")
-                        try? layout.prepare()
+            await withDiscardingTaskGroup { group in
+                // The passes intake asks for later (hint passes, settle rescans) run here, beside the hints.
+                group.addTask { await intake.run() }
+                for await hint in watcher.hints {
+                    switch hint {
+                    case .file(let name):
+                        await intake.take([name])
+                    case .writing(let name):
+                        await intake.writing(name)
+                    case .rescan(let reason):
+                        if reason == .directoryGone {
+                            logger.error("spool incoming/ disappeared; recreating it (restart reeld to watch it again)")
+                            do {
+                                try layout.prepare()
+                            } catch {
+                                logger.error("cannot recreate spool incoming/", metadata: ["error": "\(error)"])
+                            }
+                        }
+                        await scan(reason.rawValue)
                     }
-                    await scan(reason.rawValue)
                 }
+                group.cancelAll()
             }
         }
         watcher.cancel()
@@ -243,7 +274,7 @@ struct ControlService: Service {
         try await cancelWhenGracefulShutdown {
             try await api.run(on: binding) { address in
                 logger.info("control API listening", metadata: ["address": "\(address)"])
-                Task { await readiness.markSocketBound() }
+                readiness.markSocketBound()
             }
         }
     }

@@ -199,34 +199,31 @@ struct DaemonBackend: ControlBackend {
         try await Metrics.render(store: store, engine: engine, now: clock.now(), startedAt: startedAt)
     }
 
-    func events(batch: String?) async -> AsyncStream<ControlEvent> {
-        let source = await engine.events()
-        let store = self.store
+    func events(batch: String?) async -> any AsyncSequence<[ControlEvent], Never> & Sendable {
         let backend = self
-        return AsyncStream { continuation in
-            let task = Task {
-                let encoder = Wire.encoder()
-                for await event in source {
-                    switch event {
-                    case .jobsChanged(let keys):
-                        for key in keys where batch == nil || key.batch == batch {
-                            // An event whose job cannot be read now is skipped: the next change of it is sent.
-                            guard let row = try? await backend.store.job(key),
-                                  let json = try? encoder.encode(await backend.view(row)) else { continue }
-                            continuation.yield(ControlEvent(kind: "job", json: Array(json)))
-                        }
-                    case .batchCompleted(let name) where batch == nil || name == batch:
-                        if let summary = try? await backend.store.batch(name), let json = try? encoder.encode(await backend.view(summary)) {
-                            continuation.yield(ControlEvent(kind: "batch", json: Array(json)))
-                        }
-                    default:
-                        break
-                    }
-                }
-                continuation.finish()
+        // Read by the connection's own task: the engine's stream ends for it when that task goes away.
+        return await engine.events().map { event in await backend.controlEvents(event, batch: batch) }
+    }
+
+    /// What one engine event shows a watcher of `batch` (nil: every batch). A job or batch that cannot be read now
+    /// is skipped: its next change is sent.
+    private func controlEvents(_ event: EngineEvent, batch: String?) async -> [ControlEvent] {
+        let encoder = Wire.encoder()
+        var out: [ControlEvent] = []
+        switch event {
+        case .jobsChanged(let keys):
+            for key in keys where batch == nil || key.batch == batch {
+                guard let row = try? await store.job(key), let json = try? encoder.encode(await view(row)) else { continue }
+                out.append(ControlEvent(kind: "job", json: Array(json)))
             }
-            continuation.onTermination = { _ in task.cancel() }
+        case .batchCompleted(let name) where batch == nil || name == batch:
+            if let summary = try? await store.batch(name), let json = try? encoder.encode(await view(summary)) {
+                out.append(ControlEvent(kind: "batch", json: Array(json)))
+            }
+        default:
+            break
         }
+        return out
     }
 }
 

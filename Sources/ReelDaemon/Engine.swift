@@ -3,12 +3,18 @@ import Logging
 import ReelCore
 import ReelOutput
 import ReelStore
+import Synchronization
 
 /// Drives the core `Scheduler` with real I/O: the one actor that owns scheduling decisions.
 ///
-/// Every provider exchange runs in a child task and comes back as a `SchedulerEvent`; the actor applies the event
-/// to the store (compare-and-set) and the scheduler, then performs the actions the scheduler returns. Time-based
-/// work (retries due, polls due, rate buckets refilling) is driven by a tick at `scheduler.nextWakeup`.
+/// Every provider exchange runs in a child task of `run()` and comes back as a `SchedulerEvent`; the actor applies
+/// the event to the store (compare-and-set) and the scheduler, then performs the actions the scheduler returns.
+/// Time-based work (retries due, polls due, rate buckets refilling) is driven by a tick loop that sleeps until
+/// `scheduler.nextWakeup` and not at all while nothing is scheduled.
+///
+/// Work is owned by `run()`'s task groups: `essential` work (creates, polls, deliveries, the writes that follow
+/// them) is finished at shutdown so no create is left in doubt needlessly; `background` work (reconciliation, the
+/// tick, forecasts) is cancelled at shutdown.
 public actor Engine {
     public struct Options: Sendable {
         public var limits: SchedulerLimits
@@ -27,6 +33,9 @@ public actor Engine {
         }
     }
 
+    /// A piece of work run as a child task of `run()`.
+    typealias Errand = @Sendable (Engine) async -> Void
+
     let store: Store
     let api: any RenderAPI
     let tree: OutputTree
@@ -34,25 +43,31 @@ public actor Engine {
     let logger: Logger
     private(set) var options: Options
     private var scheduler: Scheduler
-    private var tickTask: Task<Void, Never>?
+    /// When the tick loop means to wake next; nil while nothing is scheduled.
     private var tickAt: Timestamp?
-    private var inflight: [UUID: Task<Void, Never>] = [:]
-    /// Work that may wait indefinitely (reconciliation): cancelled at shutdown instead of awaited to its end.
-    private var cancelOnStop: Set<UUID> = []
-    private var stopping = false
+    private let alarm = WakeSignal()
+    private let essential = AsyncStream<Errand>.makeStream()
+    private let background = AsyncStream<Errand>.makeStream()
+    /// Essential errands handed to `run()` and not finished yet.
+    private var essentialUnderWay = 0
+    /// Set by `stop()` (any thread): no new creates or polls from then on.
+    private let stopRequested = Atomic<Bool>(false)
     private var lastTick: Timestamp = 0
-    private var listeners: [UUID: AsyncStream<EngineEvent>.Continuation] = [:]
+    private let listeners = Listeners()
     /// Batches already finished and announced (batch.json written); reset when a batch gains jobs.
     var completedBatches: Set<String> = []
     var deadlineRisks: [JobKey: String] = [:]
     /// The control API's ETAs (see `forecast()`).
     private var etaForecast: ETAForecast?
-    private var etaRefresh: Task<ETAForecast, Never>?
-    /// Uploads of local references under way, by model and content hash.
-    var uploadsInFlight: [String: Task<String, any Error>] = [:]
+    private var forecastRunning = false
+    private var forecastWaiters: [CheckedContinuation<ETAForecast, Never>] = []
+    /// Uploads of local references under way, by model and content hash, with the jobs waiting for each.
+    var uploadsInFlight: [String: [CheckedContinuation<Result<String, any Error>, Never>]] = [:]
     /// Deliveries waiting for the output filesystem (full, read-only, failing, out of descriptors), with the
     /// latest refusal; kept by `deliver` (EngineDelivery.swift), read through `storageWaiting()`.
     var storageWaits: [JobKey: String] = [:]
+    /// The state store refused a write and it has not succeeded since: the engine is degraded (see `durably`).
+    private(set) var storeTrouble: StoreTrouble?
     /// Budget checks waiting for their batch's turn (a batch is present while a check of it runs).
     var budgetTurns: [String: [CheckedContinuation<Void, Never>]] = [:]
     let batchEnd: BatchEndHandler
@@ -101,7 +116,7 @@ public actor Engine {
             spawnReconcile(row.key)
         }
         for row in try await store.jobs(in: [.downloading, .verifying]) {
-            spawn { await $0.deliver(row.key) }
+            spawnEssential { await $0.deliver(row.key) }
         }
         perform(actions)
         // A batch that ended just before a crash may lack its batch.json.
@@ -118,30 +133,50 @@ public actor Engine {
         logger.info("restored state", metadata: metadata)
     }
 
-    /// Runs until the surrounding task is cancelled (graceful shutdown), then stops claiming new work and lets
-    /// in-flight create calls finish so none is left in doubt needlessly. Remote renders keep running.
+    /// Runs the engine's work until `stop()` (graceful shutdown): from then on no new create or poll starts,
+    /// background work (reconciliation, the tick) is cancelled, and the essential work under way — create calls,
+    /// deliveries, the store writes that follow them — is finished, so no create is left in doubt needlessly.
+    /// Remote renders keep running. Cancelling the calling task cancels everything at once instead.
     public func run() async {
-        scheduleTick(force: true)
-        await withTaskCancellationHandler {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(3600))
+        let essential = self.essential.stream
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.runBackground() }
+            for await errand in essential {
+                essentialUnderWay += 1
+                group.addTask {
+                    await errand(self)
+                    await self.essentialFinished()
+                }
             }
-        } onCancel: {
-            Task { await self.beginStop() }
         }
-        await drainInflight()
     }
 
-    private func beginStop() {
-        stopping = true
-        tickTask?.cancel()
-        for id in cancelOnStop { inflight[id]?.cancel() }
+    /// Background errands and the tick loop, all cancelled when the background stream ends at `stop()`.
+    private nonisolated func runBackground() async {
+        let background = self.background.stream
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.tickLoop() }
+            for await errand in background {
+                group.addTask { await errand(self) }
+            }
+            group.cancelAll()
+        }
     }
 
-    private func drainInflight() async {
-        stopping = true
-        let tasks = Array(inflight.values)
-        for t in tasks { await t.value }
+    /// Begins a graceful stop; callable from any thread (a shutdown handler). `run()` returns once the essential
+    /// work under way has finished.
+    public nonisolated func stop() {
+        stopRequested.store(true, ordering: .sequentiallyConsistent)
+        background.continuation.finish()
+        // Counted like any errand, so the essential stream ends when it and everything before it are done.
+        spawnEssential { _ in }
+    }
+
+    var isStopping: Bool { stopRequested.load(ordering: .sequentiallyConsistent) }
+
+    private func essentialFinished() {
+        essentialUnderWay -= 1
+        if essentialUnderWay == 0, isStopping { essential.continuation.finish() }
     }
 
     /// The last time the scheduler loop completed a tick.
@@ -151,7 +186,7 @@ public actor Engine {
     /// waiting to run. An idle engine (nothing scheduled) is live; answering at all proves the actor is not wedged.
     /// The systemd watchdog pings only while this holds.
     public func loopIsLive(maxLag: Double) -> Bool {
-        guard let due = tickAt, tickTask != nil else { return true }
+        guard let due = tickAt else { return true }
         return clock.now() - due <= maxLag
     }
 
@@ -191,29 +226,29 @@ public actor Engine {
         for action in actions {
             switch action {
             case .submit(let key):
-                if stopping { continue }
-                spawn { await $0.submit(key) }
+                if isStopping { continue }
+                spawnEssential { await $0.submit(key) }
             case .poll(let key, let taskID):
-                if stopping { continue }
-                spawn { await $0.poll(key, taskID: taskID) }
+                if isStopping { continue }
+                spawnEssential { await $0.poll(key, taskID: taskID) }
             case .pollList(let tasks):
-                if stopping { continue }
-                spawn { await $0.pollList(tasks) }
+                if isStopping { continue }
+                spawnEssential { await $0.pollList(tasks) }
             case .download(let key):
-                spawn { await $0.deliver(key) }
+                spawnEssential { await $0.deliver(key) }
             case .retryLater(let key, let at, let reason):
-                spawn { await $0.markRetrying(key, at: at, reason: reason) }
+                spawnEssential { await $0.markRetrying(key, at: at, reason: reason) }
             case .fail(let key, let reason):
-                spawn { await $0.finish(key, .failed, reason: reason) }
+                spawnEssential { await $0.finish(key, .failed, reason: reason) }
             case .cancelRemote(let key, let taskID):
-                spawn { await $0.cancelRemote(key, taskID: taskID) }
+                spawnEssential { await $0.cancelRemote(key, taskID: taskID) }
             case .discardWhenDone(let key):
                 logger.notice("job is rendering and cannot be cancelled remotely; its result will be discarded",
                               metadata: ["job_id": "\(key)"])
             case .expire(let key, let reason):
-                spawn { await $0.finish(key, .expired, reason: reason) }
+                spawnEssential { await $0.finish(key, .expired, reason: reason) }
             case .vanished(let key, let taskID, let reason):
-                spawn { await $0.taskVanished(key, taskID: taskID, reason: reason) }
+                spawnEssential { await $0.taskVanished(key, taskID: taskID, reason: reason) }
             case .deadlineAtRisk(let key, let p90, let deadline):
                 deadlineRisks[key] = "\(key): p90 finish \(RFC3339.format(p90)) is after its deadline \(RFC3339.format(deadline))"
                 logger.warning("deadline at risk: p90 finish is after the deadline",
@@ -223,50 +258,50 @@ public actor Engine {
         scheduleTick()
     }
 
-    private func spawn(cancelOnStop cancellable: Bool = false, _ body: @escaping @Sendable (Engine) async -> Void) {
-        let id = UUID()
-        let task = Task { [self] in
-            await body(self)
-            self.removeInflight(id)
-        }
-        inflight[id] = task
-        if cancellable {
-            cancelOnStop.insert(id)
-            if stopping { task.cancel() }
-        }
+    /// Hands essential work to `run()`: it runs even after `stop()` while other essential work is still under way
+    /// (a create's answer leads to its store writes), and is dropped once everything has finished.
+    nonisolated func spawnEssential(_ body: @escaping Errand) {
+        essential.continuation.yield(body)
+    }
+
+    /// Hands cancellable work to `run()`: cancelled at `stop()`, dropped after it.
+    nonisolated func spawnBackground(_ body: @escaping Errand) {
+        background.continuation.yield(body)
     }
 
     /// Reconciles an in-doubt job in the background until it is settled (cancelled at shutdown).
     func spawnReconcile(_ key: JobKey) {
-        spawn(cancelOnStop: true) { await $0.reconcile(key) }
+        spawnBackground { await $0.reconcile(key) }
     }
 
-    private func removeInflight(_ id: UUID) {
-        inflight[id] = nil
-        cancelOnStop.remove(id)
-    }
-
-    private func scheduleTick(force: Bool = false) {
+    /// Recomputes when the tick loop should wake; rings it when that is earlier than it planned.
+    private func scheduleTick() {
         let now = clock.now()
         guard let next = scheduler.nextWakeup(after: now) else {
             lastTick = now
             return
         }
-        if !force, let at = tickAt, at <= next, tickTask != nil { return }
-        tickTask?.cancel()
+        if let at = tickAt, at <= next { return }
         tickAt = next
-        let delay = max(0, next - now)
-        tickTask = Task { [self] in
-            try? await Task.sleep(for: .seconds(delay))
-            await TestHooks.holdTickIfAsked()
+        alarm.ring()
+    }
+
+    /// Sleeps until the scheduler's next wake-up (not at all while nothing is scheduled, until something is), then
+    /// ticks; a `scheduleTick` with an earlier time rings it awake to plan again.
+    private func tickLoop() async {
+        while !Task.isCancelled {
+            let now = clock.now()
+            let next = scheduler.nextWakeup(after: now)
+            tickAt = next
+            if next == nil { lastTick = now }
+            await alarm.wait(seconds: next.map { max(0, $0 - now) })
             if Task.isCancelled { return }
-            self.tick()
+            await TestHooks.holdTickIfAsked()
+            if let due = tickAt, clock.now() >= due { tick() }
         }
     }
 
     private func tick() {
-        tickTask = nil
-        tickAt = nil
         let now = clock.now()
         lastTick = now
         perform(scheduler.handle(.tick, now: now))
@@ -283,38 +318,94 @@ public actor Engine {
         }
     }
 
-    /// Moves a job in the store by compare-and-set and tells observers; false when it was not where `from` says.
-    /// A store that cannot write is logged at error (the move did not happen).
+    /// Runs a durable write until it succeeds. A write the store refuses (disk full, read-only, I/O error, busy
+    /// timeout) is not dropped: the engine turns degraded — no new creates, `degraded: state store …` in status,
+    /// metrics and the STATUS line — and tries the write again with backoff (0.5 s doubling to 30 s); the first
+    /// write that succeeds ends the degraded state. The job whose write waits goes no further meanwhile; the rest of
+    /// the engine keeps what it knows in memory and goes on. nil only when the engine stops meanwhile: the database
+    /// then holds the state from before the write, which the next start recovers from as from a crash (a create
+    /// whose task id was not recorded is reconciled, never sent again blindly).
+    func durably<T: Sendable>(_ what: String, job key: JobKey?, _ body: () async throws -> T) async -> T? {
+        var failures = 0
+        while true {
+            do {
+                let value = try await body()
+                storeWrite(what, failed: nil)
+                return value
+            } catch {
+                failures += 1
+                storeWrite(what, failed: error, job: key)
+                guard !isStopping else { return nil }
+                let pause = min(30, 0.5 * pow(2, Double(min(failures - 1, 6))))
+                if !(await sleepUnlessStopping(seconds: pause)) { return nil }
+            }
+        }
+    }
+
+    /// Notes the outcome of a durable write (the engine's own, or intake's): a refusal starts or continues the
+    /// degraded state, a success ends it.
+    func storeWrite(_ what: String, failed error: (any Error)?, job key: JobKey? = nil) {
+        guard let error else {
+            guard let trouble = storeTrouble else { return }
+            storeTrouble = nil
+            logger.notice("the state store accepts writes again; leaving the degraded state",
+                          metadata: ["refused_for_s": "\(Int(clock.now() - trouble.since))",
+                                     "refusals": "\(trouble.refusals)"])
+            perform(scheduler.handle(.stateStore(refusing: nil), now: clock.now()))
+            return
+        }
+        let detail = StoreTrouble.summary(error)
+        logger.error("the state store refused a write; degraded until it accepts writes again",
+                     metadata: ["what": "\(what)", "job_id": "\(key.map(\.description) ?? "-")", "error": "\(error)"])
+        if var trouble = storeTrouble {
+            trouble.refusals += 1
+            trouble.detail = detail
+            storeTrouble = trouble
+        } else {
+            storeTrouble = StoreTrouble(since: clock.now(), detail: detail, refusals: 1)
+        }
+        if scheduler.snapshot.storeTrouble != detail {
+            perform(scheduler.handle(.stateStore(refusing: detail), now: clock.now()))
+        }
+    }
+
+    /// Sleeps `seconds` in short slices; false as soon as the engine stops or the task is cancelled.
+    private func sleepUnlessStopping(seconds: Double) async -> Bool {
+        var left = seconds
+        while left > 0 {
+            if isStopping || Task.isCancelled { return false }
+            let slice = min(left, 0.25)
+            try? await Task.sleep(for: .seconds(slice))
+            left -= slice
+        }
+        return !isStopping && !Task.isCancelled
+    }
+
+    /// Moves a job in the store by compare-and-set (durably: a refused write waits, see `durably`) and tells
+    /// observers; false when it was not where `from` says, or when the engine stopped before the write succeeded.
     @discardableResult
     func record(_ key: JobKey, to state: JobState, from: Set<JobState>, cause: String,
                 update: @escaping @Sendable (inout JobRow) -> Void = { _ in }) async -> Bool {
-        do {
-            if try await store.transition(key, from: from, to: state, cause: cause, now: clock.now(), update: update) {
-                logger.debug("job \(state.rawValue)", metadata: ["job_id": "\(key)", "cause": "\(cause)"])
-                publish(.jobsChanged([key]))
-                return true
-            }
-        } catch {
-            logger.error("store transition failed", metadata: ["job_id": "\(key)", "to": "\(state.rawValue)",
-                                                              "error": "\(error)"])
+        let moved = await durably("move to \(state.rawValue)", job: key) {
+            try await store.transition(key, from: from, to: state, cause: cause, now: clock.now(), update: update)
         }
-        return false
+        guard moved == true else { return false }
+        logger.debug("job \(state.rawValue)", metadata: ["job_id": "\(key)", "cause": "\(cause)"])
+        publish(.jobsChanged([key]))
+        return true
     }
 
     /// Records that the scheduler will offer the job again at `at` (backoff, throttling).
     func markRetrying(_ key: JobKey, at: Timestamp, reason: String) async {
         let now = clock.now()
-        do {
+        let moved = await durably("record a retry", job: key) { () -> Bool in
             if try await store.update(key, ifIn: [.retrying], now: now, { $0.nextAttemptAt = at; $0.reason = reason }) {
-                return
+                return false
             }
-            if try await store.transition(key, from: [.queued, .submitting], to: .retrying, cause: reason, now: now,
-                                          update: { $0.nextAttemptAt = at; $0.reason = reason }) {
-                publish(.jobsChanged([key]))
-            }
-        } catch {
-            logger.error("cannot record a retry", metadata: ["job_id": "\(key)", "error": "\(error)"])
+            return try await store.transition(key, from: [.queued, .submitting], to: .retrying, cause: reason, now: now,
+                                              update: { $0.nextAttemptAt = at; $0.reason = reason })
         }
+        if moved == true { publish(.jobsChanged([key])) }
     }
 
     func finish(_ key: JobKey, _ state: JobState, reason: String) async {
@@ -345,17 +436,11 @@ public actor Engine {
     // MARK: - Observers (SSE, watch)
 
     public func events() -> AsyncStream<EngineEvent> {
-        let (stream, continuation) = AsyncStream<EngineEvent>.makeStream(bufferingPolicy: .bufferingNewest(256))
-        let id = UUID()
-        listeners[id] = continuation
-        continuation.onTermination = { _ in Task { await self.dropListener(id) } }
-        return stream
+        listeners.add()
     }
 
-    private func dropListener(_ id: UUID) { listeners[id] = nil }
-
     func publish(_ event: EngineEvent) {
-        for c in listeners.values { c.yield(event) }
+        listeners.yield(event)
     }
 
     public var schedulerSnapshot: SchedulerSnapshot { scheduler.snapshot }
@@ -369,18 +454,20 @@ public actor Engine {
     }
 
     /// ETAs of every job and batch, at most a second old, for the control API. The replay costs time in the
-    /// queue's length (tens of milliseconds at 100,000 queued jobs), so it runs on a copy of the scheduler off the
-    /// actor, at most once at a time: a forecast younger than 30 s is answered at once (and refreshed in the
-    /// background when older than 1 s); none, or an older one, is awaited.
+    /// queue's length (tens of milliseconds at 100,000 queued jobs), so it runs on a copy of the scheduler as
+    /// background work, at most once at a time: a forecast younger than 30 s is answered at once (and refreshed
+    /// when older than 1 s); none, or an older one, is awaited.
     public func forecast() async -> ETAForecast {
         let now = clock.now()
         if let f = etaForecast, now - f.at < 30 {
-            if now - f.at >= 1, etaRefresh == nil { etaRefresh = refreshForecast(now: now) }
+            if now - f.at >= 1 { refreshForecast(now: now) }
             return f
         }
-        let refresh = etaRefresh ?? refreshForecast(now: now)
-        etaRefresh = refresh
-        return await refresh.value
+        guard refreshForecast(now: now) else {
+            // Shutting down: no background work runs any more.
+            return scheduler.forecastAll(now: now)
+        }
+        return await withCheckedContinuation { forecastWaiters.append($0) }
     }
 
     /// What a job listing needs from the engine, in one hop: the price table, and the forecast when asked.
@@ -391,14 +478,57 @@ public actor Engine {
     /// One job's ETA, exact and now (`GET /v1/jobs/{batch}/{id}` for a job the last forecast did not know yet).
     public func eta(of key: JobKey) -> ETA? { scheduler.eta(of: key, now: clock.now()) }
 
-    private func refreshForecast(now: Timestamp) -> Task<ETAForecast, Never> {
+    /// Starts a forecast unless one is running; false when background work no longer runs (shutdown).
+    @discardableResult
+    private func refreshForecast(now: Timestamp) -> Bool {
+        if forecastRunning { return true }
         let copy = scheduler
-        return Task {
-            let f = await Task.detached(priority: .utility) { copy.forecastAll(now: now) }.value
-            self.etaForecast = f
-            self.etaRefresh = nil
-            return f
+        let result = background.continuation.yield { engine in
+            await engine.forecastDone(copy.forecastAll(now: now))
         }
+        if case .terminated = result { return false }
+        forecastRunning = true
+        return true
+    }
+
+    private func forecastDone(_ f: ETAForecast) {
+        etaForecast = f
+        forecastRunning = false
+        let waiters = forecastWaiters
+        forecastWaiters.removeAll()
+        for w in waiters { w.resume(returning: f) }
+    }
+}
+
+/// The observers of an engine (`GET /v1/events`), each an event stream that leaves the set when its reader stops.
+final class Listeners: Sendable {
+    private let streams = Mutex<[UUID: AsyncStream<EngineEvent>.Continuation]>([:])
+
+    func add() -> AsyncStream<EngineEvent> {
+        let (stream, continuation) = AsyncStream<EngineEvent>.makeStream(bufferingPolicy: .bufferingNewest(256))
+        let id = UUID()
+        streams.withLock { $0[id] = continuation }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.streams.withLock { $0.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    func yield(_ event: EngineEvent) {
+        for c in streams.withLock({ Array($0.values) }) { c.yield(event) }
+    }
+}
+
+/// The state store's refusal of writes, while it lasts.
+struct StoreTrouble: Sendable {
+    var since: Timestamp
+    /// The latest refusal, short (the first line of the error, at most 160 characters).
+    var detail: String
+    var refusals: Int
+
+    static func summary(_ error: any Error) -> String {
+        let text = "\(error)".split(separator: "\n", maxSplits: 1).first.map(String.init) ?? "\(error)"
+        return text.count > 160 ? String(text.prefix(157)) + "…" : text
     }
 }
 

@@ -155,12 +155,10 @@ extension Engine {
 
     /// Sets the `reason` of a job in delivery, for `reelctl show` and the event stream.
     private func setDeliveryReason(_ key: JobKey, _ reason: String?) async {
-        do {
+        let changed = await durably("record a delivery reason", job: key) {
             try await store.update(key, ifIn: [.downloading, .verifying], now: clock.now()) { $0.reason = reason }
-            publish(.jobsChanged([key]))
-        } catch {
-            logger.warning("cannot record the job's delivery reason", metadata: ["job_id": "\(key)", "error": "\(error)"])
         }
+        if changed == true { publish(.jobsChanged([key])) }
     }
 
     /// `0.5 s`, `2 s`, `60 s`.
@@ -236,13 +234,13 @@ extension Engine {
         let sidecar = Sidecar(spec: row.spec, delivered: delivered, providerTaskIDs: row.taskIDs, attempts: attempts,
                               timings: timings, usage: row.usage, pricing: options.pricing)
         _ = try await Delivery(tree: tree).writeSidecar(sidecar)
-        _ = try await store.transition(key, from: [.verifying], to: .succeeded, cause: "delivered", now: now) {
+        guard await record(key, to: .succeeded, from: [.verifying], cause: "delivered", update: {
             $0.outputPath = delivered.path
             $0.outputSHA256 = delivered.sha256
             $0.resultBytes = delivered.bytes
             $0.costUSD = cost
             $0.reason = nil
-        }
+        }) else { return }
         logger.info("delivered", metadata: ["job_id": "\(key)", "path": "\(delivered.path)", "sha256": "\(delivered.sha256)"])
         publish(.jobsChanged([key]))
         handle(.released(key))

@@ -52,14 +52,7 @@ extension Engine {
         // The scheduler first: a slot the list shows free is refilled before any store round trip.
         handle(.listed(statuses))
         for task in tasks where statuses[task.key] == .running && task.lastStatus == .pending {
-            do {
-                if try await store.transition(task.key, from: [.pending], to: .running, cause: "provider: RUNNING",
-                                              now: clock.now()) {
-                    publish(.jobsChanged([task.key]))
-                }
-            } catch {
-                logger.error("cannot record RUNNING", metadata: ["job_id": "\(task.key)", "error": "\(error)"])
-            }
+            await record(task.key, to: .running, from: [.pending], cause: "provider: RUNNING")
         }
     }
 }

@@ -16,9 +16,9 @@ extension Engine {
         do {
             found = try await store.job(key)
         } catch {
-            // Nothing was sent: the scheduler offers the job again after a backoff.
+            // Nothing was sent: the scheduler offers the job again a moment later.
             logger.error("cannot read the job to submit it", metadata: ["job_id": "\(key)", "error": "\(error)"])
-            handle(.submitFailed(key, .provider, retryAfter: nil, message: "state store: \(error)"))
+            handle(.createNotSent(key, reason: "state store unreadable: \(error)"))
             return
         }
         guard let row = found, [.queued, .retrying].contains(row.state) else {
@@ -52,8 +52,11 @@ extension Engine {
             }
             let now = clock.now()
             await recordExchange(key, created.exchange)
-            // The in-doubt window closes here.
-            try await store.commitTaskID(key, taskID: created.taskID, status: created.status, now: now)
+            // The in-doubt window closes here, once the store takes the task id (a refused write waits: see
+            // `durably`; if reeld stops first, the job is still `submitting` and the next start reconciles it).
+            guard await durably("record the task id", job: key, {
+                try await store.commitTaskID(key, taskID: created.taskID, status: created.status, now: now)
+            }) != nil else { return }
             log.info("submitted", metadata: ["task_id": "\(created.taskID)", "attempt": "\(intent.attempt ?? 0)"])
             publish(.jobsChanged([key]))
             handle(.submitted(key, taskID: created.taskID))
@@ -63,8 +66,10 @@ extension Engine {
             case .notSubmittable:
                 handle(.removed(key))
             case .store(let error):
-                log.error("cannot record submission intent", metadata: ["error": "\(error)"])
-                handle(.submitFailed(key, .provider, retryAfter: nil, message: "store: \(error)"))
+                // The write-ahead was refused, so nothing was sent: the engine is degraded (no creates) until the
+                // store takes writes again, and the job is offered again then, with no attempt counted.
+                storeWrite("record a create's write-ahead", failed: error, job: key)
+                handle(.createNotSent(key, reason: "the state store refused the create's write-ahead: \(error)"))
             }
         } catch let failure as ProviderFailure where intent.attempt != nil {
             let now = clock.now()
@@ -82,12 +87,10 @@ extension Engine {
                 // (backoff, throttle hold, or failure). A throttle or an account refusal is not an attempt: the
                 // create's attempt number is given back.
                 let countsAsAttempt = failure.blame != .throttled && failure.blame != .account
-                do {
+                guard await durably("record a refused create", job: key, {
                     try await store.refuseSubmission(key, countsAsAttempt: countsAsAttempt, reason: failure.message,
                                                      now: now)
-                } catch {
-                    log.error("cannot record a refused create", metadata: ["error": "\(error)"])
-                }
+                }) != nil else { return }
                 if failure.blame == .throttled {
                     log.info("create throttled", metadata: ["error": "\(failure)"])
                 } else {
@@ -99,7 +102,7 @@ extension Engine {
             // The request never left (cancelled while waiting for a transfer thread, or not encodable): the job is
             // still where it was, with no intent recorded.
             log.notice("create call not sent", metadata: ["error": "\(error)"])
-            handle(.submitFailed(key, .provider, retryAfter: nil, message: "create not sent: \(error)"))
+            handle(.createNotSent(key, reason: "create not sent: \(error)"))
         } catch {
             // Not a classified provider failure (should not happen): treat as ambiguous, never resubmit blindly.
             await record(key, to: .inDoubt, from: [.submitting], cause: "create error: \(error)")
@@ -122,7 +125,7 @@ extension Engine {
                                                 now: clock.now())
             }
         } catch {
-            throw SubmissionNotOpened.store("\(error)")
+            throw SubmissionNotOpened.store(error)
         }
         guard let opened else { throw SubmissionNotOpened.notSubmittable }
         intent.attempt = opened
@@ -152,27 +155,34 @@ extension Engine {
         let digest: String
         if let known { digest = known } else { digest = try await Self.sha256(ofFile: path) }
         let slot = "\(model.rawValue)/\(digest)"
-        if let running = uploadsInFlight[slot] { return try await running.value }
-        // Registered before the first suspension: a job arriving while the cache is consulted joins this task.
-        let task = Task { [api, store, clock, logger] () throws -> String in
-            if let cached = try await store.cachedUpload(sha256: digest, model: model, validAt: clock.now()) {
-                return cached
-            }
-            let (url, exchange) = try await api.uploadFile(path: path, model: model)
-            let now = clock.now()
-            do {
-                try await store.recordAttempt(key, exchange, now: now)
-            } catch {
-                logger.error("cannot record a provider exchange", metadata: ["job_id": "\(key)", "error": "\(error)"])
-            }
-            // Temporary uploads live about 48 h; reuse them for 24 h to stay well inside that.
-            try await store.saveUpload(sha256: digest, model: model, ossURL: url, uploadedAt: now, expiresAt: now + 24 * 3600)
-            logger.info("uploaded local reference", metadata: ["job_id": "\(key)", "sha256": "\(digest)"])
-            return url
+        if uploadsInFlight[slot] != nil {
+            return try await withCheckedContinuation { uploadsInFlight[slot, default: []].append($0) }.get()
         }
-        uploadsInFlight[slot] = task
-        defer { uploadsInFlight[slot] = nil }
-        return try await task.value
+        // Registered before the first suspension: a job arriving while this upload runs waits for its result.
+        uploadsInFlight[slot] = []
+        let result: Result<String, any Error>
+        do {
+            result = .success(try await uploadOnce(path: path, digest: digest, model: model, key: key))
+        } catch {
+            result = .failure(error)
+        }
+        for waiter in uploadsInFlight.removeValue(forKey: slot) ?? [] { waiter.resume(returning: result) }
+        return try result.get()
+    }
+
+    private func uploadOnce(path: String, digest: String, model: RenderModel, key: JobKey) async throws -> String {
+        if let cached = try await store.cachedUpload(sha256: digest, model: model, validAt: clock.now()) {
+            return cached
+        }
+        let (url, exchange) = try await api.uploadFile(path: path, model: model)
+        let now = clock.now()
+        await recordExchange(key, exchange)
+        // Temporary uploads live about 48 h; reuse them for 24 h to stay well inside that.
+        guard await durably("cache an upload", job: key, {
+            try await store.saveUpload(sha256: digest, model: model, ossURL: url, uploadedAt: now, expiresAt: now + 24 * 3600)
+        }) != nil else { throw CancellationError() }
+        logger.info("uploaded local reference", metadata: ["job_id": "\(key)", "sha256": "\(digest)"])
+        return url
     }
 
     static func fingerprint(_ request: RenderRequest) -> String {
@@ -308,22 +318,17 @@ extension Engine {
         }
     }
 
-    /// Records a provider exchange in the job's history; a store that cannot write is logged, never fatal here.
+    /// Records a provider exchange in the job's history (durably: a refused write waits, see `durably`).
     func recordExchange(_ key: JobKey?, _ exchange: Exchange) async {
-        do {
+        await durably("record a provider exchange", job: key) {
             try await store.recordAttempt(key, exchange, now: clock.now())
-        } catch {
-            logger.error("cannot record a provider exchange", metadata: ["job_id": "\(key.map(\.description) ?? "-")",
-                                                                         "error": "\(error)"])
         }
     }
 
-    /// Keeps a finished render's run time for the scheduler's model; a store that cannot write is logged.
+    /// Keeps a finished render's run time for the scheduler's model (durably).
     private func recordRunTimeSample(_ runClass: RunTimeClass, seconds: Double, now: Timestamp) async {
-        do {
+        await durably("record a run-time sample", job: nil) {
             try await store.recordRunTime(runClass, seconds: seconds, now: now)
-        } catch {
-            logger.error("cannot record a run-time sample", metadata: ["error": "\(error)"])
         }
     }
 
@@ -337,17 +342,14 @@ extension Engine {
         }
     }
 
-    /// Sets an in-doubt job's reason to what reconciliation saw, when it changed.
+    /// Sets an in-doubt job's reason to what reconciliation saw, when it changed (durably).
     private func noteInDoubt(_ key: JobKey, _ reason: String) async {
-        do {
-            if try await store.update(key, ifIn: [.inDoubt], now: clock.now(), {
+        let changed = await durably("record an in-doubt reason", job: key) {
+            try await store.update(key, ifIn: [.inDoubt], now: clock.now(), {
                 if $0.reason != reason { $0.reason = reason }
-            }) {
-                publish(.jobsChanged([key]))
-            }
-        } catch {
-            logger.error("cannot record an in-doubt reason", metadata: ["job_id": "\(key)", "error": "\(error)"])
+            })
         }
+        if changed == true { publish(.jobsChanged([key])) }
     }
 
     private func needsOperator(_ key: JobKey, _ reason: String) async {
@@ -357,14 +359,9 @@ extension Engine {
     }
 
     private func resubmitInDoubt(_ key: JobKey, because seen: String) async {
-        do {
-            guard try await store.transition(key, from: [.inDoubt], to: .queued,
-                                             cause: "in doubt, \(seen): resubmitting ([in_doubt] resubmit = true)",
-                                             now: clock.now(), update: { $0.reason = nil }) else { return }
-        } catch {
-            logger.error("cannot requeue an in-doubt job", metadata: ["job_id": "\(key)", "error": "\(error)"])
-            return
-        }
+        guard await record(key, to: .queued, from: [.inDoubt],
+                           cause: "in doubt, \(seen): resubmitting ([in_doubt] resubmit = true)",
+                           update: { $0.reason = nil }) else { return }
         logger.notice("in-doubt job resubmitted: no task seen", metadata: ["job_id": "\(key)", "detail": "\(seen)"])
         handle(.released(key))
         do {
@@ -378,14 +375,12 @@ extension Engine {
     /// Adopts `taskID` for an in-doubt job: commits it as the job's task and hands it to the scheduler to poll.
     func adopt(_ key: JobKey, taskID: String, how: String) async {
         let now = clock.now()
-        do {
-            guard try await store.commitTaskID(key, taskID: taskID, status: .pending, now: now, how: how) else { return }
-            logger.notice("adopted task", metadata: ["job_id": "\(key)", "task_id": "\(taskID)", "how": "\(how)"])
-            publish(.jobsChanged([key]))
-            if let row = try await store.job(key) { attachAdopted(row, taskID: taskID) }
-        } catch {
-            logger.error("cannot adopt task", metadata: ["job_id": "\(key)", "task_id": "\(taskID)", "error": "\(error)"])
-        }
+        guard await durably("adopt a task", job: key, {
+            try await store.commitTaskID(key, taskID: taskID, status: .pending, now: now, how: how)
+        }) == true else { return }
+        logger.notice("adopted task", metadata: ["job_id": "\(key)", "task_id": "\(taskID)", "how": "\(how)"])
+        publish(.jobsChanged([key]))
+        if let row = await readStore("job \(key)", { try await store.job(key) }) { attachAdopted(row, taskID: taskID) }
     }
 
     // MARK: Poll
@@ -477,15 +472,8 @@ extension Engine {
     /// A young task kept answering UNKNOWN: the job goes in doubt with the true reason and is reconciled (its
     /// task may come back in the list); it is never marked expired early nor resubmitted blindly.
     func taskVanished(_ key: JobKey, taskID: String, reason: String) async {
-        do {
-            guard try await store.transition(key, from: [.pending, .running], to: .inDoubt, cause: reason,
-                                             now: clock.now(), update: { $0.reason = "in doubt: \(reason)" }) else {
-                return
-            }
-        } catch {
-            logger.error("cannot record a vanished task", metadata: ["job_id": "\(key)", "error": "\(error)"])
-            return
-        }
+        guard await record(key, to: .inDoubt, from: [.pending, .running], cause: reason,
+                           update: { $0.reason = "in doubt: \(reason)" }) else { return }
         logger.warning("task vanished at the provider; job is in doubt, reconciling",
                        metadata: ["job_id": "\(key)", "task_id": "\(taskID)"])
         publish(.jobsChanged([key]))
@@ -515,7 +503,7 @@ enum SubmissionNotOpened: Error {
     /// The job moved meanwhile (cancelled, held, budget) or is not in `queued`/`retrying`.
     case notSubmittable
     /// The write-ahead could not be committed.
-    case store(String)
+    case store(any Error)
 }
 
 /// The attempt number of a create call's write-ahead once committed, shared between the transfer thread's

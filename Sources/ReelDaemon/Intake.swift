@@ -20,15 +20,51 @@ public actor Intake {
     let committer: Committer
     /// Names skipped for a reason worth one log line (not every rescan).
     private var reportedSkips: Set<String> = []
+    /// Passes asked for later (a hint pass, a settle rescan, files the unlinker left), run by `run()`.
+    private let requests = AsyncStream<Request>.makeStream()
+
+    enum Request: Sendable {
+        /// A pass for the hinted names, a moment later (so a burst of renames is listed together).
+        case hintPass
+        /// A rescan once files left to settle may have settled.
+        case settleScan
+        /// Names the unlinker found still present after their removal (renamed in under a pending name).
+        case take([String])
+    }
 
     public init(spool: SpoolDirectory, store: Store, engine: Engine, clock: any WallClock, logger: Logger) {
         self.spool = spool
         self.clock = clock
         self.logger = logger
         committer = Committer(spool: spool, store: store, engine: engine, clock: clock, logger: logger)
-        committer.unlinker.whenBatchDone { [weak self] left in
+        let requests = self.requests.continuation
+        committer.unlinker.whenBatchDone { left in
             guard !left.isEmpty else { return }
-            Task { await self?.unlinked(left: left) }
+            requests.yield(.take(left))
+        }
+    }
+
+    /// Runs the passes asked for meanwhile (see `Request`) until cancelled; owned by the intake service.
+    public func run() async {
+        let requests = self.requests.stream
+        await withDiscardingTaskGroup { group in
+            for await request in requests {
+                switch request {
+                case .hintPass:
+                    group.addTask {
+                        try? await Task.sleep(for: .milliseconds(20))
+                        await self.hintPass()
+                    }
+                case .settleScan:
+                    group.addTask {
+                        guard (try? await Task.sleep(for: .milliseconds(Int(Self.settleSeconds * 1000) + 100))) != nil
+                        else { return }
+                        await self.scan(reason: "settle")
+                    }
+                case .take(let names):
+                    group.addTask { await self.unlinked(left: names) }
+                }
+            }
         }
     }
 
@@ -85,10 +121,7 @@ public actor Intake {
         hinted.formUnion(names)
         guard !hintPassScheduled else { return }
         hintPassScheduled = true
-        Task {
-            try? await Task.sleep(for: .milliseconds(20))
-            await self.hintPass()
-        }
+        requests.continuation.yield(.hintPass)
     }
 
     /// Notes a watcher's `.writing` hint: `name` is being written in place and is left alone until its writer
@@ -104,10 +137,7 @@ public actor Intake {
         if await scanLocked(reason: "hint").rescan {
             // Files left to settle (not hinted yet, e.g. their hints are still queued or were lost in an inotify
             // overflow) are looked at again once they may have settled, as the service does for its rescans.
-            Task {
-                try? await Task.sleep(for: .milliseconds(Int(Self.settleSeconds * 1000) + 100))
-                await self.scan(reason: "settle")
-            }
+            requests.continuation.yield(.settleScan)
         }
     }
 
@@ -150,8 +180,14 @@ public actor Intake {
             let report = Self.report(file: skip.name, batch: nil, issues: [
                 ManifestIssue(.error, "", "the file name is not valid UTF-8",
                               hint: "name spool files with UTF-8 names ending in .json")], now: clock.now())
-            _ = try? spool.reject(rawName: skip.rawName, report: report)
-            logger.warning("rejected a spool file with a non-UTF-8 name", metadata: ["file": "\(skip.name)"])
+            do {
+                _ = try spool.reject(rawName: skip.rawName, report: report)
+                logger.warning("rejected a spool file with a non-UTF-8 name", metadata: ["file": "\(skip.name)"])
+            } catch {
+                // Left in incoming/ and tried again by the next pass.
+                logger.error("cannot reject a spool file with a non-UTF-8 name",
+                             metadata: ["file": "\(skip.name)", "error": "\(error)"])
+            }
         }
         for skip in result.skipped where skip.reason == .notJSON && !reportedSkips.contains(skip.name) {
             reportedSkips.insert(skip.name)
@@ -333,10 +369,14 @@ public actor Intake {
                                    settings: $0.settings, jobs: $0.report.jobs)
                 }, now: now)
             } catch {
+                // The files stay in incoming/ and are read again by the next pass; the engine shows the store's
+                // refusal as its degraded state meanwhile.
                 logger.error("cannot commit the manifests' jobs; will try again",
                              metadata: ["error": "\(error)", "files": "\(ready.count)"])
+                await engine.storeWrite("commit manifests", failed: error)
                 return (0, 0)
             }
+            await engine.storeWrite("commit manifests", failed: nil)
             let committedIn = ContinuousClock.now - start
             var accepted: [SpoolFile] = []
             var added: [JobSpec] = []

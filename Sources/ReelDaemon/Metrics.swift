@@ -44,6 +44,9 @@ enum Metrics {
                [("", Double(s.awaitingOperator))])
         metric("reel_tasks_unknown", "gauge", "Tasks answering UNKNOWN inside their 24-hour window, being re-queried.",
                [("", Double(s.unknownTasks))])
+        metric("reel_state_store_refusing_writes", "gauge",
+               "1 while the state store refuses writes (degraded: no new creates; work waits for its writes).",
+               [("", s.storeTrouble == nil ? 0 : 1)])
         let health = SchedulerHealth(s, limits: limits, now: now)
         metric("reel_health_ok", "gauge", "1 while provider health is ok.", [("", health.health == "ok" ? 1 : 0)])
         metric("reel_spend_usd_total", "counter", "USD billed for renders whose task SUCCEEDED, delivered or not (from provider usage).",

@@ -20,7 +20,9 @@ struct RefusingBackend: ControlBackend {
     func perform(_ action: BatchAction, onBatch name: String) async throws -> ActionResult { throw Reached() }
     func perform(_ action: GlobalAction) async throws -> ActionResult { throw Reached() }
     func metrics() async throws -> String { throw Reached() }
-    func events(batch: String?) async -> AsyncStream<ControlEvent> { AsyncStream { $0.finish() } }
+    func events(batch: String?) async -> any AsyncSequence<[ControlEvent], Never> & Sendable {
+        AsyncStream<[ControlEvent]> { $0.finish() }
+    }
 }
 
 @Suite struct RoutingTests {

@@ -130,6 +130,7 @@ public struct Scheduler: Sendable {
     var paused = false
     var pausedBatches: Set<String> = []
     var draining = false
+    var storeTrouble: String?
     var accountBlock: String?
     var adaptiveCap: Int
     var growAt: Timestamp?
@@ -277,6 +278,15 @@ public struct Scheduler: Sendable {
             case .provider, .ambiguous:
                 retry(key, now: now, retryAfter: retryAfter, message: message, &out)
             }
+
+        case .createNotSent(let key, let reason):
+            guard let rec = records[key], rec.phase == .submitting else { return }
+            if probe == key { probe = nil }
+            if rec.cancelRequested {
+                forget(key)
+                return
+            }
+            wait(key, until: now + min(limits.baseDelay, 5), fresh: true, reason: reason, &out)
 
         case .polled(let key, let status):
             guard let rec = records[key], let taskID = rec.phase.taskID else { return }
@@ -446,6 +456,9 @@ public struct Scheduler: Sendable {
         case .drain:
             draining = true
 
+        case .stateStore(let refusing):
+            storeTrouble = refusing
+
         case .setPriority(let key, let priority):
             guard let rec = records[key] else { return }
             records[key]!.job.priority = priority
@@ -591,6 +604,7 @@ public struct Scheduler: Sendable {
 
     /// Why no create may go out (at `now`, when given), or nil.
     func submissionBlocked(now: Timestamp?) -> String? {
+        if let storeTrouble { return "the state store refuses writes (\(storeTrouble)); creates resume once it accepts them" }
         if let accountBlock { return "account refused: \(accountBlock); fix the key or billing, then resume or reload" }
         if paused { return "paused by the operator" }
         if draining { return "draining: running jobs finish, nothing new starts" }
@@ -750,7 +764,7 @@ public struct Scheduler: Sendable {
             queued: queuedCount, retrying: waitingCount, submitting: submitting, inDoubt: inDoubt, pending: pending,
             running: running, downloading: downloadingCount, slotsHeld: holderKeys.count,
             concurrencyCap: concurrencyCap, adaptiveCap: adaptiveCap, breaker: breaker, accountBlock: accountBlock,
-            throttleCount: throttleCount, pollsIssued: pollsIssued, submitsIssued: submitsIssued, paused: paused,
+            storeTrouble: storeTrouble, throttleCount: throttleCount, pollsIssued: pollsIssued, submitsIssued: submitsIssued, paused: paused,
             pausedBatches: pausedBatches.sorted(), draining: draining, runningByBatch: runningByBatch,
             submissionBlocked: blocked, listPollingOffUntil: listOffUntil, listPollingOffReason: listOffReason,
             listFailuresInRow: listFailures, queryFailuresInRow: queryFailuresInRow, breakerTrips: breakerTrips,

@@ -15,6 +15,12 @@ public struct SchedulerHealth: Sendable, Equatable {
         var warnings: [String] = []
         var notes: [String] = []
         var degraded = false
+        if let trouble = s.storeTrouble {
+            degraded = true
+            warnings.append("degraded: state store refuses writes (\(trouble)); no new creates, work under way waits "
+                            + "for its writes and resumes by itself once the store accepts them")
+            notes.append("degraded: state store \(trouble)")
+        }
         if let block = s.accountBlock {
             warnings.append("submission stopped: \(block)")
             notes.append("provider: \(block)")

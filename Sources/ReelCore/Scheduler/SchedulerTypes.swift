@@ -104,6 +104,12 @@ public enum SchedulerEvent: Sendable {
     case resume(batch: String?)
     /// Submit nothing new; what runs finishes.
     case drain
+    /// A create never left, for a local reason (its write-ahead could not be recorded, the request could not be
+    /// built): the job is offered again a moment later; no attempt is counted and the breaker is untouched.
+    case createNotSent(JobKey, reason: String)
+    /// The state store refuses writes (`detail` says how) or, with nil, accepts them again: while it refuses, no
+    /// create goes out (its write-ahead could not be recorded); everything already under way goes on.
+    case stateStore(refusing: String?)
     case setPriority(JobKey, Priority)
     case cancel(JobKey)
     /// A finished render's run time: seconds from the create's answer to the provider's `end_time`.
@@ -198,6 +204,8 @@ public struct SchedulerSnapshot: Sendable, Equatable {
     public var breaker: BreakerState
     /// Why all submission stopped after an account-blamed answer (InvalidApiKey, Arrearage…), until resume or reload.
     public var accountBlock: String?
+    /// Why the state store refuses writes, while it does (no creates meanwhile).
+    public var storeTrouble: String?
     /// Throttling answers seen (creates and queries).
     public var throttleCount: Int
     public var pollsIssued: Int

@@ -1,0 +1,100 @@
+import Foundation
+import ReelTestKit
+import Testing
+
+/// The state filesystem fills up mid-batch (a small tmpfs under `[paths] state`, filled to the last byte): reeld
+/// turns degraded instead of losing or failing anything — no new creates, `degraded: state store …` in status,
+/// metrics and `reelctl status` — keeps what it knows, and resumes by itself once space returns. Every job then
+/// succeeds with exactly one task at the provider.
+@Suite(.serialized) struct StateStoreFullTests {
+    @Test func fullStateFilesystemDegradesAndResumes() async throws {
+        // Renders of 1–2 s, so the batch is still rendering when the disk fills.
+        let sandbox = try await SandboxProcess.start(["--time-scale", "10", "--run-time", "10..20"])
+        defer { sandbox.stop() }
+        let reeld = try ReeldProcess(providerURL: sandbox.url)
+        try FileManager.default.createDirectory(atPath: reeld.state, withIntermediateDirectories: true)
+        let mounted = try await Child.run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "reel-test-state", reeld.state])
+        guard mounted.status == 0 else {
+            print("skipped fullStateFilesystemDegradesAndResumes: cannot mount a tmpfs here (needs root and "
+                  + "CAP_SYS_ADMIN): \(mounted.stderrText)")
+            return
+        }
+        defer { DeliveryTests.unmount(reeld.state) }
+        try await reeld.start()
+        defer { reeld.stop() }
+
+        let ids = (1...12).map { String(format: "full-%02d", $0) }
+        let jobs = ids.map { ($0, "character1 keeps \($0) safe") }
+        try reeld.drop(Durability.manifest(batch: "statefull", jobs: jobs), as: "statefull.json")
+        // Some renders under way, most of the batch still to do.
+        _ = try await reeld.waitFor(timeout: 60, "renders under way") { c in
+            (c["pending"] ?? 0) + (c["running"] ?? 0) >= 2
+        }
+
+        // Fill the state filesystem: write until ENOSPC.
+        let filler = reeld.state + "/.filler"
+        let fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        #expect(fd >= 0)
+        let chunk = [UInt8](repeating: 7, count: 64 * 1024)
+        while write(fd, chunk, chunk.count) > 0 {}
+        while write(fd, chunk, 512) > 0 {}
+        close(fd)
+        // More work arrives meanwhile: its manifest cannot be committed, so it waits in incoming/.
+        let later = ["late-1", "late-2"]
+        try reeld.drop(Durability.manifest(batch: "statefull-late", jobs: later.map { ($0, "character1 arrives \($0)") }),
+                       as: "statefull-late.json")
+
+        // The engine meets the full disk and says so where an operator looks. (SQLite may still fit a write into
+        // its existing WAL now and then, which ends the degraded state until the next refusal; so each view is
+        // polled until it shows it.)
+        func refused() -> Bool { reeld.logTail(2_000_000).contains("the state store refused a write") }
+        try await Self.eventually("a refused write in the log") { refused() }
+        try await Self.eventually("degraded health in /v1/status") {
+            let status = try await reeld.status()
+            let provider = status["provider"] as? [String: Any] ?? [:]
+            let warnings = status["warnings"] as? [String] ?? []
+            return provider["health"] as? String == "degraded"
+                && warnings.contains { $0.hasPrefix("degraded: state store refuses writes") }
+        }
+        try await Self.eventually("the metric") {
+            try await reeld.get("/v1/metrics").text.contains("reel_state_store_refusing_writes 1.0\n")
+        }
+        try await Self.eventually("reelctl status") {
+            try BinaryRun.run("reelctl", ["status"], environment: ["REEL_SOCKET": reeld.socket]).stdout
+                .contains("degraded: state store")
+        }
+        #expect(FileManager.default.fileExists(atPath: reeld.spool + "/incoming/statefull-late.json"),
+                "the manifest that could not be committed stays in incoming/")
+
+        // Space returns: everything resumes by itself.
+        try FileManager.default.removeItem(atPath: filler)
+        let counts = try await reeld.waitForTerminal(total: ids.count + later.count, timeout: 120)
+        #expect(counts["succeeded"] == ids.count + later.count, "\(counts)\n\(reeld.logTail())")
+        let after = try await reeld.status()
+        #expect((after["provider"] as? [String: Any])?["health"] as? String == "ok", "\(after)")
+        #expect(!(after["warnings"] as? [String] ?? []).contains { $0.contains("state store") }, "\(after)")
+        #expect(reeld.logTail(2_000_000).contains("the state store accepts writes again"))
+
+        // Exactly one task per job at the provider: nothing was submitted twice, nothing lost.
+        let tasks = try await Durability.sandboxTasks(sandbox)
+        var perPrompt: [String: Int] = [:]
+        for prompt in tasks.values { perPrompt[prompt, default: 0] += 1 }
+        for (id, prompt) in jobs + later.map({ ($0, "character1 arrives \($0)") }) {
+            #expect(perPrompt[prompt] == 1, "\(id): \(perPrompt[prompt] ?? 0) tasks")
+        }
+        for id in ids {
+            #expect(FileManager.default.fileExists(atPath: reeld.output + "/statefull/\(id).mp4"), "\(id) delivered")
+        }
+        #expect(await reeld.terminate() == 0)
+    }
+
+    /// Polls `check` every 50 ms for up to 60 s.
+    static func eventually(_ what: String, _ check: () async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if try await check() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("never saw \(what)")
+    }
+}
