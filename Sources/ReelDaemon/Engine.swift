@@ -59,6 +59,10 @@ public actor Engine {
     var deadlineRisks: [JobKey: String] = [:]
     /// The control API's ETAs (see `forecast()`).
     private var etaForecast: ETAForecast?
+    /// Counts the scheduler's state changes (every event handled), and the count the last forecast was made at: a
+    /// forecast is not made again while nothing changed.
+    private var schedulerChanges = 0
+    private var forecastBasis = -1
     private var forecastRunning = false
     private var forecastWaiters: [CheckedContinuation<ETAForecast, Never>] = []
     /// Uploads of local references under way, by model and content hash, with the jobs waiting for each.
@@ -223,6 +227,7 @@ public actor Engine {
     // MARK: - Actions
 
     private func perform(_ actions: [SchedulerAction]) {
+        schedulerChanges &+= 1
         for action in actions {
             switch action {
             case .submit(let key):
@@ -456,11 +461,11 @@ public actor Engine {
     /// ETAs of every job and batch, at most a second old, for the control API. The replay costs time in the
     /// queue's length (tens of milliseconds at 100,000 queued jobs), so it runs on a copy of the scheduler as
     /// background work, at most once at a time: a forecast younger than 30 s is answered at once (and refreshed
-    /// when older than 1 s); none, or an older one, is awaited.
+    /// when older than 1 s if the scheduler changed since it was made); none, or an older one, is awaited.
     public func forecast() async -> ETAForecast {
         let now = clock.now()
         if let f = etaForecast, now - f.at < 30 {
-            if now - f.at >= 1 { refreshForecast(now: now) }
+            if now - f.at >= 1, forecastBasis != schedulerChanges { refreshForecast(now: now) }
             return f
         }
         guard refreshForecast(now: now) else {
@@ -483,16 +488,18 @@ public actor Engine {
     private func refreshForecast(now: Timestamp) -> Bool {
         if forecastRunning { return true }
         let copy = scheduler
+        let basis = schedulerChanges
         let result = background.continuation.yield { engine in
-            await engine.forecastDone(copy.forecastAll(now: now))
+            await engine.forecastDone(copy.forecastAll(now: now), basis: basis)
         }
         if case .terminated = result { return false }
         forecastRunning = true
         return true
     }
 
-    private func forecastDone(_ f: ETAForecast) {
+    private func forecastDone(_ f: ETAForecast, basis: Int) {
         etaForecast = f
+        forecastBasis = basis
         forecastRunning = false
         let waiters = forecastWaiters
         forecastWaiters.removeAll()
