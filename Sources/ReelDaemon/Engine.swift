@@ -107,8 +107,15 @@ public actor Engine {
                            metadata: ["jobs": "\(interrupted.map(\.key.description).joined(separator: " "))"])
         }
         var actions: [SchedulerAction] = []
-        for row in try await store.jobs(in: [.queued, .retrying]) {
-            actions += scheduler.handle(.enqueued(schedulerJob(row)), now: now)
+        // The queue may hold 100,000 jobs: it is read a page at a time, so only one page of full rows is in memory
+        // beside what the scheduler keeps.
+        for state in [JobState.queued, .retrying] {
+            var cursor: String?
+            repeat {
+                let page = try await store.listJobs(state: state, limit: 1000, after: cursor)
+                for row in page.rows { actions += scheduler.handle(.enqueued(schedulerJob(row)), now: now) }
+                cursor = page.nextCursor
+            } while cursor != nil
         }
         for row in try await store.jobs(in: [.pending, .running]) {
             guard let task = row.taskID else { continue }
