@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Memory per queued job and restart time: reeld (paused, so nothing is submitted) with JOBS queued jobs, measured
+# after the ingest and again after a restart that restores them from the store.
+# Prints, from /proc/PID/status: RssAnon (anonymous memory: what queued jobs cost), VmRSS and VmHWM (high-water);
+# the anonymous bytes per queued job over an empty daemon; and the restart's time to the first /v1/status answer.
+# Targets: <= 300 anonymous bytes per queued job after ingest and after restart; restart to first answer <= 1 s.
+#
+# Usage: bench/memory/run.sh [JOBS=100000]
+#   BIN_DIR=.build-release/release   the binaries to use (default: release build if present, else .build/debug)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+jobs=${1:-100000}
+bin=${BIN_DIR:-}
+if [ -z "$bin" ]; then
+  if [ -x .build-release/release/reeld ]; then bin=.build-release/release; else bin=.build/debug; fi
+fi
+[ -x "$bin/reeld" ] || { echo "no reeld in $bin: swift build -c release --scratch-path .build-release"; exit 1; }
+work=$(mktemp -d /tmp/reel-bench.XXXXXX)
+pid=""
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+mkdir -p "$work/spool/tmp" "$work/spool/incoming" "$work/output" "$work/state"
+cat >"$work/reel.toml" <<TOML
+[paths]
+spool = "$work/spool"
+output = "$work/output"
+state = "$work/state"
+socket = "$work/reel.sock"
+[provider]
+kind = "sandbox"
+base_url = "http://127.0.0.1:9"
+[log]
+level = "warning"
+TOML
+sock="$work/reel.sock"
+
+kib() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$pid/status"; }
+start_reeld() {  # sets pid, and took: seconds from exec to the first /v1/status answer
+  local t0; t0=$(date +%s.%N)
+  DASHSCOPE_API_KEY=sk-bench "$bin/reeld" --config "$work/reel.toml" >>"$work/reeld.log" 2>&1 &
+  pid=$!
+  until curl -sf --unix-socket "$sock" http://reel/v1/status >/dev/null 2>&1; do sleep 0.01; done
+  took=$(echo "$(date +%s.%N) - $t0" | bc)
+}
+settle() { sleep 3; }   # let the allocator return what start-up freed
+report() {  # label
+  printf '%-22s RssAnon %7d KiB  VmRSS %7d KiB  VmHWM %7d KiB\n' "$1" "$(kib RssAnon)" "$(kib VmRSS)" "$(kib VmHWM)"
+}
+
+start_reeld
+curl -sf -X POST --unix-socket "$sock" http://reel/v1/pause >/dev/null
+settle
+report "empty"
+empty_anon=$(kib RssAnon)
+
+python3 - "$work/spool" "$jobs" <<'PY'
+import json, os, sys
+spool, total = sys.argv[1], int(sys.argv[2])
+per = 10_000
+for f in range((total + per - 1) // per):
+    n = min(per, total - f * per)
+    jobs = [{"id": f"j{f * per + i:06d}", "prompt": "character1 waves",
+             "references": [{"url": "https://cdn.example.com/a.png"}]} for i in range(n)]
+    doc = {"manifest_version": 1, "batch": f"bench-{f:02d}",
+           "defaults": {"model": "wan2.6-r2v-flash", "resolution": "720p", "aspect_ratio": "16:9", "duration_s": 2},
+           "jobs": jobs}
+    tmp = os.path.join(spool, "tmp", f"bench-{f:02d}.json")
+    with open(tmp, "w") as fh: json.dump(doc, fh)
+    os.rename(tmp, os.path.join(spool, "incoming", f"bench-{f:02d}.json"))
+PY
+until [ "$(curl -sf --unix-socket "$sock" http://reel/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_jobs"])')" -ge "$jobs" ]; do
+  sleep 1
+done
+settle
+report "after ingest"
+ingest_anon=$(kib RssAnon)
+
+kill -TERM "$pid"; wait "$pid" || true; pid=""
+start_reeld
+restart=$took
+settle
+report "after restart"
+restore_anon=$(kib RssAnon)
+printf 'restart to first answer: %.2f s (%d queued jobs restored)\n' "$restart" "$jobs"
+printf 'anonymous bytes per queued job: %d after ingest, %d after restart (over the empty daemon)\n' \
+  "$(( (ingest_anon - empty_anon) * 1024 / jobs ))" "$(( (restore_anon - empty_anon) * 1024 / jobs ))"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
