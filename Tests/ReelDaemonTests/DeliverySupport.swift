@@ -6,6 +6,26 @@ import Testing
 /// Helpers shared by the delivery and budget tests: job details over the socket, schema checks with python3
 /// jsonschema, a watcher for visible partial files, and a real HTTP receiver for the webhook.
 enum DeliveryKit {
+    /// Mounts a tmpfs of `size` (e.g. "8m") at `path` (created first). False, with the reason printed for the test
+    /// named `test`, where mounting is impossible (needs root and CAP_SYS_ADMIN): the caller skips.
+    static func mountTmpfs(_ path: String, size: String, label: String, for test: String) async throws -> Bool {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let mounted = try await Child.run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", label, path])
+        if mounted.status != 0 { print("skipped \(test): cannot mount a tmpfs here: \(mounted.stderrText)") }
+        return mounted.status == 0
+    }
+
+    /// Fills the filesystem holding `file` to the last byte (writes until ENOSPC); returns whether it could be opened.
+    static func fill(_ file: String) -> Bool {
+        let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { return false }
+        let chunk = [UInt8](repeating: 7, count: 64 * 1024)
+        while write(fd, chunk, chunk.count) > 0 {}
+        while write(fd, chunk, 512) > 0 {}
+        close(fd)
+        return true
+    }
+
     /// `GET /v1/jobs/{batch}/{id}` as JSON.
     static func detail(_ reeld: ReeldProcess, _ batch: String, _ id: String) async throws -> [String: Any] {
         try await reeld.get("/v1/jobs/\(batch)/\(id)").json()

@@ -261,21 +261,11 @@ import Testing
         let sandbox = try await SandboxProcess.start(["--time-scale", "1000", "--run-time", "1..2"])
         defer { sandbox.stop() }
         let reeld = try ReeldProcess(providerURL: sandbox.url)
-        try FileManager.default.createDirectory(atPath: reeld.output, withIntermediateDirectories: true)
-        let mounted = try await Child.run("/bin/mount", ["-t", "tmpfs", "-o", "size=8m", "reel-test-output", reeld.output])
-        guard mounted.status == 0 else {
-            print("skipped fullOutputFilesystemDeliversOnceSpaceReturns: cannot mount a tmpfs here: \(mounted.stderrText)")
-            return
-        }
+        guard try await DeliveryKit.mountTmpfs(reeld.output, size: "8m", label: "reel-test-output",
+                                               for: "fullOutputFilesystemDeliversOnceSpaceReturns") else { return }
         defer { Self.unmount(reeld.output) }
-        // Fill it: write until ENOSPC.
         let filler = reeld.output + "/.filler"
-        let fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        #expect(fd >= 0)
-        let chunk = [UInt8](repeating: 7, count: 64 * 1024)
-        while write(fd, chunk, chunk.count) > 0 {}
-        while write(fd, chunk, 512) > 0 {}
-        close(fd)
+        #expect(DeliveryKit.fill(filler))
 
         try await reeld.start()
         defer { reeld.stop() }

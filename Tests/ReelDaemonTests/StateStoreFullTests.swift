@@ -12,13 +12,8 @@ import Testing
         let sandbox = try await SandboxProcess.start(["--time-scale", "10", "--run-time", "10..20"])
         defer { sandbox.stop() }
         let reeld = try ReeldProcess(providerURL: sandbox.url)
-        try FileManager.default.createDirectory(atPath: reeld.state, withIntermediateDirectories: true)
-        let mounted = try await Child.run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "reel-test-state", reeld.state])
-        guard mounted.status == 0 else {
-            print("skipped fullStateFilesystemDegradesAndResumes: cannot mount a tmpfs here (needs root and "
-                  + "CAP_SYS_ADMIN): \(mounted.stderrText)")
-            return
-        }
+        guard try await DeliveryKit.mountTmpfs(reeld.state, size: "4m", label: "reel-test-state",
+                                               for: "fullStateFilesystemDegradesAndResumes") else { return }
         defer { DeliveryTests.unmount(reeld.state) }
         try await reeld.start()
         defer { reeld.stop() }
@@ -33,12 +28,7 @@ import Testing
 
         // Fill the state filesystem: write until ENOSPC.
         let filler = reeld.state + "/.filler"
-        let fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        #expect(fd >= 0)
-        let chunk = [UInt8](repeating: 7, count: 64 * 1024)
-        while write(fd, chunk, chunk.count) > 0 {}
-        while write(fd, chunk, 512) > 0 {}
-        close(fd)
+        #expect(DeliveryKit.fill(filler))
         // More work arrives meanwhile: its manifest cannot be committed, so it waits in incoming/.
         let later = ["late-1", "late-2"]
         try reeld.drop(Durability.manifest(batch: "statefull-late", jobs: later.map { ($0, "character1 arrives \($0)") }),

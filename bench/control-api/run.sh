@@ -57,21 +57,7 @@ curl -sf -X POST --unix-socket "$sock" http://reel/v1/pause >/dev/null
 
 echo "ingesting $jobs jobs ($bin) ..."
 start=$(date +%s.%N)
-python3 - "$work/spool" "$jobs" <<'PY'
-import json, os, sys
-spool, total = sys.argv[1], int(sys.argv[2])
-per = 10_000
-for f in range((total + per - 1) // per):
-    n = min(per, total - f * per)
-    jobs = [{"id": f"j{f * per + i:06d}", "prompt": "character1 waves",
-             "references": [{"url": "https://cdn.example.com/a.png"}]} for i in range(n)]
-    doc = {"manifest_version": 1, "batch": f"bench-{f:02d}",
-           "defaults": {"model": "wan2.6-r2v-flash", "resolution": "720p", "aspect_ratio": "16:9", "duration_s": 2},
-           "jobs": jobs}
-    tmp = os.path.join(spool, "tmp", f"bench-{f:02d}.json")
-    with open(tmp, "w") as fh: json.dump(doc, fh)
-    os.rename(tmp, os.path.join(spool, "incoming", f"bench-{f:02d}.json"))
-PY
+python3 bench/lib/spool_jobs.py "$work/spool" "$jobs"
 while true; do
   n=$(curl -sf --unix-socket "$sock" http://reel/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_jobs"])')
   [ "$n" -ge "$jobs" ] && break
