@@ -373,7 +373,7 @@ public actor Intake {
                 // refusal as its degraded state meanwhile.
                 logger.error("cannot commit the manifests' jobs; will try again",
                              metadata: ["error": "\(error)", "files": "\(ready.count)"])
-                await engine.storeWrite("commit manifests", failed: error)
+                if !(error is CancellationError) { await engine.storeWrite("commit manifests", failed: error) }
                 return (0, 0)
             }
             await engine.storeWrite("commit manifests", failed: nil)
