@@ -27,7 +27,7 @@ public actor Engine {
         }
     }
 
-    let store: Store
+    let store: any JobStore
     let api: any RenderAPI
     let tree: OutputTree
     let clock: any WallClock
@@ -57,7 +57,7 @@ public actor Engine {
     var budgetTurns: [String: [CheckedContinuation<Void, Never>]] = [:]
     let batchEnd: BatchEndHandler
 
-    public init(store: Store, api: any RenderAPI, tree: OutputTree, clock: any WallClock, options: Options,
+    public init(store: any JobStore, api: any RenderAPI, tree: OutputTree, clock: any WallClock, options: Options,
                 batchEnd: BatchEndHandler, logger: Logger) {
         self.store = store
         self.api = api

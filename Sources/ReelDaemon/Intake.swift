@@ -21,7 +21,7 @@ public actor Intake {
     /// Names skipped for a reason worth one log line (not every rescan).
     private var reportedSkips: Set<String> = []
 
-    public init(spool: SpoolDirectory, store: Store, engine: Engine, clock: any WallClock, logger: Logger) {
+    public init(spool: SpoolDirectory, store: any JobStore, engine: Engine, clock: any WallClock, logger: Logger) {
         self.spool = spool
         self.clock = clock
         self.logger = logger
@@ -301,14 +301,14 @@ public actor Intake {
     /// The commit half of intake: stateless, so it runs off the actor while the actor checks the next chunk.
     struct Committer: Sendable {
         let spool: SpoolDirectory
-        let store: Store
+        let store: any JobStore
         let engine: Engine
         let clock: any WallClock
         let logger: Logger
         /// Removes committed files from `incoming/`, behind the commits.
         let unlinker: Unlinker
 
-        init(spool: SpoolDirectory, store: Store, engine: Engine, clock: any WallClock, logger: Logger) {
+        init(spool: SpoolDirectory, store: any JobStore, engine: Engine, clock: any WallClock, logger: Logger) {
             self.spool = spool
             self.store = store
             self.engine = engine
