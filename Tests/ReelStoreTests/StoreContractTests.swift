@@ -620,7 +620,8 @@ import Testing
             #expect(try await store.jobsOwningTasks(["t-old/a", "t-mixed/done"]).isEmpty)
             #expect(try await store.batch("old") == nil)
             #expect(try await store.batches().map(\.name) == ["mixed"])
-            #expect(try await store.jobs(in: Set(JobState.allCases)).map(\.key) == [key("mixed/live"), key("mixed/late")])
+            #expect(try await store.jobs(in: Set(JobState.allCases)).map(\.key)
+                    == [key("mixed/live"), key("mixed/late")])
             #expect(try await store.counts().byState == [.queued: 1, .cancelled: 1])
             #expect(try await store.cachedUpload(sha256: "y", model: .r2v, validAt: t0 + 50) == "oss://y")
             let kept = try #require(try await store.runTimeSamples(limitPerClass: 5000)[cls])
@@ -650,7 +651,9 @@ import Testing
             try await expectMoves(true, "commit") {
                 _ = try await store.commitTaskID(key("b/a"), taskID: "t", status: .running, now: t0)
             }
-            try await expectMoves(true, "update") { _ = try await store.update(key("b/a"), now: t0) { $0.costUSD = 0.5 } }
+            try await expectMoves(true, "update") {
+                _ = try await store.update(key("b/a"), now: t0) { $0.costUSD = 0.5 }
+            }
             try await expectMoves(true, "transition") {
                 _ = try await store.transition(key("b/c"), from: .queued, to: .held, cause: "x", now: t0)
             }
