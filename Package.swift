@@ -100,5 +100,10 @@ let package = Package(
                     swiftSettings: settings),
         .testTarget(name: "ReelDaemonTests", dependencies: ["ReelDaemon", "ReelConfig", "ReelCurl", "ReelMedia", "ReelTestKit"],
                     swiftSettings: settings),
+        // The engine on the in-memory store and a scripted provider: no process, no network.
+        .testTarget(name: "ReelEngineTests",
+                    dependencies: ["ReelDaemon", "ReelStore", "ReelOutput", "ReelControl", "ReelProtocol", "ReelCurl",
+                                   "ReelMedia", "ReelTestKit", log],
+                    swiftSettings: settings),
     ]
 )

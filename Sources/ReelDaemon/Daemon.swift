@@ -282,7 +282,7 @@ struct ControlService: Service {
 
 /// Prunes finished jobs and their history past the retention age, hourly.
 struct RetentionService: Service {
-    let store: Store
+    let store: any JobStore
     let retention: @Sendable () async -> Double
     let clock: any WallClock
     let logger: Logger
@@ -325,7 +325,7 @@ struct SignalService: Service {
 struct SystemdService: Service {
     let notifier: Notifier
     let engine: Engine
-    let store: Store
+    let store: any JobStore
     let readiness: Readiness
     let logger: Logger
 

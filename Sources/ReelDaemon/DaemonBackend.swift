@@ -8,7 +8,7 @@ import Synchronization
 
 /// The control API's view of the daemon: reads from the store, decisions through the engine.
 struct DaemonBackend: ControlBackend {
-    let store: Store
+    let store: any JobStore
     let engine: Engine
     let clock: any WallClock
     let startedAt: Timestamp
@@ -237,7 +237,7 @@ final class ListingCache: Sendable {
     }
 
     struct Entry: Sendable {
-        /// `Store.writeGeneration` before the page was read.
+        /// `JobStore.writeGeneration` before the page was read.
         var generation: Int
         var pricing: PricingTable
         /// The forecast's time, nil when the page had no job to forecast.

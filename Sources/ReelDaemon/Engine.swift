@@ -36,7 +36,7 @@ public actor Engine {
     /// A piece of work run as a child task of `run()`.
     typealias Errand = @Sendable (Engine) async -> Void
 
-    let store: Store
+    let store: any JobStore
     let api: any RenderAPI
     let tree: OutputTree
     let clock: any WallClock
@@ -76,7 +76,7 @@ public actor Engine {
     var budgetTurns: [String: [CheckedContinuation<Void, Never>]] = [:]
     let batchEnd: BatchEndHandler
 
-    public init(store: Store, api: any RenderAPI, tree: OutputTree, clock: any WallClock, options: Options,
+    public init(store: any JobStore, api: any RenderAPI, tree: OutputTree, clock: any WallClock, options: Options,
                 batchEnd: BatchEndHandler, logger: Logger) {
         self.store = store
         self.api = api

@@ -32,7 +32,7 @@ public actor Intake {
         case take([String])
     }
 
-    public init(spool: SpoolDirectory, store: Store, engine: Engine, clock: any WallClock, logger: Logger) {
+    public init(spool: SpoolDirectory, store: any JobStore, engine: Engine, clock: any WallClock, logger: Logger) {
         self.spool = spool
         self.clock = clock
         self.logger = logger
@@ -337,14 +337,14 @@ public actor Intake {
     /// The commit half of intake: stateless, so it runs off the actor while the actor checks the next chunk.
     struct Committer: Sendable {
         let spool: SpoolDirectory
-        let store: Store
+        let store: any JobStore
         let engine: Engine
         let clock: any WallClock
         let logger: Logger
         /// Removes committed files from `incoming/`, behind the commits.
         let unlinker: Unlinker
 
-        init(spool: SpoolDirectory, store: Store, engine: Engine, clock: any WallClock, logger: Logger) {
+        init(spool: SpoolDirectory, store: any JobStore, engine: Engine, clock: any WallClock, logger: Logger) {
             self.spool = spool
             self.store = store
             self.engine = engine

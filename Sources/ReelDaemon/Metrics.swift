@@ -5,7 +5,7 @@ import ReelStore
 
 /// `GET /v1/metrics` in the Prometheus text exposition format.
 enum Metrics {
-    static func render(store: Store, engine: Engine, now: Timestamp, startedAt: Timestamp) async throws -> String {
+    static func render(store: any JobStore, engine: Engine, now: Timestamp, startedAt: Timestamp) async throws -> String {
         let counts = try await store.counts()
         let s = await engine.schedulerSnapshot
         let limits = await engine.options.limits

@@ -1,11 +1,10 @@
-import Crypto
 import Foundation
 import GRDB
 import ReelCore
 
 // MARK: - Intake
 
-/// One manifest's jobs for `Store.ingest(_:now:)`: the arguments of `ingest(manifestSHA256:fileName:…)`.
+/// One manifest's jobs for `JobStore.ingest(_:now:)`: the arguments of `ingest(manifestSHA256:fileName:…)`.
 public struct ManifestIngest: Sendable {
     public var manifestSHA256: String
     public var fileName: String
@@ -23,24 +22,6 @@ public struct ManifestIngest: Sendable {
 }
 
 extension Store {
-    /// Commits one manifest's jobs, whole or not at all, in one transaction.
-    ///
-    /// - If `manifestSHA256` (hex sha256 of the file's bytes) was ingested before → `.alreadyIngested`, nothing
-    ///   written: re-reading a file after a crash between this commit and the spool's unlink is harmless.
-    /// - A job whose key exists with a different `specDigest` is a conflict; any conflict → `.rejected`, nothing
-    ///   written. A job whose key exists with the same digest is unchanged (a no-op).
-    /// - Otherwise new jobs are inserted `queued` (transition cause `intake <fileName>`), the manifest is
-    ///   remembered, and the batch is created or updated: `settings.priority` replaces the stored one, a non-nil
-    ///   deadline or budget replaces the stored one, `paused` is ignored (operators pause batches).
-    ///
-    /// Every job's `key.batch` must equal `batch` and keys must be unique (`StoreError.invalidIngest` otherwise).
-    public func ingest(manifestSHA256: String, fileName: String, batch: String, settings: BatchSettings,
-                       jobs: [JobSpec], now: Timestamp) async throws -> IngestOutcome {
-        let manifest = ManifestIngest(manifestSHA256: manifestSHA256, fileName: fileName, batch: batch,
-                                      settings: settings, jobs: jobs)
-        return try await ingest([manifest], now: now)[0].get()
-    }
-
     /// `ingest` for several manifests in one transaction (one commit for a burst of spool files), fsynced before it
     /// returns (`synchronous = FULL`): the caller may delete the source files at once. Each manifest is
     /// decided on its own, exactly as if ingested alone in this order; a manifest that breaks the batch/unique-key
@@ -49,15 +30,10 @@ extension Store {
     public func ingest(_ manifests: [ManifestIngest], now: Timestamp) async throws -> [Result<IngestOutcome, any Error>] {
         let prepared = manifests.map { m in
             Result { () throws -> (ManifestIngest, [(JobSpec, String, String)]) in
-                if let stray = m.jobs.first(where: { $0.key.batch != m.batch }) {
-                    throw StoreError.invalidIngest("job \(stray.key) is not in batch \(m.batch)")
-                }
-                if Set(m.jobs.map(\.key)).count != m.jobs.count {
-                    throw StoreError.invalidIngest("manifest \(m.fileName) lists a job id twice")
-                }
-                return (m, try m.jobs.map { spec in
+                try JobStoreRules.validate(m)
+                return (m, m.jobs.map { spec in
                     let data = Codec.spec(spec)
-                    return (spec, Self.hex(SHA256.hash(data: data)), String(decoding: data, as: UTF8.self))
+                    return (spec, Codec.digest(data), String(decoding: data, as: UTF8.self))
                 })
             }
         }
@@ -125,7 +101,7 @@ extension Store {
             } else {
                 let state = try decodeEnum(JobState.self, existing[1], "state")
                 conflicts.append(IngestConflict(key: spec.key, existingState: state,
-                                                message: Self.conflictMessage(spec.key, state)))
+                                                message: JobStoreRules.conflictMessage(spec.key, state)))
             }
         }
         guard conflicts.isEmpty else { return .rejected(conflicts) }
@@ -164,13 +140,6 @@ extension Store {
             """, [m.manifestSHA256, m.fileName, m.batch, m.jobs.count, added.count, now])
         return .accepted(added: added.map(\.0.key), unchanged: unchanged)
     }
-
-    static func conflictMessage(_ key: JobKey, _ state: JobState) -> String {
-        let base = "batch \(key.batch) job \(key.id) already exists with different content"
-        return state.isTerminal
-            ? "\(base) (it is \(state.rawValue)); job ids are never reused: submit the job under a new id"
-            : "\(base); to replace it, cancel it (`reelctl cancel \(key)`) and submit the job under a new id"
-    }
 }
 
 // MARK: - Batches
@@ -196,7 +165,6 @@ extension Store {
     }
 
     /// Changes a batch's priority, deadline, budget or paused flag. Returns false when the batch is unknown.
-    @discardableResult
     public func updateBatch(_ name: String, _ body: @escaping @Sendable (inout BatchSettings) -> Void)
         async throws -> Bool {
         try await write { db in
@@ -272,7 +240,7 @@ extension Store {
     }
 
     /// The newest `limitPerClass` run times of every class, newest first: what the scheduler learns from at start.
-    public func runTimeSamples(limitPerClass: Int = 500) async throws -> [RunTimeClass: [Double]] {
+    public func runTimeSamples(limitPerClass: Int) async throws -> [RunTimeClass: [Double]] {
         try await read { db in
             try Row.fetchAll(db, sql: """
                 SELECT model, resolution, duration_s, seconds FROM (
@@ -293,15 +261,12 @@ extension Store {
 extension Store {
     static let newestFirstPerClass = "(PARTITION BY model, resolution, duration_s ORDER BY at DESC, seq DESC)"
 
-    /// Run-time samples kept per class by `prune`.
-    public static let runTimeSamplesKept = 1000
-
     /// Deletes terminal jobs that finished before `cutoff` with their transitions, attempts and task ownership;
     /// batches left empty (and their manifest records, so the same file may be submitted again); account-wide
     /// attempts older than `cutoff`; uploads expired before `cutoff`; run-time samples beyond the newest
-    /// `runTimeSamplesKept` per class. Then `PRAGMA incremental_vacuum` returns the freed pages to the file
-    /// system (the file is created with `auto_vacuum = INCREMENTAL`; a full `VACUUM`, which blocks writers and
-    /// needs twice the space, is never run automatically).
+    /// `JobStoreRules.runTimeSamplesKept` per class. Then `PRAGMA incremental_vacuum` returns the freed pages to
+    /// the file system (the file is created with `auto_vacuum = INCREMENTAL`; a full `VACUUM`, which blocks
+    /// writers and needs twice the space, is never run automatically).
     public func prune(finishedBefore cutoff: Timestamp) async throws -> PruneReport {
         var report = try await write { db in
             let terminal = JobState.allCases.filter(\.isTerminal).map { "'\($0.rawValue)'" }.joined(separator: ",")
@@ -319,7 +284,7 @@ extension Store {
                 DELETE FROM runtime_samples WHERE seq IN (SELECT seq FROM (
                   SELECT seq, row_number() OVER \(Self.newestFirstPerClass) AS n
                   FROM runtime_samples) WHERE n > ?)
-                """, [Self.runTimeSamplesKept])
+                """, [JobStoreRules.runTimeSamplesKept])
             return PruneReport(jobs: jobs, batches: batches, orphanAttempts: orphans, uploads: uploads, freedPages: 0)
         }
         report.freedPages = try await pool.writeWithoutTransaction { db in

@@ -10,30 +10,20 @@ extension Store {
     ///
     /// Returns false (writing nothing) when the job does not exist or is not in an expected state.
     /// Throws `StoreError.illegalTransition` if any state of `from` may not move to `to` (`JobState.canMove`).
-    /// Automatic effects: `finishedAt` is set on entering a terminal state and cleared on leaving one;
-    /// `holdReason` is cleared unless the target is `held`; `reason` and `nextAttemptAt` are cleared on `queued`;
-    /// the batch's `completedAt` follows its jobs. `update` runs after these, so it can override them.
-    @discardableResult
+    /// Automatic effects are those of `JobRow.enter`; the batch's `completedAt` follows its jobs. `update` runs
+    /// after these, so it can override them.
     public func transition(_ key: JobKey, from: Set<JobState>, to: JobState, cause: String, now: Timestamp,
-                           update: @escaping @Sendable (inout JobRow) -> Void = { _ in }) async throws -> Bool {
-        try Self.checkLegal(from: from, to: to)
+                           update: @escaping @Sendable (inout JobRow) -> Void) async throws -> Bool {
+        try JobStoreRules.checkLegal(from: from, to: to)
         return try await write { db in
             try Self.move(db, key, from: from, to: to, now: now, cause: { _ in cause }, update: update) != nil
         }
     }
 
-    /// `transition` from a single expected state.
-    @discardableResult
-    public func transition(_ key: JobKey, from: JobState, to: JobState, cause: String, now: Timestamp,
-                           update: @escaping @Sendable (inout JobRow) -> Void = { _ in }) async throws -> Bool {
-        try await transition(key, from: [from], to: to, cause: cause, now: now, update: update)
-    }
-
     /// Changes fields of a job without changing its state (no `transitions` row): e.g. a refreshed video URL,
     /// recorded cost, operator priority. When `states` is given it is a compare-and-set on the current state.
     /// Returns false when the job does not exist or is in none of `states`.
-    @discardableResult
-    public func update(_ key: JobKey, ifIn states: Set<JobState>? = nil, now: Timestamp,
+    public func update(_ key: JobKey, ifIn states: Set<JobState>?, now: Timestamp,
                        _ body: @escaping @Sendable (inout JobRow) -> Void) async throws -> Bool {
         try await write { db in
             guard var row = try Self.fetchJob(db, key), states?.contains(row.state) ?? true else { return false }
@@ -49,18 +39,13 @@ extension Store {
     /// task/URL cleared. Call it *before* the create call; returns the attempt number, or nil when the job was not
     /// in `expectedFrom` (then do not call the provider). Cancellable: a cancelled caller gets `CancellationError`
     /// and nothing is written.
-    public func beginSubmission(_ key: JobKey, expectedFrom: Set<JobState> = [.queued, .retrying],
+    public func beginSubmission(_ key: JobKey, expectedFrom: Set<JobState>,
                                 fingerprint: String, now: Timestamp) async throws -> Int? {
-        try Self.checkLegal(from: expectedFrom, to: .submitting)
+        try JobStoreRules.checkLegal(from: expectedFrom, to: .submitting)
         return try await durableWrite { db in
             try Self.move(db, key, from: expectedFrom, to: .submitting, now: now,
-                          cause: { "create call, attempt \($0.attempt + 1)" }) { row in
-                row.attempt += 1
-                row.requestFingerprint = fingerprint
-                row.createStartedAt = now
-                row.taskID = nil
-                row.videoURL = nil
-                row.urlExpiresAt = nil
+                          cause: JobStoreRules.submissionCause) { row in
+                JobStoreRules.beginSubmission(&row, fingerprint: fingerprint, now: now)
             }?.attempt
         }
     }
@@ -72,21 +57,17 @@ extension Store {
     ///
     /// Not cancellable: a paid task id is committed even when the calling task was cancelled meanwhile (e.g. by a
     /// graceful shutdown), since GRDB would otherwise roll the commit back and leave the job in doubt.
-    @discardableResult
     public func commitTaskID(_ key: JobKey, taskID: String, status: TaskStatus, now: Timestamp,
-                             how: String? = nil) async throws -> Bool {
-        let to: JobState = status == .running ? .running : .pending
+                             how: String?) async throws -> Bool {
+        let to = JobStoreRules.committedState(status)
         return try await Task { try await commit(key, taskID: taskID, to: to, now: now, how: how) }.value
     }
 
     private func commit(_ key: JobKey, taskID: String, to: JobState, now: Timestamp, how: String?) async throws -> Bool {
         try await durableWrite { db in
             let row = try Self.move(db, key, from: [.submitting, .inDoubt], to: to, now: now,
-                                    cause: { ($0.state == .inDoubt ? "adopted task " : "created task ") + taskID
-                                             + (how.map { ": " + $0 } ?? "") }) {
-                $0.taskID = taskID
-                $0.submittedAt = now
-                $0.reason = nil   // e.g. an in-doubt job's "resolve with reelctl resolve …": no longer true
+                                    cause: { JobStoreRules.commitCause($0, taskID: taskID, how: how) }) {
+                JobStoreRules.commitTaskID(&$0, taskID: taskID, now: now)
             }
             guard row != nil else { return false }
             try db.run("UPDATE batches SET started_at = ? WHERE name = ? AND started_at IS NULL",
@@ -95,24 +76,15 @@ extension Store {
         }
     }
 
-    /// Moves a `submitting` job to `in_doubt`: the create call's outcome is unknown (timeout, 500, reset after
-    /// sending, or a crash). The window stays open until `commitTaskID` (adopt) or an operator's resolve.
-    @discardableResult
-    public func markInDoubt(_ key: JobKey, cause: String, now: Timestamp) async throws -> Bool {
-        try await transition(key, from: .submitting, to: .inDoubt, cause: cause, now: now)
-    }
-
     /// A create call the provider answered with a refusal (no task exists): `submitting` → `retrying`, where the
     /// scheduler's verdict (backoff, throttle hold, failure) finds it. A refusal that says nothing about the job
     /// (throttling, an account problem) is not an attempt: the attempt number `beginSubmission` took is given back.
-    @discardableResult
     public func refuseSubmission(_ key: JobKey, countsAsAttempt: Bool, reason: String, now: Timestamp) async throws
         -> Bool {
         try await durableWrite { db in
             try Self.move(db, key, from: [.submitting], to: .retrying, now: now,
-                          cause: { _ in "create refused: \(reason)" }) { row in
-                if !countsAsAttempt { row.attempt = max(0, row.attempt - 1) }
-                row.reason = "create refused: \(reason)"
+                          cause: { _ in JobStoreRules.refusalCause(reason) }) { row in
+                JobStoreRules.refuseSubmission(&row, countsAsAttempt: countsAsAttempt, reason: reason)
             } != nil
         }
     }
@@ -120,9 +92,7 @@ extension Store {
     /// At daemon start, before anything is scheduled: every job still `submitting` was interrupted mid-create by a
     /// crash, so its outcome is unknown. Moves them all to `in_doubt` (cause `cause`) in one transaction and
     /// returns them.
-    public func markInterruptedSubmissionsInDoubt(now: Timestamp,
-                                                  cause: String = "daemon restarted during the create call")
-        async throws -> [JobRow] {
+    public func markInterruptedSubmissionsInDoubt(now: Timestamp, cause: String) async throws -> [JobRow] {
         try await write { db in
             try Self.fetchJobs(db, where: "state = ?", [JobState.submitting.rawValue]).compactMap { row in
                 try Self.move(db, row.key, from: [.submitting], to: .inDoubt, now: now, cause: { _ in cause })
@@ -145,27 +115,13 @@ extension Store {
 
     // MARK: internals
 
-    static func checkLegal(from: Set<JobState>, to: JobState) throws {
-        if let bad = from.first(where: { !$0.canMove(to: to) }) {
-            throw StoreError.illegalTransition(from: bad, to: to)
-        }
-    }
-
     /// The compare-and-set itself; returns the row as written, or nil when the job is not in `from`.
     static func move(_ db: Database, _ key: JobKey, from: Set<JobState>, to: JobState, now: Timestamp,
                      cause: (JobRow) -> String, update: (inout JobRow) -> Void = { _ in }) throws -> JobRow? {
         guard var row = try fetchJob(db, key), from.contains(row.state) else { return nil }
         let prior = row.state
         let why = cause(row)
-        row.state = to
-        row.stateChangedAt = now
-        row.updatedAt = now
-        row.finishedAt = to.isTerminal ? now : nil
-        if to != .held { row.holdReason = nil }
-        if to == .queued {
-            row.reason = nil
-            row.nextAttemptAt = nil
-        }
+        row.enter(to, now: now)
         update(&row)
         try save(db, row, now: now)
         try db.run("INSERT INTO transitions (job_seq, from_state, to_state, cause, at) VALUES (?, ?, ?, ?, ?)",
@@ -278,37 +234,31 @@ extension Store {
         }
     }
 
-    /// Jobs ordered by `BATCH/ID`, optionally filtered, `limit` (1…1000) at a time. `cursor` is the previous
-    /// page's `nextCursor` (opaque and stable: keyset pagination, so jobs added or removed meanwhile never make a
-    /// page skip or repeat another job). Each page is an index range scan, fast at any depth.
-    public func listJobs(state: JobState? = nil, batch: String? = nil, limit: Int = 100,
-                         after cursor: String? = nil) async throws -> JobPage {
-        let limit = min(max(limit, 1), 1000)
-        let after = try cursor.map(Self.decodeCursor)
-        let (condition, arguments) = Self.listFilter(state: state, batch: batch, after: after)
+    /// A listing page, ordered by `BATCH/ID`. Each page is an index range scan, fast at any depth.
+    public func listJobs(_ query: JobQuery) async throws -> JobPage {
+        let (condition, arguments) = Self.listFilter(query)
         return try await read { db in
-            let rows = try Self.fetchJobs(db, where: condition, arguments + [limit + 1],
+            let rows = try Self.fetchJobs(db, where: condition, arguments + [query.limit + 1],
                                           suffix: "ORDER BY batch, id LIMIT ?")
-            let page = Array(rows.prefix(limit))
-            let next = rows.count > limit ? page.last.map { Self.encodeCursor($0.key) } : nil
+            let (page, next) = query.page(rows, key: \.key)
             return JobPage(rows: page, nextCursor: next)
         }
     }
 
     /// The WHERE clause of a listing page. Each shape is one index range scan (`jobs_state_key` or the
     /// `(batch, id)` unique index): no scan from the start, no sort.
-    static func listFilter(state: JobState?, batch: String?, after: JobKey?) -> (String, StatementArguments) {
+    static func listFilter(_ query: JobQuery) -> (String, StatementArguments) {
         var conditions = ["1"]
         var arguments: [(any DatabaseValueConvertible)?] = []
-        if let state { conditions.append("state = ?"); arguments.append(state.rawValue) }
-        if let batch {
+        if let state = query.state { conditions.append("state = ?"); arguments.append(state.rawValue) }
+        if let batch = query.batch {
             conditions.append("batch = ?")
             arguments.append(batch)
-            if let after, after.batch >= batch {
+            if let after = query.after, !after.batch.utf8.lexicographicallyPrecedes(batch.utf8) {
                 conditions.append(after.batch == batch ? "id > ?" : "0")
                 if after.batch == batch { arguments.append(after.id) }
             }
-        } else if let after {
+        } else if let after = query.after {
             conditions.append("(batch, id) > (?, ?)")
             arguments += [after.batch, after.id]
         }
@@ -320,20 +270,6 @@ extension Store {
         try await read { db in
             try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] }
         }
-    }
-
-    static func encodeCursor(_ key: JobKey) -> String {
-        Data(key.description.utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
-    static func decodeCursor(_ cursor: String) throws -> JobKey {
-        var b64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        b64 += String(repeating: "=", count: (4 - b64.count % 4) % 4)
-        guard let data = Data(base64Encoded: b64), let key = JobKey(parsing: String(decoding: data, as: UTF8.self))
-        else { throw StoreError.invalidCursor(cursor) }
-        return key
     }
 
     /// Job counts by (batch, model, resolution, state) with cost and estimated billed seconds; read from a table
@@ -386,7 +322,7 @@ extension Store {
     }
 
     /// Provider exchanges by kind: of one job when `key` is given, else of all; only those at or after `since`.
-    public func attemptCounts(of key: JobKey? = nil, since: Timestamp? = nil) async throws -> [Exchange.Kind: Int] {
+    public func attemptCounts(of key: JobKey?, since: Timestamp?) async throws -> [Exchange.Kind: Int] {
         try await read { db in
             var sql = "SELECT kind, count(*) FROM attempts"
             var arguments: [(any DatabaseValueConvertible)?] = []

@@ -47,11 +47,8 @@ extension JobRow {
 
 extension Store {
     /// `listJobs` for listings: the same order, filters and cursors, but summaries instead of full rows.
-    public func listJobSummaries(state: JobState? = nil, batch: String? = nil, limit: Int = 100,
-                                 after cursor: String? = nil) async throws -> JobSummaryPage {
-        let limit = min(max(limit, 1), 1000)
-        let after = try cursor.map(Self.decodeCursor)
-        let (condition, arguments) = Self.listFilter(state: state, batch: batch, after: after)
+    public func listJobSummaries(_ query: JobQuery) async throws -> JobSummaryPage {
+        let (condition, arguments) = Self.listFilter(query)
         return try await read { db in
             let statement = try db.cachedStatement(sql: """
                 SELECT batch, id, state, priority, model, resolution, json_extract(spec, '$.aspectRatio'), duration_s,
@@ -59,9 +56,9 @@ extension Store {
                        cost_usd, created_at, updated_at
                 FROM jobs WHERE \(condition) ORDER BY batch, id LIMIT ?
                 """)
-            let cursor = try Row.fetchCursor(statement, arguments: arguments + [limit + 1])
+            let cursor = try Row.fetchCursor(statement, arguments: arguments + [query.limit + 1])
             var rows: [JobSummary] = []
-            rows.reserveCapacity(limit + 1)
+            rows.reserveCapacity(query.limit + 1)
             while let r = try cursor.next() {
                 rows.append(JobSummary(
                     key: JobKey(batch: r[0], id: r[1]), state: try decodeEnum(JobState.self, r[2], "state"),
@@ -73,8 +70,7 @@ extension Store {
                     deadline: r[13], outputPath: r[14], outputSHA256: r[15], costUSD: r[16], createdAt: r[17],
                     updatedAt: r[18]))
             }
-            let page = Array(rows.prefix(limit))
-            let next = rows.count > limit ? page.last.map { Self.encodeCursor($0.key) } : nil
+            let (page, next) = query.page(rows, key: \.key)
             return JobSummaryPage(rows: page, nextCursor: next)
         }
     }

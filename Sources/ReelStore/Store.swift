@@ -1,15 +1,15 @@
-import Crypto
 import Foundation
 import GRDB
 import ReelCore
 import Synchronization
 
-/// Reel's durable state: one SQLite file in WAL mode, written through GRDB's single writer queue.
+/// The SQLite implementation of `JobStore`, Reel's default: one SQLite file in WAL mode, written through GRDB's
+/// single writer queue.
 ///
 /// Every method is `async`: GRDB runs the SQL on its own dispatch queues and the caller suspends, so no thread of
 /// Swift's cooperative pool ever blocks on the disk. Every state change is a compare-and-set on the expected prior
 /// state, written together with its `transitions` row in one transaction.
-public final class Store: Sendable {
+public final class Store: JobStore {
     let pool: DatabasePool
     /// Bumped after every write transaction that may change jobs returns: a value read while it stood still is
     /// still the truth.
@@ -43,11 +43,7 @@ public final class Store: Sendable {
     /// Hex sha256 of the canonical encoding of `spec` (`Codec.spec`: JSONEncoder's bytes with sorted keys): the
     /// job's content identity.
     public static func specDigest(_ spec: JobSpec) throws -> String {
-        hex(SHA256.hash(data: Codec.spec(spec)))
-    }
-
-    static func hex(_ digest: SHA256.Digest) -> String {
-        Hex.string(digest)
+        Codec.digest(Codec.spec(spec))
     }
 
     // MARK: access
@@ -123,70 +119,4 @@ extension Database {
     func run(_ sql: String, _ arguments: StatementArguments = []) throws {
         try cachedStatement(sql: sql).execute(arguments: arguments)
     }
-}
-
-/// JSON as stored: sorted keys, so equal values always encode to equal bytes.
-enum Codec {
-    /// A job spec's canonical encoding (stored, and hashed into its `spec_digest`): exactly the bytes of
-    /// `data(spec)` — `JSONEncoder` with sorted keys — written directly, because `JSONEncoder` was a tenth of
-    /// intake's CPU. `CanonicalSpecTests` holds the two to each other byte for byte; digests of stored jobs must
-    /// never change.
-    static func spec(_ s: JobSpec) -> [UInt8] {
-        var w = JSONWriter(capacity: 384, escapesSlashes: true)
-        w.object { w in
-            w.key("aspectRatio"); w.string(s.aspectRatio.rawValue)
-            w.member("audio", s.audio)
-            w.member("budgetUSD", s.budgetUSD)
-            w.member("deadline", s.deadline)
-            w.key("durationSeconds"); w.int(s.durationSeconds)
-            w.key("key"); w.string(s.key.description)
-            w.key("model"); w.string(s.model.rawValue)
-            w.member("negativePrompt", s.negativePrompt)
-            w.key("priority"); w.string(s.priority.rawValue)
-            w.key("prompt"); w.string(s.prompt)
-            w.key("references"); w.array(s.references) { w, r in
-                w.object { w in
-                    w.member("bytes", r.bytes.map { Int($0) })
-                    w.member("durationSeconds", r.durationSeconds)
-                    w.member("kind", r.kind?.rawValue)
-                    w.member("sha256", r.sha256)
-                    w.key("source"); w.object { w in
-                        switch r.source {
-                        case .path(let p): w.key("path"); w.string(p)
-                        case .url(let u): w.key("url"); w.string(u)
-                        }
-                    }
-                }
-            }
-            w.key("resolution"); w.string(s.resolution.rawValue)
-            w.member("seed", s.seed)
-            w.member("shotType", s.shotType?.rawValue)
-            w.member("watermark", s.watermark)
-        }
-        return w.bytes
-    }
-
-    static func data<T: Encodable>(_ value: T) throws -> Data {
-        let e = JSONEncoder()
-        e.outputFormatting = .sortedKeys
-        return try e.encode(value)
-    }
-
-    static func text<T: Encodable>(_ value: T) throws -> String { String(decoding: try data(value), as: UTF8.self) }
-
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String, _ what: String,
-                                     with decoder: JSONDecoder = JSONDecoder()) throws -> T {
-        do {
-            return try decoder.decode(type, from: Data(text.utf8))
-        } catch {
-            throw StoreError.corrupt("\(what): \(error)")
-        }
-    }
-}
-
-/// Decoding a stored enum, naming the column when the value is unknown (a newer schema, or damage).
-func decodeEnum<E: RawRepresentable>(_ type: E.Type, _ raw: String, _ column: String) throws -> E
-where E.RawValue == String {
-    guard let v = E(rawValue: raw) else { throw StoreError.corrupt("\(column) = \"\(raw)\"") }
-    return v
 }

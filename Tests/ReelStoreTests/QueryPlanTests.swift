@@ -11,7 +11,9 @@ import Testing
 ] as [(JobState?, String?, JobKey?)])
 func listingPagesAreIndexRangeScans(state: JobState?, batch: String?, after: JobKey?) async throws {
     try await withStore { store, _ in
-        let (condition, arguments) = Store.listFilter(state: state, batch: batch, after: after)
+        var query = try JobQuery(state: state, batch: batch, limit: 100)
+        query.after = after
+        let (condition, arguments) = Store.listFilter(query)
         let plan = try await store.queryPlan(
             "SELECT * FROM jobs WHERE \(condition) ORDER BY batch, id LIMIT 101", arguments)
         #expect(plan.count == 1, "\(plan)")
