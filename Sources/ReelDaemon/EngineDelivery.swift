@@ -121,14 +121,10 @@ extension Engine {
         try? await Task.sleep(for: .seconds(seconds))
     }
 
-    /// The output filesystem took a whole download: the job's storage wait (if any) is over.
+    /// The output filesystem took a whole download after refusing writes: the job's storage wait is over.
     func storageAcceptsWrites(_ key: JobKey) async {
-        let waited = storageWaits.removeValue(forKey: key) != nil
-        if waited {
+        if storageWaits.removeValue(forKey: key) != nil {
             logger.notice("the output filesystem accepts writes again", metadata: ["job_id": "\(key)"])
-        } else {
-            let reason = await readStore("job \(key)") { try await store.job(key) }?.reason
-            guard reason?.hasPrefix(JobLifecycle.storageReasonPrefix) == true else { return }
         }
         await setDeliveryReason(key, nil)
     }

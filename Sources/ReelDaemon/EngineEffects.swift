@@ -19,7 +19,7 @@ extension Engine {
         JobLifecycle(key: row.key, state: state ?? row.state,
                      facts: JobLifecycle.Facts(spec: row.spec, taskID: row.taskID, submittedAt: row.submittedAt,
                                                videoURL: row.videoURL, urlExpiresAt: row.urlExpiresAt,
-                                               usage: row.usage, costUSD: row.costUSD),
+                                               usage: row.usage, costUSD: row.costUSD, reason: row.reason),
                      policy: lifecyclePolicy)
     }
 
@@ -107,10 +107,9 @@ extension Engine {
             case .reconcile:
                 publish(.jobsChanged([key]))
                 spawnReconcile(key)
-            case .recordRunTime(let seconds):
-                guard let row = await readStore("job \(key)", { try await store.job(key) }) else { break }
-                await recordRunTimeSample(RunTimeClass(model: row.spec.model, resolution: row.spec.resolution,
-                                                       durationSeconds: row.spec.durationSeconds),
+            case .recordRunTime(let model, let resolution, let durationSeconds, let seconds):
+                await recordRunTimeSample(RunTimeClass(model: model, resolution: resolution,
+                                                       durationSeconds: durationSeconds),
                                           seconds: seconds, now: clock.now())
             case .pause(let seconds):
                 try? await Task.sleep(for: .seconds(seconds))

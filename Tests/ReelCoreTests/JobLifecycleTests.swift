@@ -241,7 +241,7 @@ struct JobLifecycleTests {
         var life = Self.lifecycle(.running)
         let effects = life.handle(.observed(Self.snapshot(.succeeded, url: "https://r/2.mp4")), now: 5000)
         #expect(effects.contains(.scheduler(.observedRunTime(model: .r2v, resolution: .p1080, durationSeconds: 5, seconds: 90))))
-        #expect(effects.contains(.recordRunTime(seconds: 90)))
+        #expect(effects.contains(.recordRunTime(model: .r2v, resolution: .p1080, durationSeconds: 5, seconds: 90)))
         guard case .move(let m) = effects.first(where: { if case .move = $0 { true } else { false } }) else {
             Issue.record("unexpected effects"); return
         }
@@ -279,7 +279,9 @@ struct JobLifecycleTests {
         _ = life.handle(.observed(Self.snapshot(.succeeded, url: "https://r/7.mp4")), now: now)
         #expect(life.state == .downloading)
         #expect(life.handle(.deliveryStarted, now: now) == [.fetch])
-        #expect(life.handle(.fetched(.complete), now: now).last == .verify)
+        // No storage wait happened: nothing to announce.
+        #expect(life.handle(.fetched(.complete), now: now)
+                == [.move(JobMove(from: [.downloading], to: .verifying, cause: "downloaded")), .verify])
         let done = life.handle(.verified(.delivered(path: "/o/j.mp4", sha256: "ab", bytes: 9, costUSD: 0.75)), now: now)
         #expect(life.state == .succeeded)
         #expect(done.contains(.scheduler(.released(Self.key))))
@@ -340,7 +342,7 @@ struct JobLifecycleTests {
         let refused = life.handle(.verified(.storageRefused("ENOSPC")), now: now)
         #expect(refused.suffix(2) == [.waitForStorage(what: "cannot write the result", error: "ENOSPC", seconds: 2), .fetch])
         #expect(life.state == .downloading)
-        _ = life.handle(.fetched(.complete), now: now)
+        #expect(life.handle(.fetched(.complete), now: now).first == .storageRecovered)
         let done = life.handle(.verified(.delivered(path: "/o/j.mp4", sha256: "ab", bytes: 9, costUSD: nil)), now: now)
         guard case .move(let m) = done.first else { Issue.record("unexpected effects"); return }
         #expect(m.to == .succeeded)
@@ -355,6 +357,15 @@ struct JobLifecycleTests {
         #expect(last.contains(.discardPartial))
         #expect(last.contains(.checkBatchEnd))
         #expect(last.firstIndex(of: .discardPartial)! < last.firstIndex { if case .move = $0 { true } else { false } }!)
+    }
+
+    /// A wait a restart interrupted shows in the stored reason: the next whole download ends it.
+    @Test func aStorageWaitFromBeforeARestartEndsWithTheNextDownload() {
+        var facts = Self.facts
+        facts.reason = JobLifecycle.storageReasonPrefix + "cannot write the download: ENOSPC"
+        var life = Self.lifecycle(.downloading, facts: facts)
+        _ = life.handle(.deliveryStarted, now: 1)
+        #expect(life.handle(.fetched(.complete), now: 1).first == .storageRecovered)
     }
 
     @Test func qcFailsTwiceThenTheJobFails() {

@@ -36,9 +36,12 @@ public struct JobLifecycle: Sendable, Equatable {
         public var urlExpiresAt: Timestamp?
         public var usage: TaskUsage?
         public var costUSD: Double?
+        /// Why the job is where it is (`reason`), as stored.
+        public var reason: String?
 
         public init(spec: JobSpec? = nil, taskID: String? = nil, submittedAt: Timestamp? = nil, videoURL: String? = nil,
-                    urlExpiresAt: Timestamp? = nil, usage: TaskUsage? = nil, costUSD: Double? = nil) {
+                    urlExpiresAt: Timestamp? = nil, usage: TaskUsage? = nil, costUSD: Double? = nil,
+                    reason: String? = nil) {
             self.spec = spec
             self.taskID = taskID
             self.submittedAt = submittedAt
@@ -46,6 +49,7 @@ public struct JobLifecycle: Sendable, Equatable {
             self.urlExpiresAt = urlExpiresAt
             self.usage = usage
             self.costUSD = costUSD
+            self.reason = reason
         }
     }
 
@@ -58,10 +62,13 @@ public struct JobLifecycle: Sendable, Equatable {
         public var sameURLRetried = false
         /// The output filesystem refused a write: what, and the error.
         public var stalled: (what: String, error: String)?
+        /// Delivery waited for the output filesystem and no whole download has been written since.
+        public var waitingForStorage = false
 
         public static func == (a: Self, b: Self) -> Bool {
             a.fetches == b.fetches && a.qcFailures == b.qcFailures && a.storagePauses == b.storagePauses
-                && a.sameURLRetried == b.sameURLRetried && a.stalled?.what == b.stalled?.what
+                && a.sameURLRetried == b.sameURLRetried && a.waitingForStorage == b.waitingForStorage
+                && a.stalled?.what == b.stalled?.what
                 && a.stalled?.error == b.stalled?.error
         }
     }
@@ -258,7 +265,8 @@ public struct JobLifecycle: Sendable, Equatable {
                    ?? facts.submittedAt.map({ now - $0 }) {
                 out.append(.scheduler(.observedRunTime(model: spec.model, resolution: spec.resolution,
                                                        durationSeconds: spec.durationSeconds, seconds: runTime)))
-                out.append(.recordRunTime(seconds: runTime))
+                out.append(.recordRunTime(model: spec.model, resolution: spec.resolution,
+                                          durationSeconds: spec.durationSeconds, seconds: runTime))
             }
             if rendering {
                 // Billed from this moment, delivered or not; an earlier billed attempt (an operator retry) stays
@@ -338,6 +346,7 @@ public struct JobLifecycle: Sendable, Equatable {
             // Not a failed fetch: the job says why while delivery waits, then tries again.
             delivery.stalled = nil
             delivery.storagePauses += 1
+            delivery.waitingForStorage = true
             out.append(.waitForStorage(what: refusal.what, error: refusal.error,
                                        seconds: retryPause(delivery.storagePauses)))
         } else if delivery.fetches >= policy.downloadAttempts {
@@ -377,7 +386,12 @@ public struct JobLifecycle: Sendable, Equatable {
         case .folderRefused(false, let error):
             giveUp(.failed, reason: "output path refused: \(error)", into: &out)
         case .complete:
-            out.append(.storageRecovered)
+            // A wait for the output filesystem (this delivery's, or one a restart interrupted) is over.
+            if delivery.waitingForStorage || facts.reason?.hasPrefix(Self.storageReasonPrefix) == true {
+                out.append(.storageRecovered)
+                delivery.waitingForStorage = false
+                facts.reason = nil
+            }
             move(to: .verifying, cause: "downloaded", into: &out)
             out.append(.verify)
         case .incomplete(let trouble?, _, _), .failed(let trouble?, _):

@@ -73,7 +73,7 @@ public enum LifecycleEffect: Sendable, Equatable {
     /// Check that `taskID` may be adopted (no other job owns it; the provider knows it), then report back.
     case checkAdoptable(taskID: String)
     /// Keep a finished render's run time for the scheduler's model.
-    case recordRunTime(seconds: Double)
+    case recordRunTime(model: RenderModel, resolution: Resolution, durationSeconds: Int, seconds: Double)
     /// Fetch the result (resumable) into the hidden partial file.
     case fetch
     /// Verify the downloaded file and publish it with its sidecar.
@@ -84,7 +84,7 @@ public enum LifecycleEffect: Sendable, Equatable {
     case pause(seconds: Double)
     /// The output filesystem refused a write: say so (job reason, status, log) and pause `seconds`.
     case waitForStorage(what: String, error: String, seconds: Double)
-    /// The output filesystem took a whole download: a storage wait, if any, is over.
+    /// The output filesystem took a whole download after refusing writes: the storage wait is over.
     case storageRecovered
     /// Remove the hidden partial download.
     case discardPartial
