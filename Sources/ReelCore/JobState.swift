@@ -39,24 +39,9 @@ public enum JobState: String, Sendable, Codable, CaseIterable {
         }
     }
 
-    /// The transitions the store accepts. Anything else is a bug and is refused by the compare-and-set.
-    public var successors: Set<JobState> {
-        switch self {
-        case .queued: [.submitting, .held, .cancelled, .failed]
-        case .held: [.queued, .cancelled, .failed]
-        case .retrying: [.queued, .submitting, .held, .cancelled, .failed]
-        case .submitting: [.pending, .running, .inDoubt, .retrying, .failed, .queued, .held, .cancelled]
-        case .inDoubt: [.pending, .running, .downloading, .queued, .submitting, .failed, .cancelled]
-        case .pending: [.running, .downloading, .retrying, .failed, .cancelled, .expired, .inDoubt]
-        case .running: [.downloading, .retrying, .failed, .cancelled, .expired, .inDoubt]
-        case .downloading: [.verifying, .downloading, .retrying, .failed, .expired, .running]
-        case .verifying: [.succeeded, .downloading, .failed, .expired]
-        case .succeeded: []
-        case .failed: [.queued]
-        case .cancelled: [.queued]
-        case .expired: [.queued]
-        }
-    }
+    /// The transitions the store accepts (`JobTransitions`, the one table). Anything else is a bug and is refused
+    /// by the compare-and-set.
+    public var successors: Set<JobState> { JobTransitions.successors(of: self) }
 
-    public func canMove(to next: JobState) -> Bool { successors.contains(next) }
+    public func canMove(to next: JobState) -> Bool { JobTransitions.allows(self, next) }
 }

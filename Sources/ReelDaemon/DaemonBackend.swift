@@ -145,10 +145,9 @@ struct DaemonBackend: ControlBackend {
             throw ControlError(.notFound, code: "no_such_job", message: "no job \(key)",
                                hint: "list jobs with `reelctl jobs --batch \(key.batch)`")
         }
-        let result = await engine.operate(action, on: key)
-        let row = try await store.job(key)
-        var answer = result
-        if let row { answer.job = await view(row) }
+        let outcome = await engine.operate(Self.domainAction(action), on: key)
+        var answer = ActionResult(outcome, job: key)
+        if let row = try await store.job(key) { answer.job = await view(row) }
         return answer
     }
 
@@ -187,12 +186,28 @@ struct DaemonBackend: ControlBackend {
             throw ControlError(.notFound, code: "no_such_batch", message: "no batch named \(name)",
                                hint: "list batches with `reelctl batches`")
         }
-        return await engine.operate(action, onBatch: name)
+        return ActionResult(await engine.operate(action, onBatch: name), job: nil)
     }
 
     func perform(_ action: GlobalAction) async throws -> ActionResult {
         if action == .reload { return await reload() }
-        return await engine.operate(action)
+        return ActionResult(await engine.operate(action), job: nil)
+    }
+
+    /// The control API's job action as the lifecycle knows it.
+    static func domainAction(_ action: JobAction) -> OperatorAction {
+        switch action {
+        case .cancel: .cancel
+        case .retry: .retry
+        case .hold: .hold
+        case .release: .release
+        case .resolve(let request):
+            switch request.action {
+            case "adopt": .resolveAdopt(taskID: request.task_id)
+            case "resubmit": .resolveResubmit
+            default: .resolveFail
+            }
+        }
     }
 
     func metrics() async throws -> String {
@@ -259,6 +274,60 @@ final class ListingCache: Sendable {
                     entries[victim] = nil
                 }
                 entries[key] = newValue
+            }
+        }
+    }
+}
+
+extension ActionResult {
+    /// The wire answer to an operator action.
+    init(_ outcome: OperatorOutcome, job key: JobKey?) {
+        self.init(ok: outcome.ok, message: outcome.text(job: key))
+    }
+}
+
+extension OperatorOutcome {
+    /// What an operator reads about the outcome (`key`: the job acted on, if any).
+    func text(job key: JobKey?) -> String {
+        let job = key.map(\.description) ?? "the job"
+        switch self {
+        case .cancelled: return "cancelled"
+        case .cancelRequested(let taskID): return "cancelled; remote cancel of task \(taskID ?? "?") requested"
+        case .cancelledResultDiscarded: return JobLifecycle.runningCancelReason
+        case .queuedAgain: return "queued again"
+        case .held: return "held until `reelctl release \(job)`"
+        case .released: return "released"
+        case .adopted(let taskID, let status): return "adopted task \(taskID) (\(status.rawValue))"
+        case .resubmitted: return "queued for a new create call (if the first one arrived, both are billed)"
+        case .failed: return "failed"
+        case .batchPaused(let name): return "batch \(name) paused: nothing new is submitted; running renders finish"
+        case .batchResumed(let name): return "batch \(name) resumed"
+        case .batchCancelled(let name, let cancelled, let refused):
+            let extra = refused.isEmpty ? "" : "; not cancelled: " + refused.prefix(5).joined(separator: "; ")
+            return "cancelled \(cancelled) job(s) of \(name)\(extra)"
+        case .paused: return "paused: nothing new is submitted; running renders finish and are delivered"
+        case .resumed: return "resumed"
+        case .draining:
+            return "draining: running renders finish and are delivered; nothing new is submitted until `reelctl resume`"
+        case .refused(let why):
+            switch why {
+            case .noSuchJob: return "no job \(job)"
+            case .createInFlight: return "a create call for \(job) is in flight; cancel again in a moment"
+            case .beingDelivered: return "\(job) is already rendered and paid for; it is being delivered"
+            case .alreadyEnded(let state): return "\(job) is already \(state.rawValue)"
+            case .notRetryable(let state):
+                return "only failed, cancelled or expired jobs can be retried; \(job) is \(state.rawValue)"
+            case .notHoldable(let state):
+                return "only queued or retrying jobs can be held; \(job) is \(state.rawValue)"
+            case .notHeld(let state): return "\(job) is not held (it is \(state.rawValue))"
+            case .notInDoubt(let state): return "\(job) is not in doubt (it is \(state.rawValue)); nothing to resolve"
+            case .adoptNeedsTaskID: return "adopt needs a task id"
+            case .taskOwnedBy(let taskID, let owner): return "task \(taskID) already belongs to \(owner)"
+            case .taskUnknown(let taskID): return "the provider does not know task \(taskID) (UNKNOWN)"
+            case .cannotQuery(let taskID, let error): return "cannot query task \(taskID): \(error)"
+            case .changedMeanwhile: return "\(job) changed state meanwhile; look again with `reelctl show \(job)`"
+            case .storeRefused(let error): return "the state store could not record this, nothing changed: \(error)"
+            case .reloadIsTheDaemons: return "reload is handled by the daemon"
             }
         }
     }

@@ -251,14 +251,14 @@ public actor Engine {
             case .retryLater(let key, let at, let reason):
                 spawnEssential { await $0.markRetrying(key, at: at, reason: reason) }
             case .fail(let key, let reason):
-                spawnEssential { await $0.finish(key, .failed, reason: reason) }
+                spawnEssential { await $0.tellLifecycle(key, .attemptsExhausted(reason)) }
             case .cancelRemote(let key, let taskID):
                 spawnEssential { await $0.cancelRemote(key, taskID: taskID) }
             case .discardWhenDone(let key):
                 logger.notice("job is rendering and cannot be cancelled remotely; its result will be discarded",
                               metadata: ["job_id": "\(key)"])
             case .expire(let key, let reason):
-                spawnEssential { await $0.finish(key, .expired, reason: reason) }
+                spawnEssential { await $0.tellLifecycle(key, .resultWindowPassed(reason)) }
             case .vanished(let key, let taskID, let reason):
                 spawnEssential { await $0.taskVanished(key, taskID: taskID, reason: reason) }
             case .deadlineAtRisk(let key, let p90, let deadline):
@@ -407,24 +407,16 @@ public actor Engine {
         return true
     }
 
-    /// Records that the scheduler will offer the job again at `at` (backoff, throttling).
+    /// Records that the scheduler will offer the job again at `at` (backoff, throttling), as its lifecycle says.
     func markRetrying(_ key: JobKey, at: Timestamp, reason: String) async {
-        let now = clock.now()
-        let moved = await durably("record a retry", job: key) { () -> Bool in
-            if try await store.update(key, ifIn: [.retrying], now: now, { $0.nextAttemptAt = at; $0.reason = reason }) {
-                return false
-            }
-            return try await store.transition(key, from: [.queued, .submitting], to: .retrying, cause: reason, now: now,
-                                              update: { $0.nextAttemptAt = at; $0.reason = reason })
-        }
-        if moved == true { publish(.jobsChanged([key])) }
+        await tellLifecycle(key, .retryScheduled(at: at, reason: reason))
     }
 
-    func finish(_ key: JobKey, _ state: JobState, reason: String) async {
-        let from: Set<JobState> = Set(JobState.allCases.filter { !$0.isTerminal && $0.canMove(to: state) })
-        await record(key, to: state, from: from, cause: reason) { $0.reason = reason }
-        logger.notice("job \(state.rawValue): \(reason)", metadata: ["job_id": "\(key)"])
-        await checkBatchEnd(key.batch)
+    /// Feeds one event to the job's lifecycle, built from its stored row, and carries out what it says.
+    func tellLifecycle(_ key: JobKey, _ event: LifecycleEvent) async {
+        guard let row = await readStore("job \(key)", { try await store.job(key) }) else { return }
+        var life = lifecycle(row)
+        await execute(life.handle(event, now: clock.now()), for: key)
     }
 
     /// Hands an adopted task to the scheduler: as the answer to the job's create while the scheduler still holds

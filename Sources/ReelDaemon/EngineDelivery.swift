@@ -7,149 +7,125 @@ import ReelStore
 
 // Delivery: download (resumable), verify (size, ffprobe QC), publish atomically with a sidecar; batch end.
 extension Engine {
+    /// Delivers a SUCCEEDED job's result: fetches, verifies and publishes as its lifecycle asks, and tells it how
+    /// each step ended; the lifecycle decides what comes next (resume, refresh the URL, fetch again, wait for the
+    /// output filesystem, give up).
     func deliver(_ key: JobKey) async {
-        guard var row = await readStore("job \(key)", { try await store.job(key) }),
+        guard let row = await readStore("job \(key)", { try await store.job(key) }),
               [.downloading, .verifying].contains(row.state) else { return }
-        var log = logger
-        log[metadataKey: "job_id"] = "\(key)"
-        if row.state == .verifying {
-            await record(key, to: .downloading, from: [.verifying], cause: "restart: verify again")
-        }
-        var qcFailures = 0
-        var fetches = 0
-        var storagePauses = 0
-        var sameURLRetried = false
         defer { storageWaits[key] = nil }
-        /// Set when the output filesystem refused a write (full, read-only, failing, out of descriptors).
-        var stalled: (what: String, error: String)?
-        while fetches < options.downloadAttempts || stalled != nil {
-            if let refusal = stalled {
-                // Not a failed fetch: the job says why while delivery waits, then tries again.
-                stalled = nil
-                fetches -= 1
-                storagePauses += 1
-                await waitForStorage(key, refusal.what, refusal.error, pause: storagePauses)
-            }
-            fetches += 1
-            guard let url = row.videoURL else {
-                await giveUp(key, .failed, reason: "SUCCEEDED task without a result URL")
+        var life = lifecycle(row)
+        var effects = life.handle(.deliveryStarted, now: clock.now())
+        var partial: String?
+        var expected: Int64?
+        while true {
+            let steps = await execute(effects, for: key)
+            guard !steps.refused, let step = steps.next.first else { return }
+            let event: LifecycleEvent
+            switch step {
+            case .fetch:
+                let fetched = await fetchResult(key, url: life.facts.videoURL ?? "")
+                partial = fetched.partial ?? partial
+                expected = fetched.expected
+                event = .fetched(fetched.outcome)
+            case .verify:
+                event = .verified(await verifyResult(key, row: row, partial: partial ?? "", expected: expected))
+            case .queryResult:
+                event = .resultQueried(await queryResult(key, taskID: life.facts.taskID ?? ""))
+            default:
                 return
             }
-            let partial: String
-            do {
-                _ = try tree.prepare(key.batch)
-                partial = try tree.partialPath(key)
-            } catch let error as DeliveryError where error.isRetryable {
-                stalled = ("cannot create the batch folder", "\(error)")
-                continue
-            } catch {
-                await giveUp(key, .failed, reason: "output path refused: \(error)")
-                return
-            }
-            var expected: Int64?
-            do {
-                let result = try await api.download(url: url, to: partial)
-                await recordExchange(key, result.exchange)
-                guard result.isComplete else {
-                    if let trouble = outputStorageTrouble(key, result.exchange) {
-                        // The disk refused the bytes, not the network.
-                        stalled = ("cannot write the download", trouble)
-                        continue
-                    }
-                    log.notice("download incomplete, resuming", metadata: ["bytes": "\(result.bytesOnDisk)",
-                                                                             "expected": "\(result.expectedBytes ?? -1)"])
-                    continue
-                }
-                expected = result.expectedBytes
-                await storageAcceptsWrites(key, row: row)
-            } catch let failure as ProviderFailure {
-                await recordExchange(key, failure.exchange)
-                if failure.exchange.httpStatus == 403 || failure.exchange.httpStatus == 404 {
-                    if let fresh = await refreshResultURL(key, row: row, acceptSameURL: !sameURLRetried) {
-                        sameURLRetried = sameURLRetried || fresh.videoURL == row.videoURL
-                        row = fresh
-                        continue
-                    }
-                    return
-                }
-                if let trouble = outputStorageTrouble(key, failure.exchange) {
-                    stalled = ("cannot write the download", trouble)
-                    continue
-                }
-                log.notice("download failed, retrying", metadata: ["error": "\(failure)"])
-                try? await Task.sleep(for: .seconds(retryPause(fetches)))
-                continue
-            } catch {
-                log.notice("download failed, retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(retryPause(fetches)))
-                continue
-            }
-            await record(key, to: .verifying, from: [.downloading], cause: "downloaded")
-            publish(.jobsChanged([key]))
-            do {
-                let delivered = try await Delivery(tree: tree).publish(key: key, spec: row.spec, partialPath: partial,
-                                                                       expectedBytes: expected)
-                try await complete(key, row: row, delivered: delivered)
-                return
-            } catch DeliveryError.qcFailed(let summary, let problems) {
-                qcFailures += 1
-                let reason = "result failed QC: \(problems.joined(separator: "; ")) (probe: \(summary))"
-                if qcFailures >= 2 {
-                    await giveUp(key, .failed, reason: reason)
-                    return
-                }
-                log.warning("result failed QC, downloading again once", metadata: ["reason": "\(reason)"])
-                await record(key, to: .downloading, from: [.verifying], cause: reason)
-            } catch DeliveryError.sizeMismatch(let expected, let actual) {
-                log.notice("download size mismatch, fetching again", metadata: ["expected": "\(expected)", "actual": "\(actual)"])
-                await record(key, to: .downloading, from: [.verifying], cause: "size mismatch")
-            } catch let error as DeliveryError where error.isRetryable {
-                // Storage trouble (disk full, read-only): nothing visible was left; retry after a pause.
-                await record(key, to: .downloading, from: [.verifying], cause: "storage: \(error)")
-                stalled = ("cannot write the result", "\(error)")
-                continue
-            } catch {
-                await giveUp(key, .failed, reason: "delivery failed: \(error)")
-                return
-            }
+            effects = life.handle(event, now: clock.now())
         }
-        await giveUp(key, .failed, reason: "download did not complete after \(options.downloadAttempts) attempts")
     }
 
-    /// Ends a delivery without publishing: the hidden partial is removed first, then the terminal state recorded.
-    /// In that order a crash in between leaves the job `downloading` (it is fetched again after the restart) rather
-    /// than a terminal job with a `.<id>.mp4.part` nobody will ever clean up.
-    private func giveUp(_ key: JobKey, _ state: JobState, reason: String) async {
+    /// One download of the result into the hidden partial file.
+    private func fetchResult(_ key: JobKey, url: String) async
+        -> (outcome: FetchOutcome, partial: String?, expected: Int64?) {
+        let partial: String
+        do {
+            _ = try tree.prepare(key.batch)
+            partial = try tree.partialPath(key)
+        } catch let error as DeliveryError where error.isRetryable {
+            return (.folderRefused(retryable: true, error: "\(error)"), nil, nil)
+        } catch {
+            return (.folderRefused(retryable: false, error: "\(error)"), nil, nil)
+        }
+        do {
+            let result = try await api.download(url: url, to: partial)
+            await recordExchange(key, result.exchange)
+            guard result.isComplete else {
+                return (.incomplete(storageTrouble: outputStorageTrouble(key, result.exchange), bytes: result.bytesOnDisk,
+                                    expected: result.expectedBytes), partial, nil)
+            }
+            return (.complete, partial, result.expectedBytes)
+        } catch let failure as ProviderFailure {
+            await recordExchange(key, failure.exchange)
+            if failure.exchange.httpStatus == 403 || failure.exchange.httpStatus == 404 {
+                return (.urlRefused, partial, nil)
+            }
+            return (.failed(storageTrouble: outputStorageTrouble(key, failure.exchange), error: "\(failure)"), partial, nil)
+        } catch {
+            return (.failed(storageTrouble: nil, error: "\(error)"), partial, nil)
+        }
+    }
+
+    /// Verifies the downloaded file (size, ffprobe QC, sha256), publishes it and writes its sidecar.
+    private func verifyResult(_ key: JobKey, row: JobRow, partial: String, expected: Int64?) async -> VerifyOutcome {
+        do {
+            let delivered = try await Delivery(tree: tree).publish(key: key, spec: row.spec, partialPath: partial,
+                                                                   expectedBytes: expected)
+            try await writeSidecar(key, row: row, delivered: delivered)
+            return .delivered(path: delivered.path, sha256: delivered.sha256, bytes: delivered.bytes, costUSD: row.costUSD)
+        } catch DeliveryError.qcFailed(let summary, let problems) {
+            return .qcFailed("result failed QC: \(problems.joined(separator: "; ")) (probe: \(summary))")
+        } catch DeliveryError.sizeMismatch(let expected, let actual) {
+            return .sizeMismatch(expected: expected, actual: actual)
+        } catch let error as DeliveryError where error.isRetryable {
+            // Storage trouble (disk full, read-only): nothing visible was left.
+            return .storageRefused("\(error)")
+        } catch {
+            return .broken("\(error)")
+        }
+    }
+
+    /// The result URL was refused: what the provider says of the task now.
+    private func queryResult(_ key: JobKey, taskID: String) async -> ResultQuery {
+        do {
+            let (snapshot, exchange) = try await api.queryTask(taskID)
+            await recordExchange(key, exchange)
+            return .answered(snapshot.status, videoURL: snapshot.videoURL)
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+
+    /// Removes the hidden partial download of a delivery that ends without publishing.
+    func discardPartial(_ key: JobKey) async {
         do {
             try await Delivery(tree: tree).discardPartial(key)
         } catch {
             logger.warning("cannot remove the partial download", metadata: ["job_id": "\(key)", "error": "\(error)"])
         }
-        await finish(key, state, reason: reason)
     }
 
-    /// Why delivery is waiting for the output filesystem starts with this, in the job's `reason`.
-    static let storageReasonPrefix = "waiting for the output filesystem: "
-
     /// Records that the output filesystem refused a write (full, read-only, failing, out of descriptors) — in
-    /// `storageWaits` for status and metrics, in the job's `reason`, in the log — and pauses before storage
-    /// retry `pause`.
-    private func waitForStorage(_ key: JobKey, _ what: String, _ error: String, pause: Int) async {
-        let seconds = retryPause(pause)
+    /// `storageWaits` for status and metrics, in the job's `reason`, in the log — and pauses `seconds`.
+    func waitForStorage(_ key: JobKey, _ what: String, _ error: String, seconds: Double) async {
         storageWaits[key] = error
         logger.error("\(what); will retry", metadata: ["job_id": "\(key)", "error": "\(error)",
                                                      "retry_in_s": "\(seconds)"])
-        let reason = "\(Self.storageReasonPrefix)\(what): \(error); next try in \(Self.seconds(seconds)) "
+        let reason = "\(JobLifecycle.storageReasonPrefix)\(what): \(error); next try in \(Self.seconds(seconds)) "
             + "(delivery resumes by itself once writes succeed)"
         await setDeliveryReason(key, reason)
         try? await Task.sleep(for: .seconds(seconds))
     }
 
-    /// The output filesystem took a whole download: the job's storage wait (if any) is over.
-    private func storageAcceptsWrites(_ key: JobKey, row: JobRow) async {
-        let waited = storageWaits.removeValue(forKey: key) != nil
-        guard waited || row.reason?.hasPrefix(Self.storageReasonPrefix) == true else { return }
-        if waited { logger.notice("the output filesystem accepts writes again", metadata: ["job_id": "\(key)"]) }
+    /// The output filesystem took a whole download after refusing writes: the job's storage wait is over.
+    func storageAcceptsWrites(_ key: JobKey) async {
+        if storageWaits.removeValue(forKey: key) != nil {
+            logger.notice("the output filesystem accepts writes again", metadata: ["job_id": "\(key)"])
+        }
         await setDeliveryReason(key, nil)
     }
 
@@ -172,14 +148,6 @@ extension Engine {
         (storageWaits.count, storageWaits.values.sorted().first)
     }
 
-    /// The pause before delivery retry `n` (1-based): exponential from 1 s, capped at 60 s, both bounded by the
-    /// `[retry]` delays (so a configuration that retries in milliseconds also delivers again in milliseconds).
-    func retryPause(_ n: Int) -> Double {
-        let limits = options.limits
-        let first = min(1, limits.baseDelay)
-        return min(60, limits.maxDelay, first * pow(2, Double(max(0, n - 1))))
-    }
-
     /// Why a download stopped on our side: the output filesystem refused the bytes (full, read-only, out of
     /// descriptors), as the transfer reported or as the filesystem says now, with the folder concerned. nil when
     /// the trouble was the network or the server.
@@ -195,38 +163,9 @@ extension Engine {
         return nil
     }
 
-    /// The result URL was refused: ask the provider again (a fresh URL while the task lives), else the job expired.
-    /// The provider may answer with the same URL (a stable link whose window has not passed by our clock): that is
-    /// tried once more when `acceptSameURL`, since a one-off 403 must not lose a paid render.
-    private func refreshResultURL(_ key: JobKey, row: JobRow, acceptSameURL: Bool) async -> JobRow? {
+    /// Writes the delivered file's sidecar (its spec, provider tasks, attempts, timings, usage and pricing).
+    private func writeSidecar(_ key: JobKey, row: JobRow, delivered: DeliveredFile) async throws {
         let now = clock.now()
-        if let expires = row.urlExpiresAt, now > expires {
-            await giveUp(key, .expired, reason: "the result's 24-hour window passed before it was downloaded: billed but lost")
-            return nil
-        }
-        guard let taskID = row.taskID else { return nil }
-        do {
-            let (snapshot, exchange) = try await api.queryTask(taskID)
-            await recordExchange(key, exchange)
-            if snapshot.status == .succeeded, let url = snapshot.videoURL, url != row.videoURL || acceptSameURL {
-                // Recorded either way, so the job's history shows why the download was tried again.
-                let cause = url == row.videoURL
-                    ? "result URL refused; re-queried: unchanged and inside its window, trying it once more"
-                    : "result URL refused; re-queried: fresh result URL"
-                await record(key, to: .downloading, from: [.downloading], cause: cause) { $0.videoURL = url }
-                return await readStore("job \(key)") { try await store.job(key) }
-            }
-            let why = snapshot.status == .succeeded ? "refused again with the same URL" : "provider says \(snapshot.status.rawValue)"
-            await giveUp(key, .expired, reason: "result URL expired (\(why)); billed but lost")
-        } catch {
-            await giveUp(key, .expired, reason: "result URL expired and the task could not be queried again: \(error); billed but lost")
-        }
-        return nil
-    }
-
-    private func complete(_ key: JobKey, row: JobRow, delivered: DeliveredFile) async throws {
-        let now = clock.now()
-        let cost = row.costUSD ?? billedCost(row.spec, usage: row.usage)  // recorded at SUCCEEDED; older rows lack it
         let attempts = (await readStore("the attempts of \(key)") { try await store.attempts(of: key) } ?? [])
             .map { Sidecar.AttemptRecord($0.exchange, at: $0.at) }
         let timings = Sidecar.Timings(queued: row.createdAt, submitted: row.submittedAt, started: nil,
@@ -234,23 +173,6 @@ extension Engine {
         let sidecar = Sidecar(spec: row.spec, delivered: delivered, providerTaskIDs: row.taskIDs, attempts: attempts,
                               timings: timings, usage: row.usage, pricing: options.pricing)
         _ = try await Delivery(tree: tree).writeSidecar(sidecar)
-        guard await record(key, to: .succeeded, from: [.verifying], cause: "delivered", update: {
-            $0.outputPath = delivered.path
-            $0.outputSHA256 = delivered.sha256
-            $0.resultBytes = delivered.bytes
-            $0.costUSD = cost
-            $0.reason = nil
-        }) else { return }
-        logger.info("delivered", metadata: ["job_id": "\(key)", "path": "\(delivered.path)", "sha256": "\(delivered.sha256)"])
-        publish(.jobsChanged([key]))
-        handle(.released(key))
-        await checkBatchEnd(key.batch)
-    }
-
-    /// What the job's SUCCEEDED task is billed (`Cost.billed`), recorded on the job as its `costUSD` when the
-    /// success is seen, so spend and budgets count it whether or not the file is ever delivered.
-    func billedCost(_ spec: JobSpec, usage: TaskUsage?) -> Double? {
-        Cost.billed(usage: usage, spec: spec, pricing: options.pricing)
     }
 
     /// When every job of a batch is terminal: batch.json, SHA256SUMS, the hook and the webhook.

@@ -11,18 +11,22 @@ import Synchronization
 extension Engine {
     // MARK: Submit (write-ahead: the intent is committed before the create call, the task id the moment it returns)
 
+    /// Sends one create call for the job and tells its lifecycle how it ended; the lifecycle decides what that
+    /// means (task committed, refused, in doubt, not sent).
     func submit(_ key: JobKey) async {
         let found: JobRow?
         do {
             found = try await store.job(key)
         } catch {
-            // Nothing was sent: the scheduler offers the job again a moment later.
+            // Nothing was sent; the scheduler offered the job, so it is queued or retrying.
             logger.error("cannot read the job to submit it", metadata: ["job_id": "\(key)", "error": "\(error)"])
-            handle(.createNotSent(key, reason: "state store unreadable: \(error)"))
+            var life = JobLifecycle(key: key, state: .queued, policy: lifecyclePolicy)
+            await execute(life.handle(.submit(.notSent("state store: \(error)")), now: clock.now()), for: key)
             return
         }
         guard let row = found, [.queued, .retrying].contains(row.state) else {
-            handle(.removed(key))
+            var life = JobLifecycle(key: key, state: found?.state ?? .queued, policy: lifecyclePolicy)
+            await execute(life.handle(.submit(.notSubmittable), now: clock.now()), for: key)
             return
         }
         let request: RenderRequest
@@ -30,85 +34,70 @@ extension Engine {
             request = try await renderRequest(for: row)
         } catch let failure as ProviderFailure {
             await recordExchange(key, failure.exchange)
-            handle(.submitFailed(key, failure.blame == .ambiguous ? .provider : failure.blame,
-                                 retryAfter: failure.retryAfter, message: "upload: \(failure)"))
+            var life = lifecycle(row)
+            await execute(life.handle(.submit(.uploadFailed(failure.blame, retryAfter: failure.retryAfter,
+                                                            message: "\(failure)")), now: clock.now()), for: key)
+            return
+        } catch is CancellationError {
+            // Stopping while a reference upload waited for the state store: nothing was sent.
+            var life = lifecycle(row)
+            await execute(life.handle(.submit(.notSent("stopping")), now: clock.now()), for: key)
             return
         } catch {
-            await finish(key, .failed, reason: "reference upload failed: \(error)")
-            handle(.removed(key))
+            var life = lifecycle(row)
+            await execute(life.handle(.submit(.uploadBroken("\(error)")), now: clock.now()), for: key)
             return
         }
         let fingerprint = Self.fingerprint(request)
         let intent = SubmissionIntent()
         var log = logger
         log[metadataKey: "job_id"] = "\(key)"
+        let outcome: SubmitOutcome
         do {
             // The in-doubt window opens inside `beforeSend`, which the client runs on the transfer thread right
             // before the request goes out (after any wait for a free connection slot): from that commit until
-            // commitTaskID, a crash leaves `submitting`, which the next start turns into `in_doubt` and reconciles
-            // instead of resubmitting. A crash before it leaves the job `queued`: nothing was sent.
+            // the task id is committed, a crash leaves `submitting`, which the next start turns into `in_doubt`
+            // and reconciles instead of resubmitting. A crash before it leaves the job `queued`: nothing was sent.
             let created = try await api.createTask(request) { [self] in
                 try await openSubmission(row, fingerprint: fingerprint, intent: intent)
             }
-            let now = clock.now()
             await recordExchange(key, created.exchange)
-            // The in-doubt window closes here, once the store takes the task id (a refused write waits: see
-            // `durably`; if reeld stops first, the job is still `submitting` and the next start reconciles it).
-            guard await durably("record the task id", job: key, {
-                try await store.commitTaskID(key, taskID: created.taskID, status: created.status, now: now)
-            }) != nil else { return }
-            log.info("submitted", metadata: ["task_id": "\(created.taskID)", "attempt": "\(intent.attempt ?? 0)"])
-            publish(.jobsChanged([key]))
-            handle(.submitted(key, taskID: created.taskID))
+            var life = lifecycle(row, as: .submitting)
+            // The in-doubt window closes with the lifecycle's `commitTask`, once the store takes it (a refused write
+            // waits, see `durably`; if reeld stops first, the job is still `submitting` and the next start
+            // reconciles it).
+            await execute(life.handle(.submit(.created(taskID: created.taskID, status: created.status,
+                                                       attempt: intent.attempt ?? 0)),
+                                      now: clock.now()), for: key)
+            return
         } catch let refusal as SubmissionNotOpened {
             // Nothing was sent.
             switch refusal {
             case .notSubmittable:
-                handle(.removed(key))
+                outcome = .notSubmittable
             case .store(let error):
                 // The write-ahead was refused, so nothing was sent: the engine is degraded (no creates) until the
                 // store takes writes again, and the job is offered again then, with no attempt counted.
                 storeWrite("record a create's write-ahead", failed: error, job: key)
-                handle(.createNotSent(key, reason: "the state store refused the create's write-ahead: \(error)"))
+                outcome = .notSent("the state store refused the create's write-ahead: \(error)")
             }
         } catch let failure as ProviderFailure where intent.attempt != nil {
-            let now = clock.now()
             await recordExchange(key, failure.exchange)
-            if failure.blame == .ambiguous {
-                await record(key, to: .inDoubt, from: [.submitting], cause: "create outcome unknown: \(failure)") {
-                    $0.reason = "create outcome unknown: \(failure.message)"
-                }
-                log.warning("create call outcome unknown; job is in doubt, reconciling", metadata: ["error": "\(failure)"])
-                publish(.jobsChanged([key]))
-                handle(.submitFailed(key, .ambiguous, retryAfter: failure.retryAfter, message: failure.message))
-                spawnReconcile(key)
-            } else {
-                // The provider answered: no task exists. The job waits in `retrying` while the scheduler decides
-                // (backoff, throttle hold, or failure). A throttle or an account refusal is not an attempt: the
-                // create's attempt number is given back.
-                let countsAsAttempt = failure.blame != .throttled && failure.blame != .account
-                guard await durably("record a refused create", job: key, {
-                    try await store.refuseSubmission(key, countsAsAttempt: countsAsAttempt, reason: failure.message,
-                                                     now: now)
-                }) != nil else { return }
-                if failure.blame == .throttled {
-                    log.info("create throttled", metadata: ["error": "\(failure)"])
-                } else {
-                    log.notice("create refused", metadata: ["error": "\(failure)"])
-                }
-                handle(.submitFailed(key, failure.blame, retryAfter: failure.retryAfter, message: failure.description))
-            }
+            outcome = failure.blame == .ambiguous
+                ? .ambiguous(retryAfter: failure.retryAfter, message: failure.message, detail: "\(failure)")
+                : .refused(failure.blame, retryAfter: failure.retryAfter, message: failure.message,
+                           detail: failure.description)
         } catch where intent.attempt == nil {
             // The request never left (cancelled while waiting for a transfer thread, or not encodable): the job is
             // still where it was, with no intent recorded.
             log.notice("create call not sent", metadata: ["error": "\(error)"])
-            handle(.createNotSent(key, reason: "create not sent: \(error)"))
+            outcome = .notSent("create not sent: \(error)")
         } catch {
-            // Not a classified provider failure (should not happen): treat as ambiguous, never resubmit blindly.
-            await record(key, to: .inDoubt, from: [.submitting], cause: "create error: \(error)")
-            handle(.submitFailed(key, .ambiguous, retryAfter: nil, message: "\(error)"))
-            spawnReconcile(key)
+            // Not a classified provider failure (should not happen): the lifecycle treats it as ambiguous.
+            outcome = .unclassified("\(error)")
         }
+        var life = lifecycle(row, as: intent.attempt == nil ? row.state : .submitting)
+        await execute(life.handle(.submit(outcome), now: clock.now()), for: key)
     }
 
     /// The write-ahead of a create call, run by the provider client on the transfer thread just before the request
@@ -241,11 +230,10 @@ extension Engine {
                 await noteInDoubt(key, "in doubt: the task list cannot be read (\(error)); trying again in \(Int(delay)) s")
                 if await pause(seconds: delay) { continue } else { return }
             }
-            switch verdict {
-            case .adopt(let taskID, let how):
-                await adopt(key, taskID: taskID, how: how)
-                return
-            case .follow(let ids):
+            var life = lifecycle(row)
+            let steps = await execute(life.handle(.reconciled(verdict), now: clock.now()), for: key)
+            switch steps.refused ? nil : steps.next.first {
+            case .queryCandidates(let ids)?:
                 var unanswered = 0
                 for id in ids {
                     do {
@@ -265,23 +253,12 @@ extension Engine {
                     await noteInDoubt(key, "in doubt: \(unanswered) candidate task(s) could not be queried; asking again")
                     if await !pause(seconds: 2) { return }
                 }
-            case .wait(let until, let seen):
-                await noteInDoubt(key, "in doubt: \(seen)")
+            case .waitUntil(let until)?:
                 // Candidates still rendering are queried again when it is time to look.
                 followed = followed.filter { $0.value.status.isTerminal }
                 if await pause(seconds: max(1, until - clock.now())) { continue } else { return }
-            case .noTaskSeen(let seen):
-                if options.resubmitInDoubt {
-                    await resubmitInDoubt(key, because: seen)
-                } else {
-                    await needsOperator(key, "in doubt: \(seen); no task was seen, but the list is not proof: resolve with "
-                                        + "`reelctl resolve \(key) --resubmit` (may pay twice if a task exists), "
-                                        + "`--adopt TASK` or `--fail`")
-                }
-                return
-            case .needsOperator(let summary):
-                await needsOperator(key, "in doubt: \(summary); resolve with `reelctl resolve \(key) --adopt TASK | "
-                                    + "--resubmit | --fail`")
+            default:
+                // Settled: adopted, resubmitted, or left to an operator.
                 return
             }
         }
@@ -326,7 +303,7 @@ extension Engine {
     }
 
     /// Keeps a finished render's run time for the scheduler's model (durably).
-    private func recordRunTimeSample(_ runClass: RunTimeClass, seconds: Double, now: Timestamp) async {
+    func recordRunTimeSample(_ runClass: RunTimeClass, seconds: Double, now: Timestamp) async {
         await durably("record a run-time sample", job: nil) {
             try await store.recordRunTime(runClass, seconds: seconds, now: now)
         }
@@ -352,27 +329,8 @@ extension Engine {
         if changed == true { publish(.jobsChanged([key])) }
     }
 
-    private func needsOperator(_ key: JobKey, _ reason: String) async {
-        await noteInDoubt(key, reason)
-        logger.warning("in-doubt job needs an operator", metadata: ["job_id": "\(key)", "detail": "\(reason)"])
-        handle(.inDoubtNeedsOperator(key))
-    }
-
-    private func resubmitInDoubt(_ key: JobKey, because seen: String) async {
-        guard await record(key, to: .queued, from: [.inDoubt],
-                           cause: "in doubt, \(seen): resubmitting ([in_doubt] resubmit = true)",
-                           update: { $0.reason = nil }) else { return }
-        logger.notice("in-doubt job resubmitted: no task seen", metadata: ["job_id": "\(key)", "detail": "\(seen)"])
-        handle(.released(key))
-        do {
-            if let again = try await store.job(key) { handle(.enqueued(schedulerJob(again))) }
-        } catch {
-            logger.error("cannot read a requeued job", metadata: ["job_id": "\(key)", "error": "\(error)"])
-        }
-        publish(.jobsChanged([key]))
-    }
-
-    /// Adopts `taskID` for an in-doubt job: commits it as the job's task and hands it to the scheduler to poll.
+    /// Adopts `taskID` for an in-doubt job: commits it as the job's task (durably) and hands it to the scheduler
+    /// to poll.
     func adopt(_ key: JobKey, taskID: String, how: String) async {
         let now = clock.now()
         guard await durably("adopt a task", job: key, {
@@ -399,85 +357,19 @@ extension Engine {
         }
     }
 
+    /// Tells the job's lifecycle what a query saw.
     private func observe(_ key: JobKey, snapshot: TaskSnapshot, now: Timestamp) async {
         guard let row = await readStore("job \(key)", { try await store.job(key) }) else { return }
-        if row.state == .cancelled {
-            // Cancelled while rendering: keep the slot accounting right, discard the result.
-            handle(.polled(key, snapshot.status))
-            return
-        }
-        switch snapshot.status {
-        case .pending:
-            handle(.polled(key, .pending))
-        case .running:
-            if row.state == .pending {
-                await record(key, to: .running, from: [.pending], cause: "provider: RUNNING")
-                publish(.jobsChanged([key]))
-            }
-            handle(.polled(key, .running))
-        case .succeeded:
-            guard let url = snapshot.videoURL else {
-                handle(.pollFailed(key, .provider, retryAfter: nil))
-                return
-            }
-            // Learn from the provider's own clock (end − submit), not from when we happened to notice.
-            let runTime = ProviderTime.seconds(from: snapshot.submitTime, to: snapshot.endTime)
-                ?? row.submittedAt.map { now - $0 }
-            if let runTime {
-                handle(.observedRunTime(model: row.spec.model, resolution: row.spec.resolution,
-                                        durationSeconds: row.spec.durationSeconds, seconds: runTime))
-                await recordRunTimeSample(RunTimeClass(model: row.spec.model, resolution: row.spec.resolution,
-                                                            durationSeconds: row.spec.durationSeconds),
-                                               seconds: runTime, now: now)
-            }
-            // Billed from this moment, delivered or not; an earlier billed attempt (an operator retry) stays counted.
-            let billed = billedCost(row.spec, usage: snapshot.usage)
-            await record(key, to: .downloading, from: [.pending, .running], cause: "provider: SUCCEEDED") { job in
-                job.videoURL = url
-                job.urlExpiresAt = now + ProviderLimits.resultLifetimeSeconds
-                job.usage = snapshot.usage
-                if let billed { job.costUSD = Cost.rounded((job.costUSD ?? 0) + billed) }
-            }
-            publish(.jobsChanged([key]))
-            handle(.polled(key, .succeeded))
-        case .failed:
-            let code = snapshot.code ?? "Unknown"
-            let reason = "provider FAILED the render: \(code): \(snapshot.message ?? "")"
-            // A failed render is not billed: InternalError and the like are retried with backoff; anything the
-            // request itself caused fails the job.
-            let blame: Blame = ProviderFailure.isPermanentCode(code) || ProviderFailure.isAccountCode(code)
-                ? .jobPermanent : .provider
-            if blame == .provider {
-                await record(key, to: .retrying, from: [.pending, .running], cause: reason) {
-                    $0.reason = reason
-                }
-            }
-            handle(.renderFailed(key, blame, message: reason))
-            publish(.jobsChanged([key]))
-        case .canceled:
-            let reason = "the provider reports the task CANCELED (not requested by Reel)"
-            await record(key, to: .failed, from: [.pending, .running], cause: reason) {
-                $0.reason = reason
-            }
-            handle(.polled(key, .canceled))
-            publish(.jobsChanged([key]))
-            await checkBatchEnd(key.batch)
-        case .unknown:
-            // Expired, or lost for now by the provider: the scheduler tells (`.expire` / `.vanished`), by the
-            // task's age and how long it has answered UNKNOWN.
-            handle(.polled(key, .unknown))
-        }
+        var life = lifecycle(row)
+        await execute(life.handle(.observed(snapshot), now: now), for: key)
     }
 
     /// A young task kept answering UNKNOWN: the job goes in doubt with the true reason and is reconciled (its
     /// task may come back in the list); it is never marked expired early nor resubmitted blindly.
     func taskVanished(_ key: JobKey, taskID: String, reason: String) async {
-        guard await record(key, to: .inDoubt, from: [.pending, .running], cause: reason,
-                           update: { $0.reason = "in doubt: \(reason)" }) else { return }
-        logger.warning("task vanished at the provider; job is in doubt, reconciling",
-                       metadata: ["job_id": "\(key)", "task_id": "\(taskID)"])
-        publish(.jobsChanged([key]))
-        spawnReconcile(key)
+        guard let row = await readStore("job \(key)", { try await store.job(key) }) else { return }
+        var life = lifecycle(row)
+        await execute(life.handle(.taskVanished(taskID: taskID, reason: reason), now: clock.now()), for: key)
     }
 
     // MARK: Cancel at the provider

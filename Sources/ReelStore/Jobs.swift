@@ -115,9 +115,11 @@ extension Store {
 
     // MARK: internals
 
-    /// The compare-and-set itself; returns the row as written, or nil when the job is not in `from`.
+    /// The compare-and-set itself; returns the row as written, or nil when the job is not in `from`. Every caller
+    /// goes through here, so no move the table (`JobTransitions`) forbids is ever written.
     static func move(_ db: Database, _ key: JobKey, from: Set<JobState>, to: JobState, now: Timestamp,
                      cause: (JobRow) -> String, update: (inout JobRow) -> Void = { _ in }) throws -> JobRow? {
+        try JobStoreRules.checkLegal(from: from, to: to)
         guard var row = try fetchJob(db, key), from.contains(row.state) else { return nil }
         let prior = row.state
         let why = cause(row)

@@ -84,9 +84,11 @@ struct EngineRig {
     }
 
     /// Waits (up to `timeout` seconds, checking every few milliseconds) until the job is in `state`; fails early
-    /// when it ends in another terminal state.
+    /// when it ends in another terminal state. The limit is generous: alone these runs take well under a second,
+    /// but in the whole suite CPU-bound tests (fuzzing, simulations) can hold the 2-thread cooperative pool the
+    /// engine runs on for a minute on a loaded machine.
     @discardableResult
-    func waitFor(_ key: JobKey, _ state: JobState, timeout: Double = 10) async throws -> JobRow {
+    func waitFor(_ key: JobKey, _ state: JobState, timeout: Double = 120) async throws -> JobRow {
         try await eventually("\(key) \(state.rawValue)", timeout: timeout) {
             guard let row = try await store.job(key) else { return nil }
             if row.state == state { return row }
@@ -99,7 +101,7 @@ struct EngineRig {
     }
 
     /// Polls `probe` until it answers, at most `timeout` seconds.
-    func eventually<T>(_ what: String, timeout: Double = 10,
+    func eventually<T>(_ what: String, timeout: Double = 120,
                        _ probe: () async throws -> T?) async throws -> T {
         let deadline = ContinuousClock.now + .seconds(timeout)
         repeat {

@@ -159,6 +159,22 @@ import Testing
         }
     }
 
+    /// The store refuses exactly what the lifecycle's table refuses, for every pair of states.
+    @Test func theStoreRefusesEveryMoveTheTableForbids() async throws {
+        try await withStore { store, _ in
+            try await ingest(store, "b", ["a"])
+            for from in JobState.allCases {
+                for to in JobState.allCases where !JobTransitions.allows(from, to) {
+                    await #expect(throws: StoreError.illegalTransition(from: from, to: to)) {
+                        try await store.transition(key("b/a"), from: from, to: to, cause: "x", now: t0)
+                    }
+                }
+            }
+            #expect(try await store.job(key("b/a"))?.state == .queued)
+            #expect(try await store.transitions(of: key("b/a")).count == 1)
+        }
+    }
+
     @Test func transitionsAreRecordedWithTheirEffects() async throws {
         try await withStore { store, _ in
             try await ingest(store, "b", ["a", "c"])

@@ -65,7 +65,7 @@ public struct SchedulerJob: Sendable, Equatable {
 }
 
 /// What the daemon tells the scheduler.
-public enum SchedulerEvent: Sendable {
+public enum SchedulerEvent: Sendable, Equatable {
     /// The job became queued: new, released from hold, or retried by the operator.
     case enqueued(SchedulerJob)
     /// At start-up: the job has a remote task; poll it (first poll at once).
