@@ -5,6 +5,19 @@ public enum RenderModel: String, Sendable, Codable, CaseIterable {
 
     /// Only the flash model can render without audio (`parameters.audio = false`).
     public var supportsSilentOutput: Bool { self == .r2vFlash }
+
+    /// The model's id on the Vercel AI Gateway (`ai-model-id`; reference §2).
+    public var gatewayModelID: String {
+        switch self {
+        case .r2v: "alibaba/wan-v2.6-r2v"
+        case .r2vFlash: "alibaba/wan-v2.6-r2v-flash"
+        }
+    }
+
+    public init?(gatewayModelID: String) {
+        guard let model = Self.allCases.first(where: { $0.gatewayModelID == gatewayModelID }) else { return nil }
+        self = model
+    }
 }
 
 public enum Resolution: String, Sendable, Codable, CaseIterable {

@@ -24,10 +24,17 @@ public struct RenderRequest: Hashable, Sendable, Codable {
     public var watermark: Bool?
     public var seed: Int?
     public var audio: Bool?
+    /// A key naming this one submission durably, for providers that deduplicate creates on it (the AI Gateway's
+    /// `idempotency-key`, reference §2.1): the same key always means the same render, so a create whose answer
+    /// was lost is simply sent again with it. It must be stored before the create is sent and reused for every
+    /// re-send of that submission (after a 5xx, a reset or a crash), and be new for a new render of the job (after
+    /// a FAILED task or an operator retry). DashScope has no such key (reference §1.4) and ignores it.
+    public var idempotencyKey: String?
 
     public init(model: RenderModel, prompt: String, negativePrompt: String? = nil, referenceURLs: [String],
                 size: FrameSize, durationSeconds: Int, shotType: ShotType? = nil, watermark: Bool? = nil,
-                seed: Int? = nil, audio: Bool? = nil) {
+                seed: Int? = nil, audio: Bool? = nil, idempotencyKey: String? = nil) {
+        self.idempotencyKey = idempotencyKey
         self.model = model
         self.prompt = prompt
         self.negativePrompt = negativePrompt
@@ -79,11 +86,16 @@ public struct TaskSnapshot: Hashable, Sendable, Codable {
     public var requestID: String?
     /// `orig_prompt` of a query answer: the prompt the task was created with, when the provider echoes it.
     public var origPrompt: String?
+    /// When `videoURL` stops working, when the provider says so (the AI Gateway's `expiresAt`, reference §2.1);
+    /// nil means the DashScope rule, 24 hours (reference §1.6).
+    public var resultExpiresAt: Timestamp?
 
     public init(taskID: String, status: TaskStatus, videoURL: String? = nil, code: String? = nil,
                 message: String? = nil, submitTime: String? = nil, scheduledTime: String? = nil,
-                endTime: String? = nil, usage: TaskUsage? = nil, requestID: String? = nil, origPrompt: String? = nil) {
+                endTime: String? = nil, usage: TaskUsage? = nil, requestID: String? = nil, origPrompt: String? = nil,
+                resultExpiresAt: Timestamp? = nil) {
         self.origPrompt = origPrompt
+        self.resultExpiresAt = resultExpiresAt
         self.taskID = taskID
         self.status = status
         self.videoURL = videoURL
@@ -146,9 +158,14 @@ public struct ProviderFailure: Error, Hashable, Sendable, Codable, CustomStringC
     public var retryAfter: Double?
     /// True when the request may have reached the provider (bytes were sent and no definite answer came back).
     public var requestMayHaveArrived: Bool
+    /// True when the request carried an idempotency key the provider deduplicates on (`RenderRequest.idempotencyKey`):
+    /// sending it again cannot make a second task, so a create with no definite answer is retried with the same
+    /// key, never left in doubt.
+    public var repeatable: Bool
 
     public init(exchange: Exchange, code: String?, message: String, retryAfter: Double? = nil,
-                requestMayHaveArrived: Bool = false) {
+                requestMayHaveArrived: Bool = false, repeatable: Bool = false) {
+        self.repeatable = repeatable
         self.exchange = exchange
         self.code = code
         self.message = message
@@ -161,27 +178,49 @@ public struct ProviderFailure: Error, Hashable, Sendable, Codable, CustomStringC
         return "\(exchange.kind.rawValue): \(status)\(code.map { " \($0)" } ?? ""): \(message)"
     }
 
-    /// Provider codes that no retry can fix.
+    /// Provider codes that no retry can fix: DashScope's (reference §1.7) and the AI Gateway's error types
+    /// (`invalid_request_error`, `model_not_found`).
     public static func isPermanentCode(_ code: String) -> Bool {
         let permanentPrefixes = ["InvalidParameter", "DataInspectionFailed", "IPInfringementSuspect", "InvalidURL",
-                                 "BadRequest", "ModelNotFound", "InvalidVideo", "InvalidImage"]
+                                 "BadRequest", "ModelNotFound", "InvalidVideo", "InvalidImage",
+                                 "invalid_request_error", "model_not_found", unsupportedCode]
         return permanentPrefixes.contains { code == $0 || code.hasPrefix($0 + ".") }
     }
 
     public static func isAccountCode(_ code: String) -> Bool {
-        ["InvalidApiKey", "Arrearage", "AccessDenied", "Workspace.AccessDenied", "Model.AccessDenied"].contains(code)
+        ["InvalidApiKey", "Arrearage", "AccessDenied", "Workspace.AccessDenied", "Model.AccessDenied",
+         "authentication_error"].contains(code)
+    }
+
+    /// DashScope's `Throttling…` codes and the AI Gateway's `rate_limit_exceeded` (reference §1.7, §2).
+    public static func isThrottlingCode(_ code: String) -> Bool {
+        code.hasPrefix("Throttling") || code == "rate_limit_exceeded"
+    }
+
+    /// The code of a call the provider's protocol does not have (the AI Gateway documents no task list, no
+    /// cancel and no upload): refused by the client without sending anything.
+    public static let unsupportedCode = "Unsupported"
+
+    /// A call the provider's protocol does not have; nothing was sent.
+    public static func unsupported(_ kind: Exchange.Kind, _ message: String) -> ProviderFailure {
+        ProviderFailure(exchange: Exchange(kind: kind, httpStatus: 0, providerCode: unsupportedCode,
+                                           durationMilliseconds: 0),
+                        code: unsupportedCode, message: message)
     }
 
     public var blame: Blame {
         if let code {
-            if code.hasPrefix("Throttling") { return .throttled }
+            if Self.isThrottlingCode(code) { return .throttled }
             if Self.isAccountCode(code) { return .account }
             if Self.isPermanentCode(code) { return .jobPermanent }
         }
         if exchange.httpStatus == 429 { return .throttled }
         if exchange.kind == .create {
-            // 5xx, a transport error after sending, or a 2xx without a usable task id: a task may exist.
-            if exchange.httpStatus >= 500 || (exchange.httpStatus < 400 && requestMayHaveArrived) { return .ambiguous }
+            // 5xx, a transport error after sending, or a 2xx without a usable task id: a task may exist. With an
+            // idempotency key, asking again answers that task instead of making another: retry, not in doubt.
+            if exchange.httpStatus >= 500 || (exchange.httpStatus < 400 && requestMayHaveArrived) {
+                return repeatable ? .provider : .ambiguous
+            }
         }
         if exchange.httpStatus == 401 || exchange.httpStatus == 403 { return .account }
         if exchange.httpStatus >= 400 && exchange.httpStatus < 500 { return .jobPermanent }
@@ -287,9 +326,17 @@ public struct DownloadResult: Hashable, Sendable {
     public var isComplete: Bool { expectedBytes.map { $0 == bytesOnDisk } ?? true }
 }
 
-/// The port the daemon drives; `ReelProvider.DashScopeClient` implements it over libcurl.
-/// Every method throws `ProviderFailure` on a failed exchange.
+/// The port the daemon drives; `ReelProvider.DashScopeClient` and `ReelProvider.AIGatewayClient` implement it over
+/// libcurl. Every method throws `ProviderFailure` on a failed exchange; a call the provider does not have throws
+/// `ProviderFailure.unsupported` without sending anything.
 public protocol RenderAPI: Sendable {
+    /// Whether `listTasks` exists on this provider (DashScope: yes; the AI Gateway: no, reference §2.1).
+    var supportsTaskList: Bool { get }
+    /// Whether `cancelTask` exists on this provider.
+    var supportsCancel: Bool { get }
+    /// Whether `createTask` deduplicates on `RenderRequest.idempotencyKey`, so a create whose answer was lost is
+    /// settled by sending it again with the same key (no reconciliation, no in-doubt window).
+    var deduplicatesCreates: Bool { get }
     func createTask(_ request: RenderRequest) async throws -> CreatedTask
     /// `createTask` that awaits `beforeSend` right before the request goes out (after any wait for a connection
     /// slot) and sends nothing if it throws, rethrowing its error. The daemon commits its write-ahead intent
@@ -306,6 +353,10 @@ public protocol RenderAPI: Sendable {
 }
 
 extension RenderAPI {
+    public var supportsTaskList: Bool { true }
+    public var supportsCancel: Bool { true }
+    public var deduplicatesCreates: Bool { false }
+
     public func createTask(_ request: RenderRequest,
                            beforeSend: @escaping @Sendable () async throws -> Void) async throws -> CreatedTask {
         try await beforeSend()

@@ -11,30 +11,15 @@ import ReelCurl
 /// `Authorization` header of DashScope calls (never to the upload or result hosts) and is redacted from every
 /// message, log line and description.
 public struct DashScopeClient: RenderAPI, CustomStringConvertible {
-    /// Per-call limits, in seconds.
-    public struct Timeouts: Hashable, Sendable {
-        public var connect: Double
-        /// create, query, cancel, list, getPolicy.
-        public var api: Double
-        /// The form upload of one reference file.
-        public var upload: Double
-        /// One result download (stalls under 1 KiB/s for 30 s abort sooner).
-        public var download: Double
-
-        public init(connect: Double = 10, api: Double = 30, upload: Double = 300, download: Double = 1800) {
-            self.connect = connect
-            self.api = api
-            self.upload = upload
-            self.download = download
-        }
-    }
+    public typealias Timeouts = ProviderTimeouts
 
     public let baseURL: String
-    public let timeouts: Timeouts
-    private let key: APIKey
     private let workspace: String?
-    private let curl: CurlClient
-    private let logger: Logger
+    private let transport: ProviderTransport
+    private var key: APIKey { transport.key }
+    private var curl: CurlClient { transport.curl }
+    private var logger: Logger { transport.logger }
+    public var timeouts: Timeouts { transport.timeouts }
 
     /// - Parameters:
     ///   - baseURL: e.g. `https://dashscope-intl.aliyuncs.com` (the `/api/v1/...` paths are appended).
@@ -45,11 +30,8 @@ public struct DashScopeClient: RenderAPI, CustomStringConvertible {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
-        key = APIKey(apiKey)
         self.workspace = workspace
-        self.curl = curl
-        self.timeouts = timeouts
-        self.logger = logger
+        transport = ProviderTransport(curl: curl, timeouts: timeouts, key: APIKey(apiKey), logger: logger)
     }
 
     public var description: String { "DashScopeClient(\(baseURL), key: \(key))" }
@@ -180,37 +162,7 @@ public struct DashScopeClient: RenderAPI, CustomStringConvertible {
     }
 
     public func download(url: String, to path: String) async throws -> DownloadResult {
-        let outcome: DownloadOutcome
-        do {
-            outcome = try await curl.download(url: url, to: path, timeout: timeouts.download,
-                                              connectTimeout: timeouts.connect)
-        } catch let error as TransportError {
-            throw transportFailure(.download, error)
-        }
-        let requestID = outcome.header("x-oss-request-id")
-        var exchange = Exchange(kind: .download, httpStatus: outcome.status, requestID: requestID,
-                                durationMilliseconds: outcome.totalMilliseconds,
-                                transportError: outcome.interrupted.map { redact($0.description) })
-        guard (200..<300).contains(outcome.status) || outcome.status == 416 else {
-            let oss = Self.ossError(outcome.errorBody)
-            exchange.providerCode = oss.code
-            exchange.requestID = requestID ?? oss.requestID
-            let expired = outcome.status == 403 && (oss.message ?? "").lowercased().contains("expired")
-            let message = expired ? "result URL expired"
-                : outcome.status == 404 ? "result no longer exists at the URL"
-                : oss.message ?? "download failed"
-            throw ProviderFailure(exchange: exchange, code: oss.code, message: redact(message),
-                                  retryAfter: Self.retryAfter(outcome.header("retry-after")))
-        }
-        if let interrupted = outcome.interrupted, outcome.expectedBytes == nil {
-            // Without an announced size a broken transfer cannot be told from a finished one.
-            throw ProviderFailure(exchange: exchange, code: nil,
-                                  message: redact("download interrupted, size unknown: \(interrupted.message)"),
-                                  requestMayHaveArrived: true)
-        }
-        logExchange(exchange)
-        return DownloadResult(bytesOnDisk: outcome.bytesOnDisk, expectedBytes: outcome.expectedBytes,
-                              exchange: exchange)
+        try await transport.download(url: url, to: path)
     }
 
     // MARK: Exchanges
@@ -266,12 +218,7 @@ public struct DashScopeClient: RenderAPI, CustomStringConvertible {
     }
 
     private func transportFailure(_ kind: Exchange.Kind, _ error: TransportError) -> ProviderFailure {
-        let message = redact(error.message)
-        let exchange = Exchange(kind: kind, httpStatus: 0, durationMilliseconds: error.elapsedMilliseconds,
-                                transportError: message)
-        logExchange(exchange)
-        return ProviderFailure(exchange: exchange, code: nil, message: "transport error (curl \(error.code)): \(message)",
-                               requestMayHaveArrived: error.requestSent)
+        transport.transportFailure(kind, error)
     }
 
     /// A 2xx whose body lacks what the protocol promises: blamed on the provider. A malformed create answer may
@@ -340,13 +287,7 @@ public struct DashScopeClient: RenderAPI, CustomStringConvertible {
         return escaped
     }
 
-    private func logExchange(_ exchange: Exchange) {
-        logger.debug("provider exchange", metadata: [
-            "kind": "\(exchange.kind.rawValue)", "status": "\(exchange.httpStatus)",
-            "code": "\(exchange.providerCode ?? "-")", "request_id": "\(exchange.requestID ?? "-")",
-            "ms": "\(exchange.durationMilliseconds)",
-        ])
-    }
+    private func logExchange(_ exchange: Exchange) { transport.logExchange(exchange) }
 
     private func redact(_ text: String) -> String { key.redact(text) }
 
@@ -444,31 +385,6 @@ public struct DashScopeClient: RenderAPI, CustomStringConvertible {
     }
 }
 
-extension ProviderFailure {
-    /// A result download refused because the signed URL expired (403) or the object is gone (404): the daemon
-    /// should re-query the task for a fresh URL, and past the 24-hour window mark the job expired. Not an
-    /// account problem, whatever `blame` says about an OSS `AccessDenied`.
-    public var isResultURLGone: Bool {
-        exchange.kind == .download && (exchange.httpStatus == 403 || exchange.httpStatus == 404)
-    }
-}
-
-/// The API key, kept out of descriptions, reflection and dumps.
-private final class APIKey: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    let value: String
-
-    init(_ value: String) { self.value = value }
-
-    var description: String { "<redacted>" }
-    var debugDescription: String { "<redacted>" }
-    var customMirror: Mirror { Mirror(self, children: []) }
-
-    /// Replaces any occurrence of the key in `text` (servers sometimes echo what they were sent).
-    func redact(_ text: String) -> String {
-        value.count < 4 ? text : text.replacingOccurrences(of: value, with: "<redacted>")
-    }
-}
-
 extension String {
-    fileprivate var nilIfEmpty: String? { isEmpty ? nil : self }
+    var nilIfEmpty: String? { isEmpty ? nil : self }
 }

@@ -4,6 +4,8 @@ import ReelCore
 /// Every fault the sandbox can inject (reference §4.4). This one table feeds the parser, `--help`, the docs and
 /// `GET /__sandbox/faults`. Any fault also fires for a task whose prompt contains `__FAULT:<name>__`.
 public enum FaultName: String, Sendable, Codable, CaseIterable {
+    // Every API call (DashScope and gateway; not result downloads).
+    case callError = "call_error"
     // Create call.
     case createThrottle = "create_throttle"
     case createError = "create_error"
@@ -47,12 +49,14 @@ public enum FaultName: String, Sendable, Codable, CaseIterable {
     case listOmit = "list_omit"
 
     public enum Phase: String, Sendable {
-        /// `list` faults answer a whole list call; `row` faults change how one task shows in every list.
-        case create, query, outcome, download, list, row
+        /// `call` faults answer any API call; `list` faults answer a whole list call; `row` faults change how one
+        /// task shows in every list.
+        case call, create, query, outcome, download, list, row
     }
 
     public var phase: Phase {
         switch self {
+        case .callError: .call
         case .createThrottle, .createError, .createErrorAfterCreate, .createReset, .createResetAfterCreate,
              .createDelay, .inputInspection, .createIPInfringement: .create
         case .queryThrottle, .query503, .query504, .queryReset, .malformedNoOutput, .malformedNoTaskID,
@@ -68,6 +72,7 @@ public enum FaultName: String, Sendable, Codable, CaseIterable {
     /// One line for `--help` and the docs.
     public var summary: String {
         switch self {
+        case .callError: "any API call: 500 InternalError (with `account`: one account down)"
         case .createThrottle: "create: 429 Throttling.RateQuota (Retry-After only with retry_after)"
         case .createError: "create: 500 InternalError, no task created"
         case .createErrorAfterCreate: "create: 500 InternalError, but the task was created and runs"
@@ -127,6 +132,8 @@ public struct FaultRule: Sendable, Codable, Hashable {
     public var marker: String?
     /// Only for this model.
     public var model: String?
+    /// Only for requests of this account (downloads: tasks of this account).
+    public var account: String?
     /// Seconds for `Retry-After` (throttle faults).
     public var retryAfter: Double?
     /// Seconds for `create_delay` (real), `slow_queue` and `list_late` (sandbox time).
@@ -135,8 +142,10 @@ public struct FaultRule: Sendable, Codable, Hashable {
     public var bytesPerSecond: Int?
 
     public init(fault: FaultName, count: Int? = nil, probability: Double? = nil, marker: String? = nil,
-                model: String? = nil, retryAfter: Double? = nil, seconds: Double? = nil, bytesPerSecond: Int? = nil) {
+                model: String? = nil, account: String? = nil, retryAfter: Double? = nil, seconds: Double? = nil,
+                bytesPerSecond: Int? = nil) {
         self.fault = fault
+        self.account = account
         self.count = count
         self.probability = probability
         self.marker = marker
@@ -147,7 +156,7 @@ public struct FaultRule: Sendable, Codable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case fault, count, probability, marker, model
+        case fault, count, probability, marker, model, account
         case retryAfter = "retry_after"
         case seconds
         case bytesPerSecond = "bytes_per_second"
@@ -207,10 +216,10 @@ public struct FiredFault: Sendable, Hashable {
 struct FaultBook {
     var rules: [FaultRule] = []
 
-    /// The faults of `phase` that fire for a request about `prompt`/`model`: every prompt marker, then the
+    /// The faults of `phase` that fire for a request of `account` about `prompt`/`model`: every prompt marker, then the
     /// first matching rule (plus any `create_delay` rule before it). In the `row` phase every matching rule
     /// fires, since a task's row can be both late and broken.
-    mutating func fire(_ phase: FaultName.Phase, prompt: String?, model: String?,
+    mutating func fire(_ phase: FaultName.Phase, prompt: String?, model: String?, account: String?,
                        random: inout SplitMix64) -> [FiredFault] {
         var fired: [FiredFault] = []
         if let prompt, prompt.contains("__FAULT:") {
@@ -223,6 +232,7 @@ struct FaultBook {
             let rule = rules[i]
             if fired.contains(where: { $0.name == rule.fault }) { continue }
             if let m = rule.model, m != model { continue }
+            if let a = rule.account, a != account { continue }
             if let marker = rule.marker, !(prompt ?? "").contains(marker) { continue }
             if let c = rule.count, c <= 0 { continue }
             if let p = rule.probability, random.unit() >= p { continue }

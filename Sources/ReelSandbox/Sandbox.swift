@@ -8,7 +8,9 @@ import ReelMedia
 import Synchronization
 
 /// A faithful local DashScope video-synthesis server (reference §1, §4): create, query, cancel, list, uploads,
-/// a signed result host, account limits, a scaled virtual clock, fault injection and a request journal.
+/// a signed result host, limits per (account, model) for several accounts, a scaled virtual clock, fault
+/// injection and a request journal; and the AI Gateway's asynchronous video jobs (reference §2.1) on the same
+/// task engine.
 public final class Sandbox: Sendable {
     public let options: SandboxOptions
     /// Where results and uploads are stored.
@@ -81,7 +83,11 @@ public final class Sandbox: Sendable {
         case (.GET, "/api/v1/tasks"), (.GET, "/api/v1/tasks/"):
             return list(request, &entry)
         case (.GET, "/api/v1/uploads"):
-            return getPolicy(request)
+            return getPolicy(request, &entry)
+        case (.POST, Self.gatewayStartPath):
+            return await gatewayStart(request, &entry)
+        case (.POST, Self.gatewayStatusPath):
+            return gatewayStatus(request, &entry)
         case (.POST, Self.uploadPath), (.POST, Self.uploadPath + "/"):
             return await upload(request)
         case (_, "/__sandbox/faults"):
@@ -94,6 +100,8 @@ public final class Sandbox: Sendable {
             return statsEndpoint()
         case (.GET, "/__sandbox/tasks"):
             return tasksEndpoint()
+        case (.GET, "/__sandbox/gateway/starts"):
+            return gatewayStartsEndpoint()
         default:
             break
         }
@@ -102,7 +110,7 @@ public final class Sandbox: Sendable {
             if m == .POST, rest.hasSuffix("/cancel") {
                 let id = String(rest.dropLast("/cancel".count))
                 entry.taskID = id
-                return cancel(request, id: id)
+                return cancel(request, id: id, &entry)
             }
             if m == .GET, !rest.contains("/") {
                 entry.taskID = String(rest)
@@ -157,18 +165,77 @@ public final class Sandbox: Sendable {
         return .text(xml, status: status, contentType: "application/xml")
     }
 
-    /// 401/400 for a missing, unknown or in-arrears key; nil when the key is good.
-    func authFailure(_ request: HTTPRequest) -> HTTPResponse? {
-        guard let key = Self.apiKey(request) else {
-            return Self.error(.unauthorized, "InvalidApiKey", "No API-key provided.")
+    /// Who a request acts for: the account of its key, and the key.
+    struct Caller: Sendable {
+        var account: String
+        var key: String
+    }
+
+    /// A refusal in provider-neutral terms; each protocol renders it in its own error shape.
+    struct Refusal: Sendable {
+        var status: HTTPResponseStatus
+        var code: String
+        var message: String
+        var retryAfter: Double?
+
+        static func internalError() -> Refusal {
+            Refusal(status: .internalServerError, code: "InternalError",
+                    message: "An internal error has occured, please try again later or contact service support.")
         }
-        let known = options.apiKeys.isEmpty ? key.hasPrefix("sk-") : options.apiKeys.contains(key)
-        guard known else { return Self.error(.unauthorized, "InvalidApiKey", "Invalid API-key provided.") }
-        if key.hasPrefix("sk-arrears") {
-            return Self.error(.badRequest, "Arrearage",
-                              "Access denied, plesase make sure your account is in good standing.")
+
+        static func invalid(_ message: String) -> Refusal {
+            Refusal(status: .badRequest, code: "InvalidParameter", message: message)
         }
+
+        static func throttled(_ code: String, retryAfter: Double?) -> Refusal {
+            Refusal(status: .tooManyRequests, code: code,
+                    message: "Requests rate limit exceeded, please try again later.", retryAfter: retryAfter)
+        }
+
+        /// The DashScope envelope `{code, message, request_id}`.
+        var dashScope: HTTPResponse {
+            code.hasPrefix("Throttling") ? Sandbox.throttled(code, retryAfter: retryAfter)
+                : Sandbox.error(status, code, message)
+        }
+    }
+
+    enum Authorization {
+        case caller(Caller)
+        case refused(Refusal)
+    }
+
+    /// The account a key acts for, nil when the key is not accepted.
+    func account(forKey key: String) -> String? {
+        if let account = options.accounts.first(where: { $0.keys.contains(key) }) { return account.name }
+        if options.apiKeys.contains(key) { return SandboxOptions.defaultAccount }
+        if options.accounts.isEmpty, options.apiKeys.isEmpty, key.hasPrefix("sk-") { return SandboxOptions.defaultAccount }
         return nil
+    }
+
+    /// 401 for a missing or unknown key, 400 Arrearage for an in-arrears one, 500 when a `call_error` fault
+    /// fires for the account; otherwise the caller. Notes the account in the journal entry.
+    func authorize(_ request: HTTPRequest, _ entry: inout JournalEntry) -> Authorization {
+        guard let key = Self.apiKey(request) else {
+            return .refused(Refusal(status: .unauthorized, code: "InvalidApiKey", message: "No API-key provided."))
+        }
+        guard let account = account(forKey: key) else {
+            return .refused(Refusal(status: .unauthorized, code: "InvalidApiKey", message: "Invalid API-key provided."))
+        }
+        entry.account = account
+        if key.hasPrefix("sk-arrears") {
+            return .refused(Refusal(status: .badRequest, code: "Arrearage",
+                                    message: "Access denied, plesase make sure your account is in good standing."))
+        }
+        let fired: [FiredFault] = state.withLock { s in
+            let fired = s.faults.fire(.call, prompt: nil, model: nil, account: account, random: &s.random)
+            for f in fired { s.count("fault." + f.name.rawValue) }
+            return fired
+        }
+        if !fired.isEmpty {
+            entry.fault = fired.map(\.name.rawValue).joined(separator: ",")
+            return .refused(.internalError())
+        }
+        return .caller(Caller(account: account, key: key))
     }
 
     /// The bearer key of a request, if it has one.

@@ -20,11 +20,13 @@ extension Sandbox {
             s.count("downloads")
             let task = s.tasks[id]
             entry.model = task?.model.rawValue
+            entry.account = task?.account
             guard let expires, request.query["Signature"] == signature(id, expires) else {
                 return .refuse(Self.ossError(.forbidden, "SignatureDoesNotMatch",
                                              "The request signature we calculated does not match the signature you provided."))
             }
-            let fired = s.faults.fire(.download, prompt: task?.prompt, model: task?.model.rawValue, random: &s.random)
+            let fired = s.faults.fire(.download, prompt: task?.prompt, model: task?.model.rawValue, account: task?.account,
+                                      random: &s.random)
             entry.fault = fired.map(\.name.rawValue).joined(separator: ",").nilIfEmpty
             for f in fired { s.count("fault." + f.name.rawValue) }
             if fired.contains(where: { $0.name == .expiredURL })
@@ -124,8 +126,8 @@ extension Sandbox {
 
     // MARK: uploads (reference Appendix A)
 
-    func getPolicy(_ request: HTTPRequest) -> HTTPResponse {
-        if let failure = authFailure(request) { return failure }
+    func getPolicy(_ request: HTTPRequest, _ entry: inout JournalEntry) -> HTTPResponse {
+        if case .refused(let refusal) = authorize(request, &entry) { return refusal.dashScope }
         guard request.query["action"] == "getPolicy" else {
             return Self.invalid("action must be getPolicy.")
         }

@@ -2,7 +2,32 @@ import Foundation
 
 /// Everything `reel-sandbox` can be told. Durations are sandbox seconds (seconds at time scale 1) unless noted.
 public struct SandboxOptions: Sendable {
-    /// What a create does when the account already has `concurrency` tasks PENDING or RUNNING.
+    /// One provider account: the API keys that act for it. Limits count per (account, model) and queries per
+    /// account (reference §1.8); an account sees only its own tasks.
+    public struct Account: Sendable, Hashable {
+        public var name: String
+        public var keys: [String]
+
+        public init(name: String, keys: [String]) {
+            self.name = name
+            self.keys = keys
+        }
+
+        /// Parses `NAME=KEY[,KEY…]`.
+        public static func parse(_ text: String) -> Account? {
+            guard let eq = text.firstIndex(of: "=") else { return nil }
+            let name = String(text[..<eq]).trimmingCharacters(in: .whitespaces)
+            let keys = text[text.index(after: eq)...].split(separator: ",")
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !name.isEmpty, !keys.isEmpty else { return nil }
+            return Account(name: name, keys: keys)
+        }
+    }
+
+    /// The account of `--api-key` keys, and of every `sk-` key when no key is configured.
+    public static let defaultAccount = "default"
+
+    /// What a create does when the (account, model) pool already has `concurrency` tasks PENDING or RUNNING.
     public enum Overflow: String, Sendable, CaseIterable {
         /// 429 `Throttling` "Requests rate limit exceeded…".
         case throttle
@@ -24,15 +49,20 @@ public struct SandboxOptions: Sendable {
     public var runTime: ClosedRange<Double> = 60...300
     /// Time from admission to RUNNING (sandbox seconds).
     public var queueDelay: Double = 2
+    /// Tasks PENDING or RUNNING at once per (account, model) (reference §1.8: "each model has an independent
+    /// rate limit").
     public var concurrency: Int = 5
-    /// Creates per real second per account.
+    /// Creates per real second per (account, model).
     public var submitRPS: Int = 5
-    /// Queries per real second per account.
+    /// Queries (task, list, cancel; gateway status) per real second per account.
     public var queryQPS: Int = 20
     public var overflow: Overflow = .throttle
     public var badSize: BadSize = .reject
-    /// Accepted keys; empty accepts any key that starts with `sk-`. Keys starting with `sk-arrears` get 400 Arrearage.
+    /// Keys of the account named `defaultAccount` (the one-account shorthand). With neither these nor `accounts`,
+    /// any key that starts with `sk-` is accepted for that account. Keys starting with `sk-arrears` get 400 Arrearage.
     public var apiKeys: [String] = []
+    /// Further accounts, each with its own pools, query budget and tasks.
+    public var accounts: [Account] = []
     /// Lifetime of result URLs and of task ids (sandbox seconds).
     public var urlTTL: Double = 24 * 3600
     public var taskTTL: Double = 24 * 3600

@@ -19,9 +19,38 @@ struct ListRowFaults: Sendable, Hashable {
     var malformed = false
 }
 
+/// One (account, model) limit pool (reference §1.8).
+struct PoolKey: Sendable, Hashable {
+    var account: String
+    var model: RenderModel
+}
+
+/// The protocol a task was created through; each protocol's query calls see only its own tasks.
+enum TaskProtocol: String, Sendable {
+    case dashscope
+    /// The AI Gateway's asynchronous jobs (reference §2.1).
+    case gateway
+}
+
+/// What a create asked for besides what the task's engine needs (shown by `/__sandbox/tasks`).
+struct RequestedOptions: Sendable, Hashable {
+    var negativePrompt: String?
+    var references: [String] = []
+    var shotType: String?
+    var watermark: Bool?
+    var seed: Int?
+    /// The audio flag as sent (nil when absent).
+    var audio: Bool?
+}
+
 /// One task as the sandbox keeps it. Its state at any instant follows from these times (sandbox seconds).
 struct SandboxTask: Sendable {
     let id: String
+    let account: String
+    let via: TaskProtocol
+    let requested: RequestedOptions
+    /// The gateway start's `idempotency-key`, when it had one.
+    let idempotencyKey: String?
     /// The `request_id` the create call answered with (or would have, when its connection was reset).
     let requestID: String
     /// The list row's `api_key_id`: a stable number derived from the key that created the task.
@@ -41,10 +70,11 @@ struct SandboxTask: Sendable {
     let runTime: Double
     let outcome: TaskOutcome
     let listFaults: ListRowFaults
-    /// When the task got one of the account's slots (nil while queued by `--overflow queue`).
+    /// When the task got one of its pool's slots (nil while queued by `--overflow queue`).
     var admittedAt: Double?
     var canceledAt: Double?
 
+    var pool: PoolKey { PoolKey(account: account, model: model) }
     var runningAt: Double? { admittedAt.map { $0 + queueDelay } }
     var endsAt: Double? { runningAt.map { $0 + runTime } }
     /// When the task stops holding a slot.
@@ -107,14 +137,26 @@ public struct JournalEntry: Sendable, Codable, Hashable {
     public var ossHeader: Bool?
     public var fault: String?
     public var code: String?
+    /// The account of the key the request carried (nil when it had no known key, and on result downloads,
+    /// which carry none: then the account of the task downloaded).
+    public var account: String?
+    /// A gateway start's `idempotency-key` header.
+    public var idempotencyKey: String?
 
     enum CodingKeys: String, CodingKey {
-        case seq, time, method, path, status, model, fault, code
+        case seq, time, method, path, status, model, fault, code, account
+        case idempotencyKey = "idempotency_key"
         case taskID = "task_id"
         case durationMs = "duration_ms"
         case referenceField = "reference_field"
         case ossHeader = "oss_header"
     }
+}
+
+/// An `idempotency-key` as the sandbox scopes it: per account (the documents do not say; a key is the caller's).
+struct IdempotencyScope: Sendable, Hashable {
+    var account: String
+    var key: String
 }
 
 /// An uploaded reference (`oss://KEY`).
@@ -131,15 +173,19 @@ struct SandboxState {
     var order: [String] = []
     /// Tasks created so far (numbers them).
     var createdCount = 0
-    /// Accepted tasks waiting for a slot, in arrival order.
+    /// Accepted tasks waiting for a slot of their pool, in arrival order.
     var queue: [String] = []
     var faults = FaultBook()
     var random: SplitMix64
     var journal: [JournalEntry] = []
     var nextSeq = 1
-    /// Real monotonic seconds of recently accepted creates and queries (1 s windows).
-    var recentCreates: [Double] = []
-    var recentQueries: [Double] = []
+    /// Real monotonic seconds of recently accepted creates per pool and queries per account (1 s windows).
+    var recentCreates: [PoolKey: [Double]] = [:]
+    var recentQueries: [String: [Double]] = [:]
+    /// Gateway jobs by (account, `idempotency-key`): a repeated start answers the job the first one made.
+    var jobsByIdempotencyKey: [IdempotencyScope: String] = [:]
+    /// Gateway start calls per (account, `idempotency-key`), answered or not.
+    var startsByIdempotencyKey: [IdempotencyScope: Int] = [:]
     /// Seconds added by `POST /__sandbox/clock`.
     var advanced: Double = 0
     var uploads: [String: Upload] = [:]
@@ -150,25 +196,39 @@ struct SandboxState {
 
     mutating func count(_ name: String, by n: Int = 1) { counters[name, default: 0] += n }
 
-    /// Admits queued tasks whose slot has freed by `t`, at the instant it freed.
+    /// Admits queued tasks whose slot in their pool has freed by `t`, at the instant it freed; each pool's queue
+    /// is first come, first served, and a full pool holds up no other.
     mutating func settle(at t: Double, concurrency: Int) {
-        while let head = queue.first, let task = tasks[head] {
-            if task.canceledAt != nil {
-                queue.removeFirst()
+        var blocked: Set<PoolKey> = []
+        var i = 0
+        while i < queue.count {
+            guard let task = tasks[queue[i]], task.canceledAt == nil else {
+                queue.remove(at: i)
                 continue
             }
-            let holding = tasks.values.filter { $0.admittedAt != nil && $0.releasesSlotAt > task.createdAt }
+            if blocked.contains(task.pool) {
+                i += 1
+                continue
+            }
+            let holding = tasks.values.filter { $0.pool == task.pool && $0.admittedAt != nil && $0.releasesSlotAt > task.createdAt }
                 .map(\.releasesSlotAt).sorted()
             let freeAt = holding.count < concurrency ? task.createdAt : holding[holding.count - concurrency]
-            guard freeAt <= t, freeAt.isFinite else { return }
-            tasks[head]?.admittedAt = max(freeAt, task.createdAt)
-            queue.removeFirst()
+            guard freeAt <= t, freeAt.isFinite else {
+                blocked.insert(task.pool)
+                i += 1
+                continue
+            }
+            tasks[task.id]?.admittedAt = max(freeAt, task.createdAt)
+            queue.remove(at: i)
         }
     }
 
-    /// Tasks holding a slot at `t`.
-    func active(at t: Double) -> Int {
-        tasks.values.reduce(0) { $0 + ($1.admittedAt != nil && $1.admittedAt! <= t && $1.releasesSlotAt > t ? 1 : 0) }
+    /// Tasks holding a slot at `t`, in `pool` or in all pools.
+    func active(at t: Double, in pool: PoolKey? = nil) -> Int {
+        tasks.values.reduce(0) { n, task in
+            guard pool.map({ task.pool == $0 }) ?? true, let admitted = task.admittedAt else { return n }
+            return n + (admitted <= t && task.releasesSlotAt > t ? 1 : 0)
+        }
     }
 
     /// Keeps a 1-second window; true (and records `now`) when under `limit`.

@@ -27,8 +27,32 @@ extension Sandbox {
 
     // MARK: create
 
+    /// A create request, checked: everything the task engine needs.
+    struct TaskSpec: Sendable {
+        var model: RenderModel
+        var prompt: String
+        var size: String
+        /// Whether `size` is one of the ten allowed (a bad size reaches here only with `--bad-size fail`).
+        var sizeAllowed: Bool
+        var duration: Int
+        var audio: Bool
+        var references: [String]
+        var videos: [String]
+        var requested: RequestedOptions
+    }
+
+    enum Parsed {
+        case spec(TaskSpec)
+        case refused(Refusal)
+    }
+
+    /// `POST /api/v1/services/aigc/video-generation/video-synthesis` (reference §1.3, §1.4).
     func create(_ request: HTTPRequest, _ entry: inout JournalEntry) async -> HTTPResponse {
-        if let failure = authFailure(request) { return failure }
+        let caller: Caller
+        switch authorize(request, &entry) {
+        case .refused(let refusal): return refusal.dashScope
+        case .caller(let c): caller = c
+        }
         let ossHeader = request.headers.first(name: "x-dashscope-ossresourceresolve")?.lowercased() == "enable"
         entry.ossHeader = ossHeader
         guard request.headers.first(name: "x-dashscope-async")?.lowercased() == "enable" else {
@@ -38,95 +62,151 @@ extension Sandbox {
               let object = body as? [String: Any] else {
             return Self.invalid("The request body is not a valid JSON object.")
         }
+        let spec: TaskSpec
+        switch parseCreate(object, ossHeader: ossHeader, &entry) {
+        case .refused(let refusal): return refusal.dashScope
+        case .spec(let s): spec = s
+        }
+        switch await admit(spec, caller: caller, via: .dashscope, idempotencyKey: nil, &entry) {
+        case .refused(let refusal):
+            return refusal.dashScope
+        case .reset, .createdThenReset:
+            return .reset
+        case .createdThenFailed(let task, let refusal):
+            // The task exists, so this answer carries the create's request id, the one its list row shows
+            // (that a 500 carries it is an inference; the documents only say the row has the create's id).
+            return Self.json(["code": refusal.code, "request_id": task.requestID, "message": refusal.message],
+                             status: refusal.status)
+        case .created(let task, _):
+            return Self.json(["output": ["task_status": "PENDING", "task_id": task.id], "request_id": task.requestID])
+        }
+    }
+
+    /// Checks a DashScope create body (reference §4.2, in that order).
+    func parseCreate(_ object: [String: Any], ossHeader: Bool, _ entry: inout JournalEntry) -> Parsed {
         guard let modelName = object["model"] as? String, !modelName.isEmpty else {
-            return Self.error(.badRequest, "BadRequest.EmptyModel", "Required parameter \"model\" missing from request.")
+            return .refused(Refusal(status: .badRequest, code: "BadRequest.EmptyModel", message: "Required parameter \"model\" missing from request."))
         }
         entry.model = modelName
         guard let input = object["input"] as? [String: Any] else {
-            return Self.error(.badRequest, "BadRequest.EmptyInput", "Required input parameter missing from request.")
+            return .refused(Refusal(status: .badRequest, code: "BadRequest.EmptyInput", message: "Required input parameter missing from request."))
         }
         guard let model = RenderModel(rawValue: modelName) else {
-            return Self.error(.notFound, "ModelNotFound", "Model not exist.")
+            return .refused(Refusal(status: .notFound, code: "ModelNotFound", message: "Model not exist."))
         }
         guard let rawPrompt = input["prompt"] as? String, !rawPrompt.trimmingCharacters(in: .whitespaces).isEmpty else {
-            return Self.invalid("Field required: input.prompt")
+            return .refused(.invalid("Field required: input.prompt"))
         }
         let prompt = String(rawPrompt.prefix(ProviderLimits.maxPromptCharacters))
 
         // References.
         let field = input["reference_urls"] != nil ? "reference_urls" : "reference_video_urls"
         entry.referenceField = input[field] != nil ? field : nil
-        guard let refsAny = input[field] else { return Self.invalid("Field required: input.reference_urls") }
-        guard let refs = refsAny as? [String] else { return Self.invalid("input.\(field) must be an array of URL strings.") }
-        guard !refs.isEmpty else { return Self.invalid("input.\(field) must not be empty.") }
+        guard let refsAny = input[field] else { return .refused(.invalid("Field required: input.reference_urls")) }
+        guard let refs = refsAny as? [String] else { return .refused(.invalid("input.\(field) must be an array of URL strings.")) }
+        guard !refs.isEmpty else { return .refused(.invalid("input.\(field) must not be empty.")) }
         guard refs.count <= ProviderLimits.maxReferences else {
-            return Self.invalid("input.\(field) allows at most \(ProviderLimits.maxReferences) references, got \(refs.count).")
+            return .refused(.invalid("input.\(field) allows at most \(ProviderLimits.maxReferences) references, got \(refs.count)."))
         }
         let videos = refs.filter(Self.isVideo)
         guard videos.count <= ProviderLimits.maxVideoReferences else {
-            return Self.invalid("input.\(field) allows at most \(ProviderLimits.maxVideoReferences) videos, got \(videos.count).")
+            return .refused(.invalid("input.\(field) allows at most \(ProviderLimits.maxVideoReferences) videos, got \(videos.count)."))
         }
         if field == "reference_video_urls", videos.count != refs.count {
-            return Self.invalid("input.reference_video_urls accepts videos (mp4, mov) only.")
+            return .refused(.invalid("input.reference_video_urls accepts videos (mp4, mov) only."))
         }
         for url in refs {
             let lower = url.lowercased()
             guard lower.hasPrefix("http://") || lower.hasPrefix("https://") || lower.hasPrefix("oss://") else {
-                return Self.error(.badRequest, "InvalidURL", "Invalid URL provided in your request: \(url)")
+                return .refused(Refusal(status: .badRequest, code: "InvalidURL", message: "Invalid URL provided in your request: \(url)"))
             }
             if lower.hasPrefix("oss://"), !ossHeader {
-                return Self.invalid("oss:// URLs need the header X-DashScope-OssResourceResolve: enable.")
+                return .refused(.invalid("oss:// URLs need the header X-DashScope-OssResourceResolve: enable."))
             }
         }
+
+        var requested = RequestedOptions(negativePrompt: input["negative_prompt"] as? String, references: refs)
 
         // Parameters.
         let params: [String: Any]
         switch object["parameters"] {
         case nil: params = [:]
         case let p as [String: Any]: params = p
-        default: return Self.invalid("parameters must be a JSON object.")
+        default: return .refused(.invalid("parameters must be a JSON object."))
         }
         var duration = 5
         if let d = params["duration"] {
             guard let v = Self.integer(d), ProviderLimits.durationRange.contains(v) else {
-                return Self.invalid("parameters.duration must be an integer in [2, 10].")
+                return .refused(.invalid("parameters.duration must be an integer in [2, 10]."))
             }
             duration = v
         }
         if let s = params["seed"] {
             guard let v = Self.integer(s), ProviderLimits.seedRange.contains(v) else {
-                return Self.invalid("parameters.seed must be an integer in [0, 2147483647].")
+                return .refused(.invalid("parameters.seed must be an integer in [0, 2147483647]."))
             }
+            requested.seed = v
         }
         if let s = params["shot_type"] {
             guard let v = s as? String, ShotType(rawValue: v) != nil else {
-                return Self.invalid("parameters.shot_type must be \"single\" or \"multi\".")
+                return .refused(.invalid("parameters.shot_type must be \"single\" or \"multi\"."))
             }
+            requested.shotType = v
         }
         if let w = params["watermark"], !(w is Bool) || Self.integer(w) != nil {
-            return Self.invalid("parameters.watermark must be a boolean.")
+            return .refused(.invalid("parameters.watermark must be a boolean."))
         }
+        requested.watermark = params["watermark"] as? Bool
         var audio = true
         if let a = params["audio"] {
-            guard let v = a as? Bool, Self.integer(a) == nil else { return Self.invalid("parameters.audio must be a boolean.") }
+            guard let v = a as? Bool, Self.integer(a) == nil else { return .refused(.invalid("parameters.audio must be a boolean.")) }
+            requested.audio = v
             if model.supportsSilentOutput { audio = v }   // standard r2v always has audio; the flag is ignored
         }
         let size = params["size"] as? String ?? "1920*1080"
         if params["size"] != nil, !(params["size"] is String) {
-            return Self.invalid("parameters.size must be a string such as \"1280*720\".")
+            return .refused(.invalid("parameters.size must be a string such as \"1280*720\"."))
         }
         let tier = FrameSize.tier(ofProviderSize: size)
         if tier == nil, options.badSize == .reject {
-            return Self.invalid("parameters.size \"\(size)\" is not supported; use one of "
-                + FrameSize.allowed.map(\.2.providerString).joined(separator: ", ") + ".")
+            return .refused(.invalid("parameters.size \"\(size)\" is not supported; use one of "
+                + FrameSize.allowed.map(\.2.providerString).joined(separator: ", ") + "."))
         }
         if prompt.contains("__BLOCK_INPUT__") {
-            return Self.error(.badRequest, "DataInspectionFailed", "Input data may contain inappropriate content.")
+            return .refused(Refusal(status: .badRequest, code: "DataInspectionFailed", message: "Input data may contain inappropriate content."))
         }
 
+        return .spec(TaskSpec(model: model, prompt: prompt, size: size, sizeAllowed: tier != nil, duration: duration,
+                              audio: audio, references: refs, videos: videos, requested: requested))
+    }
+
+    /// What a create call came to.
+    enum Admission {
+        /// No task was made.
+        case refused(Refusal)
+        /// The connection was reset; no task was made.
+        case reset
+        /// A task was made (or, for a repeated gateway start, found).
+        case created(SandboxTask, deduplicated: Bool)
+        /// A task was made, but the answer is an error (`create_error_after_create`).
+        case createdThenFailed(SandboxTask, Refusal)
+        /// A task was made, but the connection was reset (`create_reset_after_create`).
+        case createdThenReset(SandboxTask)
+    }
+
+    /// The task engine's create, shared by both protocols: create faults, the create rate and the concurrency of
+    /// the (account, model) pool, the task's fate; a gateway start with an `idempotency-key` the account already
+    /// used answers the job that key made (no second render).
+    func admit(_ spec: TaskSpec, caller: Caller, via: TaskProtocol, idempotencyKey: String?,
+               _ entry: inout JournalEntry) async -> Admission {
+        let prompt = spec.prompt
+        let modelName = spec.model.rawValue
+        let model = spec.model
+        let size = spec.size
+        let refs = spec.references
         // Billing facts of the references.
         let videoSeconds: [Double] = state.withLock { s in
-            videos.map { url in
+            spec.videos.map { url in
                 if url.lowercased().hasPrefix("oss://") { return s.uploads[String(url.dropFirst(6))]?.videoSeconds ?? 10 }
                 return HTTPRequest(method: .GET, uri: url).query["duration"].flatMap(Double.init) ?? 10
             }
@@ -137,43 +217,50 @@ extension Sandbox {
 
         let realNow = options.rateClock?() ?? realElapsed()
         let requestID = Self.requestID()
-        let apiKey = Self.apiKey(request) ?? ""
         let frame = FrameSize(providerString: size) ?? FrameSize(width: 1280, height: 720)
-        let decision: (HTTPResponse, SandboxTask?, Double?) = state.withLock { s in
+        let pool = PoolKey(account: caller.account, model: model)
+        let scope = idempotencyKey.map { IdempotencyScope(account: caller.account, key: $0) }
+        let decision: (Admission, Double?) = state.withLock { s in
             let t = sandboxNow(s)
             s.settle(at: t, concurrency: options.concurrency)
-            let fired = s.faults.fire(.create, prompt: prompt, model: modelName, random: &s.random)
+            if let scope { s.startsByIdempotencyKey[scope, default: 0] += 1 }
+            let fired = s.faults.fire(.create, prompt: prompt, model: modelName, account: caller.account, random: &s.random)
             func has(_ f: FaultName) -> FiredFault? { fired.first { $0.name == f } }
             let delay = has(.createDelay).map { $0.rule?.seconds ?? 5 }
             entry.fault = fired.map(\.name.rawValue).joined(separator: ",").nilIfEmpty
             for f in fired { s.count("fault." + f.name.rawValue) }
             if has(.inputInspection) != nil {
-                return (Self.error(.badRequest, "DataInspectionFailed", "Input data may contain inappropriate content."), nil, delay)
+                return (.refused(Refusal(status: .badRequest, code: "DataInspectionFailed",
+                                         message: "Input data may contain inappropriate content.")), delay)
             }
             if has(.createIPInfringement) != nil {
-                return (Self.error(.badRequest, "IPInfringementSuspect", "Input data is suspected of being involved in IP infringement."), nil, delay)
+                return (.refused(Refusal(status: .badRequest, code: "IPInfringementSuspect",
+                                         message: "Input data is suspected of being involved in IP infringement.")), delay)
             }
             if let f = has(.createThrottle) {
-                return (Self.throttled("Throttling.RateQuota", retryAfter: f.rule?.retryAfter), nil, delay)
+                return (.refused(.throttled("Throttling.RateQuota", retryAfter: f.rule?.retryAfter)), delay)
             }
-            if has(.createError) != nil {
-                return (Self.error(.internalServerError, "InternalError", "An internal error has occured, please try again later or contact service support."), nil, delay)
-            }
-            if has(.createReset) != nil { return (.reset, nil, delay) }
-            guard SandboxState.admit(&s.recentCreates, now: realNow, limit: options.submitRPS) else {
+            if has(.createError) != nil { return (.refused(.internalError()), delay) }
+            if has(.createReset) != nil { return (.reset, delay) }
+            guard SandboxState.admit(&s.recentCreates[pool, default: []], now: realNow, limit: options.submitRPS) else {
                 s.count("throttled.create_rps")
-                return (Self.throttled("Throttling.RateQuota", retryAfter: nil), nil, delay)
+                return (.refused(.throttled("Throttling.RateQuota", retryAfter: nil)), delay)
             }
-            let full = !s.queue.isEmpty || s.active(at: t) >= options.concurrency
+            if let scope, let id = s.jobsByIdempotencyKey[scope], let existing = s.tasks[id] {
+                s.count("gateway.deduplicated_starts")
+                entry.taskID = existing.id
+                return (.created(existing, deduplicated: true), delay)
+            }
+            let full = s.queue.contains { s.tasks[$0]?.pool == pool } || s.active(at: t, in: pool) >= options.concurrency
             if full, options.overflow == .throttle {
                 s.count("throttled.concurrency")
-                return (Self.throttled("Throttling", retryAfter: nil), nil, delay)
+                return (.refused(.throttled("Throttling", retryAfter: nil)), delay)
             }
-            let outcomes = s.faults.fire(.outcome, prompt: prompt, model: modelName, random: &s.random)
+            let outcomes = s.faults.fire(.outcome, prompt: prompt, model: modelName, account: caller.account, random: &s.random)
             func outcome(_ f: FaultName) -> FiredFault? { outcomes.first { $0.name == f } }
             for f in outcomes { s.count("fault." + f.name.rawValue) }
             var result = TaskOutcome.succeed(.normal)
-            if tier == nil {
+            if !spec.sizeAllowed {
                 result = .fail(code: "InvalidParameter", message: "The size is not match the allowed sizes: \(size)")
             } else if missingUpload {
                 result = .fail(code: "InvalidParameter.DataInspection", message: "Unable to download the media resource during the data inspection process.")
@@ -195,7 +282,7 @@ extension Sandbox {
             let r = options.runTime
             let runTime = r.lowerBound + s.random.unit() * (r.upperBound - r.lowerBound)
             let queueDelay = outcome(.slowQueue).map { $0.rule?.seconds ?? 3600 } ?? options.queueDelay
-            let rows = s.faults.fire(.row, prompt: prompt, model: modelName, random: &s.random)
+            let rows = s.faults.fire(.row, prompt: prompt, model: modelName, account: caller.account, random: &s.random)
             for f in rows { s.count("fault." + f.name.rawValue) }
             let allFired = (fired + outcomes + rows).map(\.name.rawValue).joined(separator: ",")
             entry.fault = allFired.isEmpty ? nil : allFired
@@ -209,10 +296,13 @@ extension Sandbox {
                 }
             }
             s.createdCount += 1
+            let id = via == .gateway ? "gwjob_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+                : UUID().uuidString.lowercased()
             var task = SandboxTask(
-                id: UUID().uuidString.lowercased(), requestID: requestID, apiKeyID: Self.apiKeyID(apiKey),
+                id: id, account: caller.account, via: via, requested: spec.requested, idempotencyKey: idempotencyKey,
+                requestID: requestID, apiKeyID: Self.apiKeyID(caller.key),
                 number: s.createdCount, model: model, prompt: prompt, size: size, frame: frame,
-                duration: duration, audio: audio, referenceCount: refs.count,
+                duration: spec.duration, audio: spec.audio, referenceCount: refs.count,
                 billedInputSeconds: Billing.billedInputSeconds(videoSeconds: videoSeconds, referenceCount: refs.count),
                 createdAt: t, queueDelay: queueDelay, runTime: runTime, outcome: result, listFaults: listFaults,
                 admittedAt: full ? nil : t, canceledAt: nil)
@@ -220,43 +310,48 @@ extension Sandbox {
             s.tasks[task.id] = task
             s.order.append(task.id)
             if full { s.queue.append(task.id) }
+            if let scope { s.jobsByIdempotencyKey[scope] = task.id }
             s.count("tasks.created")
             entry.taskID = task.id
-            if has(.createErrorAfterCreate) != nil {
-                // The task exists, so this answer carries the create's request id, the one its list row shows
-                // (that a 500 carries it is an inference; the documents only say the row has the create's id).
-                return (Self.json(["code": "InternalError", "request_id": requestID,
-                                   "message": "An internal error has occured, please try again later or contact service support."],
-                                  status: .internalServerError), task, delay)
+            if has(.createErrorAfterCreate) != nil { return (.createdThenFailed(task, .internalError()), delay) }
+            if has(.createResetAfterCreate) != nil { return (.createdThenReset(task), delay) }
+            return (.created(task, deduplicated: false), delay)
+        }
+        switch decision.0 {
+        case .created(let task, deduplicated: false), .createdThenFailed(let task, _), .createdThenReset(let task):
+            if case .succeed = task.outcome {
+                media.prepare(ResultMedia.Key(frame: task.resultFrame, seconds: task.resultSeconds, audio: task.audio))
             }
-            if has(.createResetAfterCreate) != nil { return (.reset, task, delay) }
-            return (Self.json(["output": ["task_status": "PENDING", "task_id": task.id], "request_id": requestID]),
-                    task, delay)
+        default:
+            break
         }
-        if let task = decision.1, case .succeed = task.outcome {
-            media.prepare(ResultMedia.Key(frame: task.resultFrame, seconds: task.resultSeconds, audio: task.audio))
-        }
-        if let delay = decision.2 { try? await Task.sleep(for: .milliseconds(Int(delay * 1000))) }
+        if let delay = decision.1 { try? await Task.sleep(for: .milliseconds(Int(delay * 1000))) }
         return decision.0
     }
 
     // MARK: query
 
     func query(_ request: HTTPRequest, id: String, _ entry: inout JournalEntry) -> HTTPResponse {
-        if let failure = authFailure(request) { return failure }
+        let caller: Caller
+        switch authorize(request, &entry) {
+        case .refused(let refusal): return refusal.dashScope
+        case .caller(let c): caller = c
+        }
         let realNow = options.rateClock?() ?? realElapsed()
         let base = Self.base(request)
         return state.withLock { s -> HTTPResponse in
             let t = sandboxNow(s)
             s.settle(at: t, concurrency: options.concurrency)
-            let task = s.tasks[id]
+            // An account sees only its own tasks, and only those of this protocol.
+            let task = s.tasks[id].flatMap { $0.account == caller.account && $0.via == .dashscope ? $0 : nil }
             entry.model = task?.model.rawValue
-            let fired = s.faults.fire(.query, prompt: task?.prompt, model: task?.model.rawValue, random: &s.random)
+            let fired = s.faults.fire(.query, prompt: task?.prompt, model: task?.model.rawValue, account: caller.account,
+                                      random: &s.random)
             func has(_ f: FaultName) -> FiredFault? { fired.first { $0.name == f } }
             entry.fault = fired.map(\.name.rawValue).joined(separator: ",").nilIfEmpty
             for f in fired { s.count("fault." + f.name.rawValue) }
             if let f = has(.queryThrottle) { return Self.throttled("Throttling.RateQuota", retryAfter: f.rule?.retryAfter) }
-            guard SandboxState.admit(&s.recentQueries, now: realNow, limit: options.queryQPS) else {
+            guard SandboxState.admit(&s.recentQueries[caller.account, default: []], now: realNow, limit: options.queryQPS) else {
                 s.count("throttled.query_qps")
                 return Self.throttled("Throttling.RateQuota", retryAfter: nil)
             }
@@ -340,12 +435,23 @@ extension Sandbox {
 
     // MARK: cancel
 
-    func cancel(_ request: HTTPRequest, id: String) -> HTTPResponse {
-        if let failure = authFailure(request) { return failure }
+    func cancel(_ request: HTTPRequest, id: String, _ entry: inout JournalEntry) -> HTTPResponse {
+        let caller: Caller
+        switch authorize(request, &entry) {
+        case .refused(let refusal): return refusal.dashScope
+        case .caller(let c): caller = c
+        }
+        let realNow = options.rateClock?() ?? realElapsed()
         return state.withLock { s in
             let t = sandboxNow(s)
             s.settle(at: t, concurrency: options.concurrency)
-            guard let task = s.tasks[id], task.status(at: t, taskTTL: options.taskTTL) == .pending else {
+            // Cancel shares the account's query budget (reference §1.9).
+            guard SandboxState.admit(&s.recentQueries[caller.account, default: []], now: realNow, limit: options.queryQPS) else {
+                s.count("throttled.query_qps")
+                return Self.throttled("Throttling.RateQuota", retryAfter: nil)
+            }
+            guard let task = s.tasks[id], task.account == caller.account, task.via == .dashscope,
+                  task.status(at: t, taskTTL: options.taskTTL) == .pending else {
                 return Self.error(.badRequest, "UnsupportedOperation",
                                   "Failed to cancel the task, please confirm if the task is in PENDING status.")
             }
@@ -358,8 +464,11 @@ extension Sandbox {
 
     // MARK: list
 
-    /// The one account behind every sandbox key (the list rows' `caller_parent_id` and `caller_uid`).
-    static let accountID = "1000000000000001"
+    /// The list rows' `caller_parent_id` and `caller_uid`: a stable 16-digit number per account.
+    func accountID(_ account: String) -> String {
+        let index = options.accounts.firstIndex { $0.name == account }.map { $0 + 1 } ?? 0
+        return String(1_000_000_000_000_001 + index)
+    }
     /// The list rows' `region` (the documented example's value).
     static let region = "cn-beijing"
 
@@ -373,14 +482,19 @@ extension Sandbox {
     /// within a window of at most 24 hours (the last 24 hours by default).
     func list(_ request: HTTPRequest, _ entry: inout JournalEntry) -> HTTPResponse {
         let q = request.query
+        let listAccount = Self.apiKey(request).flatMap(account(forKey:))
         let callFaults: [FiredFault] = state.withLock { s in
-            let fired = s.faults.fire(.list, prompt: nil, model: q["model_name"], random: &s.random)
+            let fired = s.faults.fire(.list, prompt: nil, model: q["model_name"], account: listAccount, random: &s.random)
             for f in fired { s.count("fault." + f.name.rawValue) }
             return fired
         }
         entry.fault = callFaults.map(\.name.rawValue).joined(separator: ",").nilIfEmpty
         if callFaults.contains(where: { $0.name == .list404 }) { return Self.notFound(request.path) }
-        if let failure = authFailure(request) { return failure }
+        let caller: Caller
+        switch authorize(request, &entry) {
+        case .refused(let refusal): return refusal.dashScope
+        case .caller(let c): caller = c
+        }
         func int(_ name: String, _ def: Int, _ range: ClosedRange<Int>) -> Int?? {
             guard let v = q[name] else { return .some(def) }
             guard let i = Int(v), range.contains(i) else { return .none }
@@ -420,7 +534,7 @@ extension Sandbox {
             }
             // A list is a call of the task query API: it shares the account's 20 QPS with single-task queries
             // (the documented limit names the query API, not one endpoint; the stricter reading is the safe one).
-            guard SandboxState.admit(&s.recentQueries, now: realNow, limit: options.queryQPS) else {
+            guard SandboxState.admit(&s.recentQueries[caller.account, default: []], now: realNow, limit: options.queryQPS) else {
                 s.count("throttled.query_qps")
                 return Self.throttled("Throttling.RateQuota", retryAfter: nil)
             }
@@ -431,6 +545,7 @@ extension Sandbox {
                                   "An internal error has occured, please try again later or contact service support.")
             }
             let matching = s.order.reversed().compactMap { s.tasks[$0] }.filter { task in
+                if task.account != caller.account || task.via != .dashscope { return false }
                 if task.listFaults.omit { return false }
                 if let late = task.listFaults.lateSeconds, t < task.createdAt + late { return false }
                 if t >= task.createdAt + options.taskTTL { return false }   // expired (reference §1.5)
@@ -456,7 +571,7 @@ extension Sandbox {
         var row: [String: Any] = [
             "task_id": task.id, "status": status.rawValue, "model_name": task.model.rawValue,
             "gmt_create": epochMilliseconds(task.createdAt), "region": Self.region, "request_id": task.requestID,
-            "api_key_id": task.apiKeyID, "caller_parent_id": Self.accountID, "caller_uid": Self.accountID,
+            "api_key_id": task.apiKeyID, "caller_parent_id": accountID(task.account), "caller_uid": accountID(task.account),
             "user_api_unique_key": "apikey:v1:aigc:video-generation:video-synthesis:\(task.model.rawValue)",
         ]
         if let started = task.startedAt(by: t) { row["start_time"] = epochMilliseconds(started) }

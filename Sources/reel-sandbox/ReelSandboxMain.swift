@@ -10,15 +10,17 @@ import UnixSignals
 struct ReelSandboxMain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reel-sandbox",
-        abstract: "A faithful local DashScope (Wan 2.6 r2v) server that renders real MP4s and injects faults.",
+        abstract: "A faithful local DashScope (Wan 2.6 r2v) and AI Gateway server that renders real MP4s and injects faults.",
         discussion: """
             Prints "listening on http://HOST:PORT" as its first line. Point clients at http://HOST:PORT/api/v1 \
-            (the dashscope SDK: DASHSCOPE_HTTP_BASE_URL). Durations are sandbox seconds (seconds at time scale 1) \
+            (the dashscope SDK: DASHSCOPE_HTTP_BASE_URL), AI Gateway clients at http://HOST:PORT/v4/ai \
+            (video-model/start, video-model/status). Durations are sandbox seconds (seconds at time scale 1) \
             unless noted. Test endpoints: /__sandbox/faults (GET, POST append, PUT replace, DELETE), \
-            /__sandbox/requests?since=SEQ, /__sandbox/clock (GET, POST {"advance_s": N}), /__sandbox/stats.
+            /__sandbox/requests?since=SEQ, /__sandbox/clock (GET, POST {"advance_s": N}), /__sandbox/stats, \
+            /__sandbox/tasks, /__sandbox/gateway/starts.
 
             Faults (select in a rule {"fault": NAME, "count": N | "probability": P | "marker": TEXT, \
-            "retry_after": S, "seconds": S, "bytes_per_second": B, "model": M}, or put __FAULT:NAME__ in a prompt; \
+            "retry_after": S, "seconds": S, "bytes_per_second": B, "model": M, "account": A}, or put __FAULT:NAME__ in a prompt; \
             list_malformed_row, list_late and list_omit are decided when a task is created; list_404 and list_500 \
             answer one list call and are selected by rules only):
             \(FaultName.helpTable)
@@ -36,16 +38,16 @@ struct ReelSandboxMain: AsyncParsableCommand {
     @Option(help: "Sandbox seconds from admission to RUNNING.")
     var queueDelay = 2.0
 
-    @Option(help: "Tasks the account may have PENDING or RUNNING at once.")
+    @Option(help: "Tasks one account may have PENDING or RUNNING at once, per model.")
     var concurrency = 5
 
-    @Option(help: "Creates per real second before 429 Throttling.RateQuota.")
+    @Option(help: "Creates per real second per account and model before 429 Throttling.RateQuota.")
     var submitRps = 5
 
-    @Option(help: "Queries per real second before 429 Throttling.RateQuota.")
+    @Option(help: "Queries (task, list, cancel, gateway status) per real second per account before 429.")
     var queryQps = 20
 
-    @Option(help: "When the account is at its concurrency: throttle (429 Throttling) or queue (accept, stay PENDING).")
+    @Option(help: "When an (account, model) pool is at its concurrency: throttle (429 Throttling) or queue (accept, stay PENDING).")
     var overflow = "throttle"
 
     @Option(help: "A size outside the ten allowed: reject (400 at create) or fail (accept, then FAILED InvalidParameter).")
@@ -54,8 +56,11 @@ struct ReelSandboxMain: AsyncParsableCommand {
     @Option(help: "JSON fault scenario {\"rules\": [...]} to start with.")
     var faults: String?
 
-    @Option(help: "An accepted API key (repeatable). Without any, every key starting with sk- is accepted. Keys starting with sk-arrears get 400 Arrearage.")
+    @Option(help: "An accepted API key of the account \"default\" (repeatable). Without any --api-key or --account, every key starting with sk- is accepted for that account. Keys starting with sk-arrears get 400 Arrearage.")
     var apiKey: [String] = []
+
+    @Option(help: "An account and its keys, NAME=KEY[,KEY...] (repeatable): each account has its own per-model pools, its own query budget, and sees only its own tasks.")
+    var account: [String] = []
 
     @Option(help: "Lifetime of result URLs, sandbox seconds (then 403 AccessDenied 'Request has expired.').")
     var urlTtl = 86400.0
@@ -89,6 +94,23 @@ struct ReelSandboxMain: AsyncParsableCommand {
         guard (-14...14).contains(listTimeZoneOffset) else {
             throw ValidationError("--list-time-zone-offset must be hours within -14...14, e.g. 8 for UTC+8")
         }
+        var names: Set<String> = []
+        var keys: Set<String> = Set(apiKey)
+        for text in account {
+            guard let parsed = SandboxOptions.Account.parse(text) else {
+                throw ValidationError("--account must be NAME=KEY[,KEY...], got \(text)")
+            }
+            guard names.insert(parsed.name).inserted else { throw ValidationError("--account \(parsed.name) is given twice") }
+            for key in parsed.keys {
+                guard keys.insert(key).inserted else {
+                    throw ValidationError("--account \(parsed.name): a key may belong to one account only")
+                }
+            }
+        }
+        if !apiKey.isEmpty, names.contains(SandboxOptions.defaultAccount) {
+            throw ValidationError("--api-key keys belong to the account \"\(SandboxOptions.defaultAccount)\"; "
+                + "give them in --account \(SandboxOptions.defaultAccount)=... instead")
+        }
         guard concurrency > 0, submitRps > 0, queryQps > 0 else {
             throw ValidationError("--concurrency, --submit-rps and --query-qps must be > 0")
         }
@@ -118,6 +140,7 @@ struct ReelSandboxMain: AsyncParsableCommand {
         options.overflow = SandboxOptions.Overflow(rawValue: overflow)!
         options.badSize = SandboxOptions.BadSize(rawValue: badSize)!
         options.apiKeys = apiKey
+        options.accounts = account.compactMap(SandboxOptions.Account.parse)
         options.urlTTL = urlTtl
         options.taskTTL = taskTtl
         options.dataDirectory = data

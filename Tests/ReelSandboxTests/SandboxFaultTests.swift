@@ -231,7 +231,7 @@ import Testing
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         for option in ["--listen", "--time-scale", "--run-time", "--queue-delay", "--concurrency", "--submit-rps",
-                       "--query-qps", "--overflow", "--bad-size", "--faults", "--api-key", "--url-ttl", "--task-ttl",
+                       "--query-qps", "--overflow", "--bad-size", "--faults", "--api-key", "--account", "--url-ttl", "--task-ttl",
                        "--data", "--seed", "--list-time-zone-offset", "--list-extras"] {
             #expect(text.contains(option), "\(option)")
         }

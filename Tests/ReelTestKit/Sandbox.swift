@@ -15,9 +15,14 @@ public struct SandboxJournalEntry: Decodable, Sendable, Hashable {
     public var referenceField: String?
     public var ossHeader: Bool?
     public var fault: String?
+    /// The account of the request's key (downloads: of the task).
+    public var account: String?
+    /// A gateway start's `idempotency-key`.
+    public var idempotencyKey: String?
 
     enum CodingKeys: String, CodingKey {
-        case seq, time, method, path, status, model, fault
+        case seq, time, method, path, status, model, fault, account
+        case idempotencyKey = "idempotency_key"
         case taskID = "task_id"
         case durationMs = "duration_ms"
         case referenceField = "reference_field"
@@ -26,6 +31,25 @@ public struct SandboxJournalEntry: Decodable, Sendable, Hashable {
 
     public var isCreate: Bool { method == "POST" && path.hasSuffix("/video-synthesis") }
     public var isQuery: Bool { method == "GET" && path.hasPrefix("/api/v1/tasks/") }
+    public var isGatewayStart: Bool { method == "POST" && path == "/v4/ai/video-model/start" }
+    public var isGatewayStatus: Bool { method == "POST" && path == "/v4/ai/video-model/status" }
+}
+
+/// One row of `/__sandbox/gateway/starts`: gateway starts and the jobs they made, per (account, idempotency key).
+public struct SandboxGatewayStarts: Decodable, Sendable, Hashable {
+    public var account: String
+    public var idempotencyKey: String
+    /// Start calls with the key, answered or refused.
+    public var starts: Int
+    /// Renders the key made (0 or 1).
+    public var jobs: Int
+    public var jobID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case account, starts, jobs
+        case idempotencyKey = "idempotency_key"
+        case jobID = "job_id"
+    }
 }
 
 /// A running `reel-sandbox` process for tests: started from the built binary as a ``Child``, stopped on `stop()`
@@ -104,6 +128,16 @@ public final class SandboxProcess: Sendable {
         struct Page: Decodable { var requests: [SandboxJournalEntry] }
         let reply = try await send(TestHTTPRequest("GET", "/__sandbox/requests?since=\(since)"))
         return try JSONDecoder().decode(Page.self, from: Data(reply.body)).requests
+    }
+
+    /// The gateway's `/v4/ai` base URL on this sandbox.
+    public var gatewayBase: String { url + "/v4/ai" }
+
+    /// Gateway starts per (account, idempotency key).
+    public func gatewayStarts() async throws -> [SandboxGatewayStarts] {
+        struct Page: Decodable { var keys: [SandboxGatewayStarts] }
+        let reply = try await send(TestHTTPRequest("GET", "/__sandbox/gateway/starts"))
+        return try JSONDecoder().decode(Page.self, from: Data(reply.body)).keys
     }
 
     /// Replaces the fault rules with `rules`, a JSON array such as `[{"fault":"create_throttle","count":2}]`.
