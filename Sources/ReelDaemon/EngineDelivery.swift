@@ -47,6 +47,7 @@ extension Engine {
                 return
             }
             var expected: Int64?
+            var digest: ContentDigest?
             do {
                 let result = try await api.download(url: url, to: partial)
                 await recordExchange(key, result.exchange)
@@ -61,6 +62,7 @@ extension Engine {
                     continue
                 }
                 expected = result.expectedBytes
+                digest = result.digest
                 await storageAcceptsWrites(key, row: row)
             } catch let failure as ProviderFailure {
                 await recordExchange(key, failure.exchange)
@@ -88,7 +90,7 @@ extension Engine {
             publish(.jobsChanged([key]))
             do {
                 let delivered = try await Delivery(tree: tree).publish(key: key, spec: row.spec, partialPath: partial,
-                                                                       expectedBytes: expected)
+                                                                       expectedBytes: expected, digest: digest)
                 try await complete(key, row: row, delivered: delivered)
                 return
             } catch DeliveryError.qcFailed(let summary, let problems) {

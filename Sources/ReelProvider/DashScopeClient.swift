@@ -210,7 +210,8 @@ public struct DashScopeClient: RenderAPI, CustomStringConvertible {
         }
         logExchange(exchange)
         return DownloadResult(bytesOnDisk: outcome.bytesOnDisk, expectedBytes: outcome.expectedBytes,
-                              exchange: exchange)
+                              exchange: exchange,
+                              digest: outcome.sha256.map { ContentDigest(sha256: Hex.string($0), bytes: outcome.bytesOnDisk) })
     }
 
     // MARK: Exchanges
