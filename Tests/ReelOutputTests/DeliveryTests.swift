@@ -67,6 +67,11 @@ import Testing
         let trusted = try await Delivery(tree: tree).publish(key: spec.key, spec: spec, expectedBytes: size,
                                                              digest: ContentDigest(sha256: given, bytes: size))
         #expect(trusted.sha256 == given)
+        // The sidecar's probe fields come from the one ffprobe run of publishing, and say what the file is.
+        let record = Sidecar.ProbeRecord(trusted.probe)
+        #expect(record == Sidecar.ProbeRecord(try await FFprobe.probe(trusted.path)))
+        #expect(record.codec == "h264" && record.width == 1280 && record.height == 720 && record.audio)
+        #expect(abs(record.durationS - Double(spec.durationSeconds)) <= QC.durationTolerance)
 
         // One that covers a different number of bytes is not the file's: it is hashed from disk.
         try FileManager.default.removeItem(atPath: trusted.path)
