@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "ReelProtocol", dependencies: ["ReelCore"], swiftSettings: settings),
 
         // Adapters, one per outside system.
-        .target(name: "ReelCurl", dependencies: ["CCurl"], swiftSettings: settings),
+        .target(name: "ReelCurl", dependencies: ["CCurl", crypto], swiftSettings: settings),
         .target(name: "ReelStore", dependencies: ["ReelCore", .product(name: "GRDB", package: "GRDB.swift"), crypto],
                 swiftSettings: settings),
         .target(name: "ReelProvider", dependencies: ["ReelCore", "ReelCurl", log], swiftSettings: settings),

@@ -316,14 +316,31 @@ public struct DownloadResult: Hashable, Sendable {
     /// Total size announced by the server (`Content-Length` or the `Content-Range` total), when known.
     public var expectedBytes: Int64?
     public var exchange: Exchange
+    /// The file's content digest, computed while the bytes were written (the resumed part first); nil when the
+    /// transfer could not hash the whole file, which must then be hashed from disk.
+    public var digest: ContentDigest?
 
-    public init(bytesOnDisk: Int64, expectedBytes: Int64?, exchange: Exchange) {
+    public init(bytesOnDisk: Int64, expectedBytes: Int64?, exchange: Exchange, digest: ContentDigest? = nil) {
         self.bytesOnDisk = bytesOnDisk
         self.expectedBytes = expectedBytes
         self.exchange = exchange
+        self.digest = digest
     }
 
     public var isComplete: Bool { expectedBytes.map { $0 == bytesOnDisk } ?? true }
+}
+
+/// The sha256 of a file's content and how many bytes it covers: valid for the file while it still has exactly
+/// that many bytes and nothing rewrote them.
+public struct ContentDigest: Hashable, Sendable {
+    /// Lowercase hex.
+    public var sha256: String
+    public var bytes: Int64
+
+    public init(sha256: String, bytes: Int64) {
+        self.sha256 = sha256
+        self.bytes = bytes
+    }
 }
 
 /// The port the daemon drives; `ReelProvider.DashScopeClient` and `ReelProvider.AIGatewayClient` implement it over

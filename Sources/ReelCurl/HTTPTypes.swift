@@ -151,9 +151,14 @@ public struct DownloadOutcome: Hashable, Sendable, HTTPHeaderLookup {
     /// received so far are on disk, so a later call resumes.
     public var interrupted: TransportError?
     public var totalMilliseconds: Int
+    /// The sha256 of the file's whole content (all `bytesOnDisk` bytes), computed while the body was written: the
+    /// bytes already in the file are hashed first when the transfer resumes them (206), then each new chunk as it
+    /// arrives. Nil when no body went to the file, the transfer broke, or the file's earlier bytes could not be
+    /// read; the file must then be hashed from disk.
+    public var sha256: [UInt8]?
 
     public init(status: Int, headers: [HTTPHeader], resumedFrom: Int64, bytesOnDisk: Int64, expectedBytes: Int64?,
-                errorBody: [UInt8], interrupted: TransportError?, totalMilliseconds: Int) {
+                errorBody: [UInt8], interrupted: TransportError?, totalMilliseconds: Int, sha256: [UInt8]? = nil) {
         self.status = status
         self.headers = headers
         self.resumedFrom = resumedFrom
@@ -162,6 +167,7 @@ public struct DownloadOutcome: Hashable, Sendable, HTTPHeaderLookup {
         self.errorBody = errorBody
         self.interrupted = interrupted
         self.totalMilliseconds = totalMilliseconds
+        self.sha256 = sha256
     }
 
     /// The file holds the whole resource: a 200/206 (or a 416 whose total equals the bytes already on disk) that

@@ -1,6 +1,7 @@
 // The only Swift file in Reel that calls libcurl (curl_* and the ccurl_* setopt shims of CCurl).
 // Everything here runs on a CurlClient worker thread: an easy handle never leaves the thread that created it.
 import CCurl
+import Crypto
 import Glibc
 
 /// `curl_global_init` runs exactly once, before the first easy handle (a global `let` is initialised once,
@@ -69,6 +70,11 @@ private final class TransferState {
     var decided = false
     var toFile = false
     var failure: String?
+    /// The sha256 of the file's content so far, once `decide()` sent the body to the file: the resumed prefix,
+    /// then every chunk written. Nil when the prefix could not be read back.
+    var hasher: SHA256?
+    /// How many bytes `hasher` has taken (prefix included).
+    var hashedBytes: Int64 = 0
 
     init(handle: UnsafeMutableRawPointer, cancel: CancelFlag, bodyLimit: Int) {
         self.handle = handle
@@ -102,6 +108,25 @@ private final class TransferState {
             _ = ftruncate(fd, 0)
         }
         toFile = true
+        hasher = hashPrefix()
+    }
+
+    /// A hasher holding the file's first `resumeOffset` bytes (the part a 206 continues), read back through the
+    /// transfer's descriptor; nil when they cannot all be read.
+    private func hashPrefix() -> SHA256? {
+        var hasher = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var offset: Int64 = 0
+        while offset < resumeOffset {
+            let want = Int(min(Int64(buffer.count), resumeOffset - offset))
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return nil }
+            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+            offset += Int64(n)
+        }
+        hashedBytes = offset
+        return hasher
     }
 
     /// Returns the number of bytes taken; anything else makes curl fail with CURLE_WRITE_ERROR.
@@ -119,6 +144,10 @@ private final class TransferState {
                         return 0
                     }
                     offset += written
+                }
+                if hasher != nil {
+                    hasher!.update(bufferPointer: UnsafeRawBufferPointer(start: ptr, count: count))
+                    hashedBytes += Int64(count)
                 }
                 return count
             }
@@ -204,7 +233,8 @@ enum Curl {
     /// A download streamed into `path` (opened O_APPEND; resumed with a Range from its current size).
     static func download(_ spec: HTTPRequestSpec, to path: String, userAgent: String, on easy: EasyHandle,
                          cancel: CancelFlag) -> Result<DownloadOutcome, any Error> {
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        // Read-write: a resumed transfer reads the bytes already there back into the running sha256.
+        let fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
             return .failure(TransportError(code: writeErrorCode, message: "cannot open \(path): \(reason)",
@@ -231,11 +261,14 @@ enum Curl {
         if status == 416, let total = expected, total != fileSize(fd) {
             _ = ftruncate(fd, 0)  // the file is not a prefix of this resource: start over next time
         }
+        let bytesOnDisk = fileSize(fd)
+        // Only a digest of exactly what the file holds is worth handing on.
+        let whole = code == 0 && state.toFile && state.failure == nil && state.hashedBytes == bytesOnDisk
         return .success(DownloadOutcome(
             status: status, headers: state.headers, resumedFrom: status == 206 ? state.resumeOffset : 0,
-            bytesOnDisk: fileSize(fd), expectedBytes: expected, errorBody: state.toFile ? [] : state.body,
+            bytesOnDisk: bytesOnDisk, expectedBytes: expected, errorBody: state.toFile ? [] : state.body,
             interrupted: code == 0 ? nil : transportError(code, easy: easy, state: state, elapsed: elapsed),
-            totalMilliseconds: elapsed))
+            totalMilliseconds: elapsed, sha256: whole ? state.hasher.map { Array($0.finalize()) } : nil))
     }
 
     private static func fileSize(_ fd: Int32) -> Int64 {

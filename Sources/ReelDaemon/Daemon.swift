@@ -331,33 +331,61 @@ struct SystemdService: Service {
 
     func run() async throws {
         await readiness.wait()
-        notifier.ready(status: await statusLine())
+        notifier.ready(status: await statusLine().line)
         logger.info("reeld ready")
         defer { notifier.stopping(status: "Stopping: remote renders continue and are re-attached at the next start") }
         let heartbeat = Heartbeat()
-        // The heartbeat must be fed more often than the watchdog's freshness window (half of WATCHDOG_USEC), and a
-        // tick late by more than that window counts as a stalled loop.
-        let window = Double(notifier.watchdogInterval ?? 2_000_000) / 1_000_000
-        let period = min(1, window / 2)
+        let changes = await engine.events()
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await runWatchdog(notifier: notifier, heartbeat: heartbeat) }
-                group.addTask {
-                    while !Task.isCancelled {
-                        // Reaching the engine proves its actor is not stuck; no overdue tick proves the loop runs.
-                        if await engine.loopIsLive(maxLag: window) { heartbeat.beat() }
-                        notifier.status(await statusLine())
-                        try? await Task.sleep(for: .seconds(period))
+                if let interval = notifier.watchdogInterval {
+                    // The heartbeat must be fed within the watchdog's freshness window (half of WATCHDOG_USEC), and
+                    // a tick late by more than that window counts as a stalled loop.
+                    let window = Double(interval) / 1_000_000
+                    group.addTask {
+                        while !Task.isCancelled {
+                            // Reaching the engine proves its actor is not stuck; no overdue tick proves the loop runs.
+                            if await engine.loopIsLive(maxLag: window) { heartbeat.beat() }
+                            try? await Task.sleep(for: .seconds(window / 2))
+                        }
                     }
                 }
-                await group.next()
-                group.cancelAll()
+                if notifier.isEnabled {
+                    group.addTask { await reportStatus(changes) }
+                }
+                // Each child runs until shutdown cancels it.
+                await group.waitForAll()
             }
         }
     }
 
-    private func statusLine() async -> String {
+    /// Sends the `STATUS=` line every second while any job is queued or in flight (and releases a line the
+    /// throttle held back a second later); while idle the line changes only when a job does, so it waits for the
+    /// engine's next event instead of waking on a timer.
+    private func reportStatus(_ changes: AsyncStream<EngineEvent>) async {
+        var next = changes.makeAsyncIterator()
+        var last: String?
+        while !Task.isCancelled {
+            let (line, busy) = await statusLine()
+            // Idle, an event that changed nothing shown (or one buffered while busy) sends nothing.
+            if busy || line != last {
+                notifier.status(line)
+                last = line
+            }
+            if busy || notifier.pendingStatus != nil {
+                try? await Task.sleep(for: .seconds(1))
+                notifier.flushStatus()
+            } else if await next.next() == nil {
+                return
+            }
+        }
+    }
+
+    /// The `STATUS=` line, and whether any job is queued or in flight.
+    private func statusLine() async -> (line: String, busy: Bool) {
         let (s, limits, _) = await engine.statusFacts()
+        let busy = s.queued + s.retrying + s.submitting + s.inDoubt + s.pending + s.running + s.downloading > 0
         var line = "\(s.slotsHeld) rendering, \(s.queued) queued, \(s.downloading) downloading"
         do {
             let counts = try await store.counts().byState
@@ -373,6 +401,6 @@ struct SystemdService: Service {
         if storage.jobs > 0 { line += "; output filesystem refusing writes, \(storage.jobs) delivery(s) waiting" }
         if s.paused { line += "; paused" }
         if s.draining { line += "; draining" }
-        return line
+        return (line, busy)
     }
 }

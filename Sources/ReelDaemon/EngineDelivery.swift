@@ -18,6 +18,7 @@ extension Engine {
         var effects = life.handle(.deliveryStarted, now: clock.now())
         var partial: String?
         var expected: Int64?
+        var digest: ContentDigest?
         while true {
             let steps = await execute(effects, for: key)
             guard !steps.refused, let step = steps.next.first else { return }
@@ -27,9 +28,11 @@ extension Engine {
                 let fetched = await fetchResult(key, url: life.facts.videoURL ?? "")
                 partial = fetched.partial ?? partial
                 expected = fetched.expected
+                digest = fetched.digest
                 event = .fetched(fetched.outcome)
             case .verify:
-                event = .verified(await verifyResult(key, row: row, partial: partial ?? "", expected: expected))
+                event = .verified(await verifyResult(key, row: row, partial: partial ?? "", expected: expected,
+                                                     digest: digest))
             case .queryResult:
                 event = .resultQueried(await queryResult(key, taskID: life.facts.taskID ?? ""))
             default:
@@ -39,42 +42,44 @@ extension Engine {
         }
     }
 
-    /// One download of the result into the hidden partial file.
+    /// One download of the result into the hidden partial file, with the digest of the bytes as they arrived.
     private func fetchResult(_ key: JobKey, url: String) async
-        -> (outcome: FetchOutcome, partial: String?, expected: Int64?) {
+        -> (outcome: FetchOutcome, partial: String?, expected: Int64?, digest: ContentDigest?) {
         let partial: String
         do {
             _ = try tree.prepare(key.batch)
             partial = try tree.partialPath(key)
         } catch let error as DeliveryError where error.isRetryable {
-            return (.folderRefused(retryable: true, error: "\(error)"), nil, nil)
+            return (.folderRefused(retryable: true, error: "\(error)"), nil, nil, nil)
         } catch {
-            return (.folderRefused(retryable: false, error: "\(error)"), nil, nil)
+            return (.folderRefused(retryable: false, error: "\(error)"), nil, nil, nil)
         }
         do {
             let result = try await api.download(url: url, to: partial)
             await recordExchange(key, result.exchange)
             guard result.isComplete else {
                 return (.incomplete(storageTrouble: outputStorageTrouble(key, result.exchange), bytes: result.bytesOnDisk,
-                                    expected: result.expectedBytes), partial, nil)
+                                    expected: result.expectedBytes), partial, nil, nil)
             }
-            return (.complete, partial, result.expectedBytes)
+            return (.complete, partial, result.expectedBytes, result.digest)
         } catch let failure as ProviderFailure {
             await recordExchange(key, failure.exchange)
             if failure.exchange.httpStatus == 403 || failure.exchange.httpStatus == 404 {
-                return (.urlRefused, partial, nil)
+                return (.urlRefused, partial, nil, nil)
             }
-            return (.failed(storageTrouble: outputStorageTrouble(key, failure.exchange), error: "\(failure)"), partial, nil)
+            return (.failed(storageTrouble: outputStorageTrouble(key, failure.exchange), error: "\(failure)"), partial,
+                    nil, nil)
         } catch {
-            return (.failed(storageTrouble: nil, error: "\(error)"), partial, nil)
+            return (.failed(storageTrouble: nil, error: "\(error)"), partial, nil, nil)
         }
     }
 
     /// Verifies the downloaded file (size, ffprobe QC, sha256), publishes it and writes its sidecar.
-    private func verifyResult(_ key: JobKey, row: JobRow, partial: String, expected: Int64?) async -> VerifyOutcome {
+    private func verifyResult(_ key: JobKey, row: JobRow, partial: String, expected: Int64?,
+                              digest: ContentDigest?) async -> VerifyOutcome {
         do {
             let delivered = try await Delivery(tree: tree).publish(key: key, spec: row.spec, partialPath: partial,
-                                                                   expectedBytes: expected)
+                                                                   expectedBytes: expected, digest: digest)
             try await writeSidecar(key, row: row, delivered: delivered)
             return .delivered(path: delivered.path, sha256: delivered.sha256, bytes: delivered.bytes, costUSD: row.costUSD)
         } catch DeliveryError.qcFailed(let summary, let problems) {

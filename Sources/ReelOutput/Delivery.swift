@@ -107,12 +107,13 @@ public struct Delivery: Sendable {
     /// Verifies the download at `tree.partialPath(key)` and publishes it as `<id>.mp4`.
     ///
     /// Steps: size against `expectedBytes` (the server's `Content-Length`, when known), MP4 box structure (catches a
-    /// truncated file whose index is intact), ffprobe QC against `spec` (`QC.check`), streamed sha256, fsync,
-    /// rename, directory fsync.
+    /// truncated file whose index is intact), ffprobe QC against `spec` (`QC.check`), sha256, fsync, rename,
+    /// directory fsync. The sha256 is `digest`'s (the download hashed the bytes as they arrived) when it covers
+    /// exactly the bytes the file holds at the rename; otherwise the file is read and hashed.
     /// - Throws: `DeliveryError.qcFailed` (partial removed; re-download once, then fail the job with the
     ///   description), `.sizeMismatch`, `.partialMissing`, `.storage` (retry once space returns), `.unsafePath`.
     public func publish(key: JobKey, spec: JobSpec, partialPath: String? = nil,
-                        expectedBytes: Int64?) async throws -> DeliveredFile {
+                        expectedBytes: Int64?, digest: ContentDigest? = nil) async throws -> DeliveredFile {
         let partial = try tree.partialPath(key)
         if let partialPath, partialPath != partial {
             throw DeliveryError.invalidArgument("partial path \(partialPath) is not \(partial): downloads must go "
@@ -167,7 +168,10 @@ public struct Delivery: Sendable {
                 let fd = openat(dir, partialName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
                 guard fd >= 0 else { throw DeliveryError.posix(errno, "cannot open \(partial)") }
                 defer { close(fd) }
-                let sha = try Self.sha256(fd: fd, path: partial)
+                var st = stat()
+                guard fstat(fd, &st) == 0 else { throw DeliveryError.posix(errno, "cannot stat \(partial)") }
+                let sha = if let digest, digest.bytes == Int64(st.st_size) { digest.sha256 }
+                    else { try Self.sha256(fd: fd, path: partial) }
                 guard fsync(fd) == 0 else { throw DeliveryError.posix(errno, "cannot fsync \(partial)") }
                 guard renameat(dir, partialName, dir, finalName) == 0 else {
                     throw DeliveryError.posix(errno, "cannot rename \(partial) to \(finalPath)")

@@ -62,7 +62,8 @@ struct ProviderTransport: Sendable {
         }
         logExchange(exchange)
         return DownloadResult(bytesOnDisk: outcome.bytesOnDisk, expectedBytes: outcome.expectedBytes,
-                              exchange: exchange)
+                              exchange: exchange,
+                              digest: outcome.sha256.map { ContentDigest(sha256: Hex.string($0), bytes: outcome.bytesOnDisk) })
     }
 
     func transportFailure(_ kind: Exchange.Kind, _ error: TransportError, repeatable: Bool = false) -> ProviderFailure {

@@ -121,12 +121,12 @@ extension Store {
         }
         for (spec, digest, text) in added {
             try db.run("""
-                INSERT INTO jobs (batch, id, spec, spec_digest, model, resolution, duration_s, est_billed_seconds,
-                  priority, deadline, state, created_at, updated_at, state_changed_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
+                INSERT INTO jobs (batch, id, spec, spec_digest, model, resolution, aspect_ratio, duration_s,
+                  est_billed_seconds, priority, deadline, state, created_at, updated_at, state_changed_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
                 """, [m.batch, spec.key.id, text, digest, spec.model.rawValue, spec.resolution.rawValue,
-                                 spec.durationSeconds, spec.estimatedBilledSeconds, spec.priority.rawValue,
-                                 spec.deadline, now, now, now])
+                                 spec.aspectRatio.rawValue, spec.durationSeconds, spec.estimatedBilledSeconds,
+                                 spec.priority.rawValue, spec.deadline, now, now, now])
             try db.run("""
                 INSERT INTO transitions (job_seq, from_state, to_state, cause, at) VALUES (?, NULL, 'queued', ?, ?)
                 """, [db.lastInsertedRowID, "intake \(m.fileName)", now])

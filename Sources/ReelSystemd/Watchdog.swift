@@ -26,21 +26,25 @@ public final class Heartbeat: Sendable {
     }
 }
 
-/// Runs the watchdog until the task is cancelled: every `min(watchdogInterval, 1 s)` it sends `WATCHDOG=1` when
-/// a ping is due and `heartbeat` is fresh (``Notifier/watchdogIfDue(heartbeat:)``), and releases a throttled
-/// `STATUS=` line (``Notifier/flushStatus()``). Without `$NOTIFY_SOCKET` it just waits for cancellation, so it can
-/// run as a `Service` in every mode; wrap it with `cancelOnGracefulShutdown()`.
+/// Runs the watchdog until the task is cancelled: every half ``Notifier/watchdogInterval`` it sends `WATCHDOG=1`
+/// when a ping is due and `heartbeat` is fresh (``Notifier/watchdogIfDue(heartbeat:)``), and releases a throttled
+/// `STATUS=` line (``Notifier/flushStatus()``). Without `$NOTIFY_SOCKET` or without a watchdog it just waits for
+/// cancellation (no timer wakes the process), so it can run as a `Service` in every mode; wrap it with
+/// `cancelOnGracefulShutdown()`. Whoever sends status lines without a watchdog offers the latest again once the
+/// throttle's window has passed.
 ///
 /// - Important: the work loop must beat at least once per ``Notifier/watchdogInterval`` even when idle, or systemd
 ///   will kill the daemon (`WatchdogSec=`).
 public func runWatchdog<C: Clock>(notifier: Notifier, heartbeat: Heartbeat, clock: C = ContinuousClock())
     async where C.Duration == Duration
 {
-    guard notifier.isEnabled else {
+    guard notifier.isEnabled, let interval = notifier.watchdogInterval else {
         while !Task.isCancelled { try? await clock.sleep(for: .seconds(3600)) }
         return
     }
-    let periodUSec = min(notifier.watchdogInterval ?? 1_000_000, 1_000_000)
+    // A ping falls due every `interval`; waking at half of it keeps each ping within 1.5 intervals of the last,
+    // well inside WATCHDOG_USEC (2 intervals).
+    let periodUSec = max(1, interval / 2)
     while !Task.isCancelled {
         notifier.watchdogIfDue(heartbeat: heartbeat)
         notifier.flushStatus()

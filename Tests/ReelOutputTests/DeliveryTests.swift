@@ -52,6 +52,35 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: file.path))
     }
 
+    @Test func digestFromTheDownloadIsUsedOnlyWhenItCoversTheFile() async throws {
+        let tmp = try TempDir()
+        defer { tmp.remove() }
+        let tree = OutputTree(root: tmp.path)
+        let spec = Fixture.spec()
+        let clip = try await Clips.shared.clip()
+        let size = Fixture.size(clip)
+        let actual = String(decoding: try await runProcess(which("sha256sum")!, [clip]).stdout.prefix(64), as: UTF8.self)
+
+        // A digest of exactly the file's bytes is taken as is: the file is not read again.
+        let given = String(repeating: "ab", count: 32)
+        _ = try Fixture.stage(clip, tree, spec.key)
+        let trusted = try await Delivery(tree: tree).publish(key: spec.key, spec: spec, expectedBytes: size,
+                                                             digest: ContentDigest(sha256: given, bytes: size))
+        #expect(trusted.sha256 == given)
+        // The sidecar's probe fields come from the one ffprobe run of publishing, and say what the file is.
+        let record = Sidecar.ProbeRecord(trusted.probe)
+        #expect(record == Sidecar.ProbeRecord(try await FFprobe.probe(trusted.path)))
+        #expect(record.codec == "h264" && record.width == 1280 && record.height == 720 && record.audio)
+        #expect(abs(record.durationS - Double(spec.durationSeconds)) <= QC.durationTolerance)
+
+        // One that covers a different number of bytes is not the file's: it is hashed from disk.
+        try FileManager.default.removeItem(atPath: trusted.path)
+        _ = try Fixture.stage(clip, tree, spec.key)
+        let hashed = try await Delivery(tree: tree).publish(key: spec.key, spec: spec, expectedBytes: size,
+                                                            digest: ContentDigest(sha256: given, bytes: size - 1))
+        #expect(hashed.sha256 == actual)
+    }
+
     @Test func wrongFrameSizeFails() async throws {
         try await expectQCFailure(clip: try await Clips.shared.clip(width: 640, height: 360), spec: Fixture.spec(),
                                   expected: "frame size: expected 1280x720, got 640x360")

@@ -306,6 +306,7 @@ import Testing
             let whole = try await h.client.download(url: url, to: h.path("whole.mp4"))
             #expect(whole.isComplete)
             #expect(whole.exchange.httpStatus == 200)
+            #expect(whole.digest == ContentDigest(sha256: try await sha256sum(h.path("whole.mp4")), bytes: whole.bytesOnDisk))
 
             try await h.faults(#"[{"fault":"truncated_download","count":1}]"#)
             let part = try await h.client.download(url: url, to: h.path("resumed.mp4"))
@@ -313,6 +314,7 @@ import Testing
             #expect(part.bytesOnDisk > 0 && part.bytesOnDisk < whole.bytesOnDisk)
             #expect(part.expectedBytes == whole.bytesOnDisk)
             #expect(part.exchange.transportError != nil)
+            #expect(part.digest == nil)  // a broken transfer hands on no digest: the next one starts from the file
 
             let rest = try await h.client.download(url: url, to: h.path("resumed.mp4"))
             #expect(rest.isComplete)
@@ -321,12 +323,23 @@ import Testing
             let a = try Data(contentsOf: URL(fileURLWithPath: h.path("whole.mp4")))
             let b = try Data(contentsOf: URL(fileURLWithPath: h.path("resumed.mp4")))
             #expect(a == b)
+            // The resumed transfer hashed the bytes already on disk, then the new ones.
+            #expect(rest.digest == ContentDigest(sha256: try await sha256sum(h.path("resumed.mp4")), bytes: whole.bytesOnDisk))
+            #expect(rest.digest == whole.digest)
 
             // Asking again for a complete file: 416 with the same total counts as complete, file untouched.
             let again = try await h.client.download(url: url, to: h.path("resumed.mp4"))
             #expect(again.isComplete)
             #expect(again.bytesOnDisk == whole.bytesOnDisk)
+            #expect(again.digest == nil)  // nothing was transferred, so nothing was hashed
         }
+    }
+
+    /// The first field of `sha256sum FILE`.
+    private func sha256sum(_ path: String) async throws -> String {
+        let out = try await Child.run("/usr/bin/sha256sum", [path])
+        #expect(out.status == 0, "\(out.stderrText)")
+        return String(out.stdoutText.prefix(64))
     }
 
     @Test func expiredAndDeletedResultURLs() async throws {

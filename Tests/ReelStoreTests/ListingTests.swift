@@ -1,6 +1,7 @@
 import Foundation
 import ReelCore
 import ReelStore
+import ReelTestKit
 import Testing
 
 @Suite struct ListingTests {
@@ -62,6 +63,44 @@ import Testing
             } while cursor != nil
             #expect(pages == 3)
             #expect(try await store.listJobSummaries(state: .held).rows.map(\.key) == [key("b/s-007")])
+        }
+    }
+
+    /// The listing's `aspect_ratio` column agrees with each spec, for jobs ingested now and for jobs of a database
+    /// written before the column existed (the migration fills it from the spec).
+    @Test func aspectRatioColumnMatchesTheSpecBeforeAndAfterItsMigration() async throws {
+        try await withDatabase { path in
+            let ratios = AspectRatio.allCases
+            func check(_ store: Store, _ batch: String) async throws {
+                let summaries = try await store.listJobSummaries(batch: batch, limit: 1000).rows
+                #expect(summaries.map(\.aspectRatio) == ratios)
+                #expect(summaries == (try await store.listJobs(batch: batch, limit: 1000)).rows.map(\.summary))
+            }
+            func ingestRatios(_ store: Store, _ batch: String) async throws {
+                let specs = ratios.enumerated().map { n, ratio in
+                    var s = spec(batch, "j\(n)")
+                    s.aspectRatio = ratio
+                    return s
+                }
+                _ = try await store.ingest(manifestSHA256: batch, fileName: "\(batch).json", batch: batch,
+                                           settings: BatchSettings(), jobs: specs, now: t0)
+            }
+            do {
+                let store = try Store(path: path)
+                try await ingestRatios(store, "old")
+                try await check(store, "old")
+            }
+            // Take the file back to v2: no listing index, no column, v3 not recorded.
+            let downgrade = """
+                DROP INDEX jobs_listing; ALTER TABLE jobs DROP COLUMN aspect_ratio;
+                DELETE FROM grdb_migrations WHERE identifier = 'v3-listing-index';
+                """
+            let run = try await Child.run("/usr/bin/sqlite3", [path, downgrade])
+            #expect(run.status == 0, "\(run)")
+            let store = try Store(path: path)
+            try await check(store, "old")
+            try await ingestRatios(store, "new")
+            try await check(store, "new")
         }
     }
 

@@ -12,12 +12,12 @@ import Testing
             #expect(info.autoVacuum == 2)
             #expect(info.foreignKeys)
             #expect(info.busyTimeoutMilliseconds == 5000)
-            #expect(info.migrations == ["v1-schema", "v2-billed-counts"])
+            #expect(info.migrations == ["v1-schema", "v2-billed-counts", "v3-listing-index"])
             // Reopening an up-to-date file applies nothing new and keeps its data.
             let first = try Store(path: path)
             try await ingest(first, "b", ["j1"])
             let again = try Store(path: path)
-            #expect(try await again.storageInfo().migrations == ["v1-schema", "v2-billed-counts"])
+            #expect(try await again.storageInfo().migrations == ["v1-schema", "v2-billed-counts", "v3-listing-index"])
             #expect(try await again.job(key("b/j1"))?.state == .queued)
         }
     }
