@@ -2,6 +2,7 @@
 // Everything here runs on a CurlClient worker thread: an easy handle never leaves the thread that created it.
 import CCurl
 import Glibc
+import ReelPosix
 
 /// `curl_global_init` runs exactly once, before the first easy handle (a global `let` is initialised once,
 /// thread-safely, on first use).
@@ -110,15 +111,11 @@ private final class TransferState {
             decide()
             if failure != nil { return 0 }
             if toFile {
-                var offset = 0
-                while offset < count {
-                    let written = Glibc.write(fd, ptr + offset, count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        failure = "write to file failed: \(String(cString: strerror(errno)))"
-                        return 0
-                    }
-                    offset += written
+                do throws(PosixError) {
+                    try Posix.writeAll(fd, UnsafeRawBufferPointer(start: ptr, count: count), path: "")
+                } catch {
+                    failure = "write to file failed: \(error.reason)"
+                    return 0
                 }
                 return count
             }
@@ -204,10 +201,11 @@ enum Curl {
     /// A download streamed into `path` (opened O_APPEND; resumed with a Range from its current size).
     static func download(_ spec: HTTPRequestSpec, to path: String, userAgent: String, on easy: EasyHandle,
                          cancel: CancelFlag) -> Result<DownloadOutcome, any Error> {
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            let reason = String(cString: strerror(errno))
-            return .failure(TransportError(code: writeErrorCode, message: "cannot open \(path): \(reason)",
+        let fd: Int32
+        do throws(PosixError) {
+            fd = try Posix.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        } catch {
+            return .failure(TransportError(code: writeErrorCode, message: "cannot open \(path): \(error.reason)",
                                            requestSent: false))
         }
         defer { close(fd) }

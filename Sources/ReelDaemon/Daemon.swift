@@ -7,6 +7,7 @@ import ReelCurl
 import ReelHTTPServer
 import ReelMedia
 import ReelOutput
+import ReelPosix
 import ReelProvider
 import ReelSpool
 import ReelStore

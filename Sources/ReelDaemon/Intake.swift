@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import ReelCore
 import ReelMedia
+import ReelPosix
 import ReelProtocol
 import ReelSpool
 import ReelStore
@@ -508,8 +509,7 @@ public actor Intake {
                     }
                     state.withLock { _ = $0.pending.remove(file.name) }
                     // Looked at only after the name stopped being pending, so no new file can slip between.
-                    var st = stat()
-                    if tried, lstat(spool.layout.incoming + "/" + file.name, &st) == 0 { left.append(file.name) }
+                    if tried, (try? Posix.lstat(spool.layout.incoming + "/" + file.name)) != nil { left.append(file.name) }
                 }
                 logger.debug("ingested manifests removed from incoming/", metadata: [
                     "files": "\(files.count)", "failed": "\(failed)", "left": "\(left.count)",

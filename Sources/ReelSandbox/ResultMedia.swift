@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import ReelCore
 import ReelMedia
+import ReelPosix
 import Synchronization
 
 /// Result MP4s made with ffmpeg, one per (size, seconds, audio), cached on disk under the data directory and
@@ -62,10 +63,16 @@ final class ResultMedia: Sendable {
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
             do { try process.run() } catch { continuation.resume(throwing: error) }
         }
-        guard status == 0, rename(tmp, path) == 0 else {
+        guard status == 0 else {
             unlink(tmp)
             let why = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             throw ResultMediaError(description: "ffmpeg failed (exit \(status)): \(why)")
+        }
+        do {
+            try Posix.rename(tmp, to: path)
+        } catch {
+            unlink(tmp)
+            throw ResultMediaError(description: "cannot publish the rendered clip: \(error)")
         }
     }
 
