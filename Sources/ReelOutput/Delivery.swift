@@ -98,9 +98,6 @@ public struct WrittenFile: Sendable, Hashable {
 /// same directory, fsynced, renamed, and the directory fsynced. Blocking file work runs on `BlockingThreads`,
 /// never on Swift's cooperative pool.
 public struct Delivery: Sendable {
-    /// The `reel_version` recorded in sidecars and batch manifests.
-    public static let reelVersion = "0.1.0"
-
     public let tree: OutputTree
 
     public init(tree: OutputTree) { self.tree = tree }
