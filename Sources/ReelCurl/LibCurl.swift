@@ -95,14 +95,24 @@ private final class TransferState {
             if start != resumeOffset {
                 failure = "server resumed at byte \(start.map(String.init) ?? "?"), not \(resumeOffset); file reset"
                 resumeOffset = 0
-                _ = ftruncate(fd, 0)
+                restart()
                 return
             }
         } else if resumeOffset > 0 {
             resumeOffset = 0
-            _ = ftruncate(fd, 0)
+            restart()
+            guard failure == nil else { return }  // appending to a file that was not emptied would corrupt it
         }
         toFile = true
+    }
+
+    /// Empties the file so the download starts over; a failure fails the transfer as a write error.
+    private func restart() {
+        do throws(PosixError) {
+            try Posix.truncate(fd, to: 0, path: "")
+        } catch {
+            failure = "write to file failed: \(error.reason)"
+        }
     }
 
     /// Returns the number of bytes taken; anything else makes curl fail with CURLE_WRITE_ERROR.
@@ -227,7 +237,9 @@ enum Curl {
         default: nil
         }
         if status == 416, let total = expected, total != fileSize(fd) {
-            _ = ftruncate(fd, 0)  // the file is not a prefix of this resource: start over next time
+            // The file is not a prefix of this resource: start over next time. Should emptying it fail, the next
+            // attempt gets this 416 again and tries again.
+            try? Posix.truncate(fd, to: 0, path: path)
         }
         return .success(DownloadOutcome(
             status: status, headers: state.headers, resumedFrom: status == 206 ? state.resumeOffset : 0,
@@ -237,8 +249,7 @@ enum Curl {
     }
 
     private static func fileSize(_ fd: Int32) -> Int64 {
-        var info = stat()
-        return fstat(fd, &info) == 0 ? Int64(info.st_size) : 0
+        (try? Posix.fstat(fd, path: "")).map { Int64($0.st_size) } ?? 0
     }
 
     private static func transportError(_ code: Int32, easy: EasyHandle, state: TransferState,

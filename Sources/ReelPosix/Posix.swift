@@ -81,6 +81,11 @@ public enum Posix {
         try result.get()
     }
 
+    /// `ftruncate(2)`: the file open as `fd` becomes `length` bytes long.
+    public static func truncate(_ fd: Int32, to length: off_t, path: String) throws(PosixError) {
+        try retrying("ftruncate", path) { ftruncate(fd, length) }
+    }
+
     /// `fsync(2)`: the file's data (or a directory's entries) are on disk when it returns.
     public static func fsync(_ fd: Int32, path: String) throws(PosixError) {
         try retrying("fsync", path) { Glibc.fsync(fd) }

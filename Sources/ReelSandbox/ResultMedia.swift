@@ -45,7 +45,7 @@ final class ResultMedia: Sendable {
         }
         let tmp = path + ".tmp-\(getpid())-\(UUID().uuidString).mp4"
         let log = tmp + ".log"
-        defer { unlink(log) }
+        defer { try? Posix.unlink(log) }  // only ffmpeg's messages
         var args = ["-nostdin", "-v", "error", "-y", "-f", "lavfi",
                     "-i", "testsrc2=size=\(key.frame.width)x\(key.frame.height):rate=\(ProviderLimits.outputFramesPerSecond)"]
         if key.audio { args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"] }
@@ -64,14 +64,14 @@ final class ResultMedia: Sendable {
             do { try process.run() } catch { continuation.resume(throwing: error) }
         }
         guard status == 0 else {
-            unlink(tmp)
+            try? Posix.unlink(tmp)  // the failure above is the one to report
             let why = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             throw ResultMediaError(description: "ffmpeg failed (exit \(status)): \(why)")
         }
         do {
             try Posix.rename(tmp, to: path)
         } catch {
-            unlink(tmp)
+            try? Posix.unlink(tmp)  // the failure above is the one to report
             throw ResultMediaError(description: "cannot publish the rendered clip: \(error)")
         }
     }

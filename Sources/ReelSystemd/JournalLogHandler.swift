@@ -159,8 +159,7 @@ public struct JournalLogHandler: LogHandler {
     public static func stream(_ journalStream: String?, matches fd: Int32) -> Bool {
         guard let parts = journalStream?.split(separator: ":"), parts.count == 2,
               let dev = UInt64(parts[0]), let ino = UInt64(parts[1]) else { return false }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { return false }
+        guard let st = try? Posix.fstat(fd, path: "fd \(fd)") else { return false }
         return UInt64(st.st_dev) == dev && UInt64(st.st_ino) == ino
     }
 
