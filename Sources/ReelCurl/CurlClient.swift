@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import ReelPosix
 import Synchronization
 
 /// Set from a task-cancellation handler, read by libcurl's progress callback, which then aborts the transfer.
@@ -12,76 +13,12 @@ final class CancelFlag: Sendable {
     func cancel() { flag.store(true, ordering: .relaxed) }
 }
 
-/// A fixed set of dedicated threads, each owning one curl easy handle. Blocking `curl_easy_perform` runs here,
-/// never on Swift's cooperative pool (2 threads on this machine) and never on an unbounded Dispatch queue.
-final class CurlThreadPool: Sendable {
-    typealias Job = @Sendable (EasyHandle) -> Void
-
-    private struct Queue {
-        var jobs: [Job] = []
-        var closed = false
-    }
-
-    private let queue = Mutex(Queue())
-    private let ready = DispatchSemaphore(value: 0)
-    private let threadCount: Int
-    /// Entered once per worker, left when it has freed its handle and returns.
-    private let running = DispatchGroup()
-
-    init(threads: Int, name: String) {
-        threadCount = max(1, threads)
-        for index in 0..<threadCount {
-            running.enter()
-            let thread = Thread { [self] in
-                work()
-                running.leave()
-            }
-            thread.name = "\(name)-\(index)"
-            thread.start()
-        }
-    }
-
-    /// Queues `job`; once the pool is closed it is not run, and `refused` runs instead (on the caller's thread).
-    func submit(_ job: @escaping Job, refused: () -> Void) {
-        let queued = queue.withLock { q -> Bool in
-            guard !q.closed else { return false }
-            q.jobs.append(job)
-            return true
-        }
-        if queued { ready.signal() } else { refused() }
-    }
-
-    /// Lets every worker finish the queued jobs, then exit and free its handle.
-    func close() {
-        queue.withLock { $0.closed = true }
-        for _ in 0..<threadCount { ready.signal() }
-    }
-
-    /// `close()`, then waits until every worker has returned: no thread of this pool is in libcurl (or in the
-    /// TLS library under it) afterwards.
-    func closeAndJoin() {
-        close()
-        running.wait()
-    }
-
-    private func work() {
-        let easy = EasyHandle()
-        while true {
-            ready.wait()
-            let next: Job? = queue.withLock { q in q.jobs.isEmpty ? nil : q.jobs.removeFirst() }
-            if let next {
-                next(easy)
-            } else if queue.withLock({ $0.closed }) {
-                return
-            }
-        }
-    }
-}
-
 /// An HTTP client over libcurl. Transfers run on `threads` dedicated threads with reused easy handles (so
 /// repeated calls to one host reuse the connection). Cancelling the calling task aborts its transfer.
 public final class CurlClient: Sendable {
-    private let pool: CurlThreadPool
+    /// The transfer threads, each owning one curl easy handle: blocking `curl_easy_perform` runs there, never on
+    /// Swift's cooperative pool (2 threads on this machine) and never on an unbounded Dispatch queue.
+    private let pool: WorkerThreads<EasyHandle>
     /// Parent of every transfer's cancel flag: `shutdown()` aborts them all.
     private let closing = CancelFlag()
     public let userAgent: String
@@ -90,7 +27,7 @@ public final class CurlClient: Sendable {
     ///   - threads: how many transfers can run at once; further calls wait in a queue.
     ///   - userAgent: sent as `User-Agent` on every request.
     public init(threads: Int = 4, userAgent: String = "reel/1") {
-        pool = CurlThreadPool(threads: threads, name: "reel-curl")
+        pool = WorkerThreads(threads: threads, name: "reel-curl") { EasyHandle() }
         self.userAgent = userAgent
     }
 

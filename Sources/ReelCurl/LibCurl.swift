@@ -3,6 +3,7 @@
 import CCurl
 import Crypto
 import Glibc
+import ReelPosix
 
 /// `curl_global_init` runs exactly once, before the first easy handle (a global `let` is initialised once,
 /// thread-safely, on first use).
@@ -100,12 +101,13 @@ private final class TransferState {
             if start != resumeOffset {
                 failure = "server resumed at byte \(start.map(String.init) ?? "?"), not \(resumeOffset); file reset"
                 resumeOffset = 0
-                _ = ftruncate(fd, 0)
+                restart()
                 return
             }
         } else if resumeOffset > 0 {
             resumeOffset = 0
-            _ = ftruncate(fd, 0)
+            restart()
+            guard failure == nil else { return }  // appending to a file that was not emptied would corrupt it
         }
         toFile = true
         hasher = hashPrefix()
@@ -119,14 +121,24 @@ private final class TransferState {
         var offset: Int64 = 0
         while offset < resumeOffset {
             let want = Int(min(Int64(buffer.count), resumeOffset - offset))
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return nil }
+            // A failed read leaves the digest out (nil), never a wrong one.
+            guard let n = try? buffer.withUnsafeMutableBytes({ b in
+                try Posix.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: b[..<want]), at: off_t(offset), path: "")
+            }), n > 0 else { return nil }
             buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
             offset += Int64(n)
         }
         hashedBytes = offset
         return hasher
+    }
+
+    /// Empties the file so the download starts over; a failure fails the transfer as a write error.
+    private func restart() {
+        do throws(PosixError) {
+            try Posix.truncate(fd, to: 0, path: "")
+        } catch {
+            failure = "write to file failed: \(error.reason)"
+        }
     }
 
     /// Returns the number of bytes taken; anything else makes curl fail with CURLE_WRITE_ERROR.
@@ -135,15 +147,11 @@ private final class TransferState {
             decide()
             if failure != nil { return 0 }
             if toFile {
-                var offset = 0
-                while offset < count {
-                    let written = Glibc.write(fd, ptr + offset, count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        failure = "write to file failed: \(String(cString: strerror(errno)))"
-                        return 0
-                    }
-                    offset += written
+                do throws(PosixError) {
+                    try Posix.writeAll(fd, UnsafeRawBufferPointer(start: ptr, count: count), path: "")
+                } catch {
+                    failure = "write to file failed: \(error.reason)"
+                    return 0
                 }
                 if hasher != nil {
                     hasher!.update(bufferPointer: UnsafeRawBufferPointer(start: ptr, count: count))
@@ -234,10 +242,11 @@ enum Curl {
     static func download(_ spec: HTTPRequestSpec, to path: String, userAgent: String, on easy: EasyHandle,
                          cancel: CancelFlag) -> Result<DownloadOutcome, any Error> {
         // Read-write: a resumed transfer reads the bytes already there back into the running sha256.
-        let fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            let reason = String(cString: strerror(errno))
-            return .failure(TransportError(code: writeErrorCode, message: "cannot open \(path): \(reason)",
+        let fd: Int32
+        do throws(PosixError) {
+            fd = try Posix.open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        } catch {
+            return .failure(TransportError(code: writeErrorCode, message: "cannot open \(path): \(error.reason)",
                                            requestSent: false))
         }
         defer { close(fd) }
@@ -259,7 +268,9 @@ enum Curl {
         default: nil
         }
         if status == 416, let total = expected, total != fileSize(fd) {
-            _ = ftruncate(fd, 0)  // the file is not a prefix of this resource: start over next time
+            // The file is not a prefix of this resource: start over next time. Should emptying it fail, the next
+            // attempt gets this 416 again and tries again.
+            try? Posix.truncate(fd, to: 0, path: path)
         }
         let bytesOnDisk = fileSize(fd)
         // Only a digest of exactly what the file holds is worth handing on.
@@ -272,8 +283,7 @@ enum Curl {
     }
 
     private static func fileSize(_ fd: Int32) -> Int64 {
-        var info = stat()
-        return fstat(fd, &info) == 0 ? Int64(info.st_size) : 0
+        (try? Posix.fstat(fd, path: "")).map { Int64($0.st_size) } ?? 0
     }
 
     private static func transportError(_ code: Int32, easy: EasyHandle, state: TransferState,

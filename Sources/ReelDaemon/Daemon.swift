@@ -7,6 +7,7 @@ import ReelCurl
 import ReelHTTPServer
 import ReelMedia
 import ReelOutput
+import ReelPosix
 import ReelProvider
 import ReelSpool
 import ReelStore
@@ -87,7 +88,7 @@ public enum Daemon {
         }
         let store = try Store(path: initial.paths.state + "/reel.sqlite3")
 
-        let curl = CurlClient(threads: 8, userAgent: "reeld/\(Delivery.reelVersion)")
+        let curl = CurlClient(threads: 8, userAgent: "reeld/\(ReelVersion.current)")
         let api = DashScopeClient(baseURL: initial.provider.baseURL, apiKey: apiKey, curl: curl,
                                   timeouts: .init(api: initial.provider.requestTimeout,
                                                   download: initial.provider.downloadTimeout),

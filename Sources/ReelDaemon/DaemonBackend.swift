@@ -34,7 +34,7 @@ struct DaemonBackend: ControlBackend {
         let storage = await storageStatus()
         warnings += storage.warnings
         return StatusResponse(
-            version: Delivery.reelVersion, pid: getpid(), started_at: Wire.time(startedAt), uptime_s: now - startedAt,
+            version: ReelVersion.current, pid: getpid(), started_at: Wire.time(startedAt), uptime_s: now - startedAt,
             mode: snapshot.draining ? "draining" : (snapshot.paused ? "paused" : "running"),
             jobs: Dictionary(uniqueKeysWithValues: byState.map { ($0.key.rawValue, $0.value) }),
             total_jobs: counts.total, batches: Set(counts.groups.map(\.batch)).count,

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ReelCore
 import ReelMedia
+import ReelPosix
 import ReelOutput
 import ReelStore
 
@@ -161,11 +162,9 @@ extension Engine {
         if let text = exchange.transportError, text.contains("write to file failed") || text.contains("cannot open") {
             return text.contains(dir) ? text : "\(text) (\(dir))"
         }
-        var fs = statvfs()
-        guard statvfs(dir, &fs) == 0 else { return nil }
-        if fs.f_flag & 1 != 0 { return "\(String(cString: strerror(EROFS))) (\(dir))" }  // ST_RDONLY
-        if fs.f_bavail == 0 { return "\(String(cString: strerror(ENOSPC))) (\(dir))" }
-        return nil
+        // A filesystem that cannot be examined says nothing either way: the transfer's own error stands.
+        guard let refusal = (try? Posix.filesystem(at: dir))?.writeRefusal else { return nil }
+        return "\(refusal.reason) (\(dir))"
     }
 
     /// Writes the delivered file's sidecar (its spec, provider tasks, attempts, timings, usage and pricing).

@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import ReelCore
 import ReelMedia
+import ReelPosix
 import ReelProtocol
 import ReelSpool
 import ReelStore
@@ -154,8 +155,10 @@ public actor Intake {
     private func scanLocked(reason: String) async -> (handled: Int, rescan: Bool) {
         let result: SpoolScan
         let now = clock.now()
+        let spool = spool
         do {
-            result = try spool.scan(settledBefore: now - Self.settleSeconds)
+            // Spool I/O runs on the file threads, never on the actor (which would park a cooperative thread).
+            result = try await BlockingThreads.files.run { try spool.scan(settledBefore: now - Self.settleSeconds) }
         } catch {
             logger.error("cannot scan the spool", metadata: ["error": "\(error)", "reason": "\(reason)"])
             return (0, false)
@@ -181,7 +184,7 @@ public actor Intake {
                 ManifestIssue(.error, "", "the file name is not valid UTF-8",
                               hint: "name spool files with UTF-8 names ending in .json")], now: clock.now())
             do {
-                _ = try spool.reject(rawName: skip.rawName, report: report)
+                _ = try await BlockingThreads.files.run { try spool.reject(rawName: skip.rawName, report: report) }
                 logger.warning("rejected a spool file with a non-UTF-8 name", metadata: ["file": "\(skip.name)"])
             } catch {
                 // Left in incoming/ and tried again by the next pass.
@@ -276,7 +279,8 @@ public actor Intake {
     /// Reads and validates one file; a bad one is moved to `rejected/` here.
     private func check(_ name: String) async -> Check {
         let file: SpoolFile
-        switch spool.read(name) {
+        let spool = spool
+        switch await BlockingThreads.files.run({ spool.read(name) }) {
         case .ok(let f):
             file = f
         case .vanished:
@@ -286,16 +290,16 @@ public actor Intake {
             return .skipped
         case .reject(let refusal):
             if refusal.linkToRemove != nil {
-                committer.discard(name, refusal: refusal)
+                await committer.discard(name, refusal: refusal)
             } else {
-                committer.reject(name, batch: nil, issues: [refusal.issue])
+                await committer.reject(name, batch: nil, issues: [refusal.issue])
             }
             return .rejected
         }
         // A report quotes the byte where a JSON syntax error is; a file that is not even meant to be JSON (it does
         // not open with `{`) is refused without quoting any of its content.
         guard file.bytes.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) == UInt8(ascii: "{") else {
-            committer.reject(name, batch: nil, issues: [Self.notAManifest])
+            await committer.reject(name, batch: nil, issues: [Self.notAManifest])
             return .rejected
         }
         // Validated here on the actor: only local references need the (async) probe, which leaves the actor.
@@ -304,7 +308,7 @@ public actor Intake {
             ? await ReferenceCheck.inspect(analysis.report, references: analysis.references)
             : analysis.report
         guard report.isAccepted, let first = report.jobs.first, let batch = report.batch else {
-            committer.reject(name, batch: report.batch, issues: report.issues)
+            await committer.reject(name, batch: report.batch, issues: report.issues)
             return .rejected
         }
         let settings = BatchSettings(priority: first.priority, deadline: first.deadline, budgetUSD: first.budgetUSD)
@@ -415,7 +419,7 @@ public actor Intake {
                                                 : "to replace it, cancel it (`reelctl cancel \(conflict.key)`) and "
                                                     + "submit the job under a new id")
                     }
-                    reject(c.name, batch: c.batch, issues: issues + c.report.warnings)
+                    await reject(c.name, batch: c.batch, issues: issues + c.report.warnings)
                     rejected += 1
                 case .failure(let error):
                     logger.error("cannot commit the manifest's jobs; will try again",
@@ -438,10 +442,11 @@ public actor Intake {
 
         /// Removes a refused hard link from `incoming/` (never moved: that would keep a second name for the
         /// linked file in the spool) and writes only its report; logs it.
-        func discard(_ name: String, refusal: SpoolRefusal) {
+        func discard(_ name: String, refusal: SpoolRefusal) async {
             let report = Intake.report(file: name, batch: nil, issues: [refusal.issue], now: clock.now())
+            let spool = spool
             do {
-                let reportName = try spool.discard(name, refusal: refusal, report: report)
+                let reportName = try await BlockingThreads.files.run { try spool.discard(name, refusal: refusal, report: report) }
                 logger.warning("spool entry refused and removed", metadata: [
                     "file": "\(name)", "first": "\(refusal.issue.description)",
                     "report": "\(reportName.map { "rejected/\($0)" } ?? "-")"])
@@ -451,10 +456,11 @@ public actor Intake {
         }
 
         /// Moves a refused entry to `rejected/` beside its report, and logs it (one warning line per file).
-        func reject(_ name: String, batch: String?, issues: [ManifestIssue]) {
+        func reject(_ name: String, batch: String?, issues: [ManifestIssue]) async {
             let report = Intake.report(file: name, batch: batch, issues: issues, now: clock.now())
+            let spool = spool
             do {
-                let where_ = try spool.reject(name, report: report)
+                let where_ = try await BlockingThreads.files.run { try spool.reject(name, report: report) }
                 logger.warning("manifest rejected", metadata: [
                     "file": "\(name)",
                     "errors": "\(issues.filter { $0.severity == .error }.count)",
@@ -548,8 +554,7 @@ public actor Intake {
                     }
                     state.withLock { _ = $0.pending.remove(file.name) }
                     // Looked at only after the name stopped being pending, so no new file can slip between.
-                    var st = stat()
-                    if tried, lstat(spool.layout.incoming + "/" + file.name, &st) == 0 { left.append(file.name) }
+                    if tried, (try? Posix.lstat(spool.layout.incoming + "/" + file.name)) != nil { left.append(file.name) }
                 }
                 logger.debug("ingested manifests removed from incoming/", metadata: [
                     "files": "\(files.count)", "failed": "\(failed)", "left": "\(left.count)",

@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import ReelPosix
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -71,10 +72,11 @@ public struct HTTPServer: Sendable {
         case .unixSocket(let path, let mode):
             server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true,
                                               childChannelInitializer: initializer)
-            guard chmod(path, mode) == 0 else {
-                let e = errno
-                try? await server.channel.close()
-                throw IOError(errnoCode: e, reason: "chmod \(path)")
+            do throws(PosixError) {
+                try Posix.chmod(path, mode)
+            } catch {
+                try? await server.channel.close()  // the chmod's failure is the one to report
+                throw IOError(errnoCode: error.code, reason: "chmod \(path)")
             }
             address = "unix:\(path)"
         case .adoptedSocket(let fd):

@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelPosix
 
 /// Makes real media with ffmpeg: the sandbox's results, test references.
 public enum FFmpeg {
@@ -22,14 +23,12 @@ public enum FFmpeg {
         if audio { args += ["-c:a", "aac", "-b:a", "64k", "-shortest"] }
         args += ["-movflags", "+faststart", tmp]
         let out = try await runProcess(ffmpeg, args, timeout: 300)
-        guard out.status == 0 else {
-            unlink(tmp)
-            throw FFprobe.Failure(description: "ffmpeg failed: \(out.stderrText)")
-        }
-        guard rename(tmp, path) == 0 else {
-            let e = errno
-            unlink(tmp)
-            throw FFprobe.Failure(description: "cannot rename \(tmp) to \(path): errno \(e)")
+        do {
+            guard out.status == 0 else { throw FFprobe.Failure(description: "ffmpeg failed: \(out.stderrText)") }
+            try Posix.rename(tmp, to: path)
+        } catch {
+            try? Posix.unlink(tmp)  // ffmpeg's or the rename's failure is the one to report
+            throw error is PosixError ? FFprobe.Failure(description: "cannot publish \(path): \(error)") : error
         }
     }
 

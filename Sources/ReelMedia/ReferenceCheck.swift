@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelPosix
 
 /// Intake's second half: probes every local (`path`) reference of a manifest and applies the provider's file rules.
 ///
@@ -125,15 +126,16 @@ public enum ReferenceCheck {
     /// pool.
     static func statFile(_ path: String) async -> StatResult {
         await BlockingThreads.files.run { () -> StatResult in
-            var st = stat()
-            guard stat(path, &st) == 0 else {
-                let e = errno
-                let reason = switch e {
+            let st: stat
+            do throws(PosixError) {
+                st = try Posix.stat(path)
+            } catch {
+                let reason = switch error.code {
                 case ENOENT: "no such file"
                 case EACCES: "permission denied (the reel service user must be able to read it)"
                 case ENOTDIR: "a component of the path is not a directory"
                 case ELOOP: "too many levels of symbolic links"
-                default: String(cString: strerror(e))
+                default: error.reason
                 }
                 return .failure("\(path): \(reason)")
             }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import ReelPosix
 
 /// The outcome of a finished child process.
 public struct ProcessOutput: Sendable {
@@ -44,11 +45,12 @@ private enum Spawned {
     static func run(_ executable: String, _ arguments: [String], environment: [String: String],
                     timeout: Double) throws -> ProcessOutput {
         var outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
-        guard pipeCloseOnExec(&outPipe) else { throw failure("pipe", executable) }
-        guard pipeCloseOnExec(&errPipe) else {
-            let error = failure("pipe", executable)
+        do throws(PosixError) { try pipeCloseOnExec(&outPipe) } catch { throw failure(error, executable) }
+        do throws(PosixError) {
+            try pipeCloseOnExec(&errPipe)
+        } catch {
             close(outPipe[0]); close(outPipe[1])
-            throw error
+            throw failure(error, executable)
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -71,7 +73,7 @@ private enum Spawned {
         close(errPipe[1])
         guard rc == 0 else {
             close(outPipe[0]); close(errPipe[0])
-            throw SubprocessError(description: "cannot run \(executable): \(String(cString: strerror(rc)))")
+            throw SubprocessError(description: "cannot run \(executable): \(Posix.describe(rc))")
         }
 
         let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
@@ -92,12 +94,12 @@ private enum Spawned {
         var reaped = false
         var giveUpAt: ContinuousClock.Instant?
         func reap(blocking: Bool) throws {
-            while !reaped {
-                let r = waitpid(pid, &status, blocking ? 0 : WNOHANG)
-                if r == pid { reaped = true; return }
-                if r == 0 { return }
-                if errno == EINTR { continue }
-                throw SubprocessError(description: "waitpid \(executable): \(String(cString: strerror(errno)))")
+            guard !reaped else { return }
+            do {
+                let r = try Posix.retrying("waitpid", executable) { waitpid(pid, &status, blocking ? 0 : WNOHANG) }
+                reaped = r == pid
+            } catch {
+                throw SubprocessError(description: "\(error)")
             }
         }
         while !open.isEmpty {
@@ -106,13 +108,14 @@ private enum Spawned {
             if giveUpAt == nil && (reaped || killed) { giveUpAt = ContinuousClock.now + .seconds(reaped && !killed ? 1 : 5) }
             if let giveUpAt, ContinuousClock.now >= giveUpAt { break }
             var fds = open.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-            guard poll(&fds, nfds_t(fds.count), 50) >= 0 || errno == EINTR else { break }
+            guard (try? Posix.retrying("poll", executable) { poll(&fds, nfds_t(fds.count), 50) }) != nil else { break }
             for (index, pfd) in fds.enumerated().reversed() where pfd.revents != 0 {
-                let n = read(pfd.fd, buffer.baseAddress, buffer.count)
+                // A failed read ends that stream like its end of file does.
+                let n = (try? Posix.read(pfd.fd, into: buffer, path: executable)) ?? 0
                 if n > 0 {
                     let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
                     if open[index].isOut { out += bytes } else { err += bytes }
-                } else if n == 0 || errno != EINTR {
+                } else {
                     close(pfd.fd)
                     open.remove(at: index)
                 }
@@ -135,14 +138,13 @@ private enum Spawned {
 
     /// `pipe` with both ends close-on-exec (`pipe2` is not imported by Swift's Glibc module). Another thread's
     /// spawn between the two calls cannot leak them: every child Reel starts closes all descriptors above 2.
-    static func pipeCloseOnExec(_ fds: inout [Int32]) -> Bool {
-        guard pipe(&fds) == 0 else { return false }
+    static func pipeCloseOnExec(_ fds: inout [Int32]) throws(PosixError) {
+        try Posix.retrying("pipe") { pipe(&fds) }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        return true
     }
 
-    static func failure(_ what: String, _ executable: String) -> SubprocessError {
-        SubprocessError(description: "cannot run \(executable): \(what): \(String(cString: strerror(errno)))")
+    static func failure(_ error: PosixError, _ executable: String) -> SubprocessError {
+        SubprocessError(description: "cannot run \(executable): \(error)")
     }
 }
 

@@ -1,8 +1,8 @@
 import Crypto
-import Dispatch
 import Foundation
 import ReelCore
 import ReelMedia
+import ReelPosix
 
 /// Why a delivery step failed, and what the caller should do about it.
 public enum DeliveryError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -40,8 +40,8 @@ public enum DeliveryError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .sizeMismatch(expected, actual):
             "download size mismatch: expected \(expected) bytes (Content-Length), got \(actual)"
         case let .partialMissing(path): "no downloaded file at \(path)"
-        case let .storage(e, message): "\(message): \(String(cString: strerror(e))) (\(Self.storageTrouble(e)); retry when fixed)"
-        case let .io(e, message): "\(message): \(String(cString: strerror(e)))"
+        case let .storage(e, message): "\(message): \(Posix.describe(e)) (\(Self.storageTrouble(e)); retry when fixed)"
+        case let .io(e, message): "\(message): \(Posix.describe(e))"
         case let .unsafePath(message): message
         case let .invalidArgument(message): message
         }
@@ -56,6 +56,9 @@ public enum DeliveryError: Error, Sendable, Equatable, CustomStringConvertible {
     public static func posix(_ e: Int32, _ message: String) -> DeliveryError {
         storageErrnos.contains(e) ? .storage(errno: e, message: message) : .io(errno: e, message: message)
     }
+
+    /// `posix(_:_:)` for a `PosixError`.
+    public static func posix(_ error: PosixError, _ message: String) -> DeliveryError { posix(error.code, message) }
 
     /// What a `.storage` errno means for the operator.
     static func storageTrouble(_ e: Int32) -> String {
@@ -95,9 +98,6 @@ public struct WrittenFile: Sendable, Hashable {
 /// same directory, fsynced, renamed, and the directory fsynced. Blocking file work runs on `BlockingThreads`,
 /// never on Swift's cooperative pool.
 public struct Delivery: Sendable {
-    /// The `reel_version` recorded in sidecars and batch manifests.
-    public static let reelVersion = "0.1.0"
-
     public let tree: OutputTree
 
     public init(tree: OutputTree) { self.tree = tree }
@@ -123,24 +123,24 @@ public struct Delivery: Sendable {
         let partialName = try OutputTree.partialName(key.id)
         let finalName = try OutputTree.videoName(key.id)
         let finalPath = try tree.videoPath(key)
+        let batchPath = try tree.batchDirectory(key.batch)
 
         // 1. Size and structure, on a descriptor opened without following links.
         let (bytes, structure) = try await blocking { () throws -> (Int64, [String]) in
             try tree.withBatchDirectory(key.batch) { dir in
-                let fd = openat(dir, partialName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-                guard fd >= 0 else {
-                    if errno == ENOENT { throw DeliveryError.partialMissing(partial) }
-                    throw DeliveryError.posix(errno, "cannot open \(partial)")
-                }
+                let fd = try openExisting(dir, partialName, path: partial)
                 defer { close(fd) }
-                var st = stat()
-                guard fstat(fd, &st) == 0 else { throw DeliveryError.posix(errno, "cannot stat \(partial)") }
-                guard (st.st_mode & S_IFMT) == S_IFREG else {
+                let st = try deliveryCall("cannot stat \(partial)") { () throws(PosixError) in try Posix.fstat(fd, path: partial) }
+                guard Posix.fileType(st) == S_IFREG else {
                     throw DeliveryError.unsafePath("\(partial) is not a regular file")
                 }
                 let size = Int64(st.st_size)
                 if let expectedBytes, size != expectedBytes {
-                    if size > expectedBytes { unlinkat(dir, partialName, 0) }
+                    if size > expectedBytes {
+                        try deliveryCall("cannot remove \(partial)") { () throws(PosixError) in
+                            try Posix.unlinkAt(dir, Array(partialName.utf8), path: partial)
+                        }
+                    }
                     throw DeliveryError.sizeMismatch(expected: expectedBytes, actual: size)
                 }
                 return (size, MP4Structure.problems(fd: fd, size: size))
@@ -165,22 +165,26 @@ public struct Delivery: Sendable {
         // 3. Hash, make durable, rename, make the rename durable.
         let sha = try await blocking { () throws -> String in
             try tree.withBatchDirectory(key.batch) { dir in
-                let fd = openat(dir, partialName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-                guard fd >= 0 else { throw DeliveryError.posix(errno, "cannot open \(partial)") }
+                let fd = try deliveryCall("cannot open \(partial)") { () throws(PosixError) in
+                    try Posix.openAt(dir, Array(partialName.utf8), O_RDONLY | O_NOFOLLOW | O_CLOEXEC, path: partial)
+                }
                 defer { close(fd) }
-                var st = stat()
-                guard fstat(fd, &st) == 0 else { throw DeliveryError.posix(errno, "cannot stat \(partial)") }
+                let st = try deliveryCall("cannot stat \(partial)") { () throws(PosixError) in
+                    try Posix.fstat(fd, path: partial)
+                }
                 let sha = if let digest, digest.bytes == Int64(st.st_size) { digest.sha256 }
                     else { try Self.sha256(fd: fd, path: partial) }
-                guard fsync(fd) == 0 else { throw DeliveryError.posix(errno, "cannot fsync \(partial)") }
-                guard renameat(dir, partialName, dir, finalName) == 0 else {
-                    throw DeliveryError.posix(errno, "cannot rename \(partial) to \(finalPath)")
+                try deliveryCall("cannot fsync \(partial)") { () throws(PosixError) in try Posix.fsync(fd, path: partial) }
+                try deliveryCall("cannot rename \(partial) to \(finalPath)") { () throws(PosixError) in
+                    try Posix.renameAt(dir, Array(partialName.utf8), dir, Array(finalName.utf8), path: finalPath)
                 }
-                guard fsync(dir) == 0 else {
-                    let e = errno
-                    // Not durable: take it back out of sight so a retry starts from the partial again.
-                    renameat(dir, finalName, dir, partialName)
-                    throw DeliveryError.posix(e, "cannot fsync directory of \(finalPath)")
+                do throws(PosixError) {
+                    try Posix.fsync(dir, path: batchPath)
+                } catch {
+                    // Not durable: take it back out of sight so a retry starts from the partial again. The fsync's
+                    // error is the one to report; if this rename fails too, a retry adopts the published file.
+                    try? Posix.renameAt(dir, Array(finalName.utf8), dir, Array(partialName.utf8), path: partial)
+                    throw DeliveryError.posix(error, "cannot fsync directory of \(finalPath)")
                 }
                 return sha
             }
@@ -198,14 +202,9 @@ public struct Delivery: Sendable {
         let path = try tree.videoPath(key)
         let (bytes, structure, sha) = try await blocking { () throws -> (Int64, [String], String) in
             try tree.withBatchDirectory(key.batch) { dir in
-                let fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-                guard fd >= 0 else {
-                    if errno == ENOENT { throw DeliveryError.partialMissing(path) }
-                    throw DeliveryError.posix(errno, "cannot open \(path)")
-                }
+                let fd = try openExisting(dir, name, path: path)
                 defer { close(fd) }
-                var st = stat()
-                guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                guard let st = try? Posix.fstat(fd, path: path), Posix.fileType(st) == S_IFREG else {
                     throw DeliveryError.unsafePath("\(path) is not a regular file")
                 }
                 let size = Int64(st.st_size)
@@ -232,8 +231,12 @@ public struct Delivery: Sendable {
         let tree = self.tree
         try await blocking {
             try tree.withBatchDirectory(key.batch) { dir in
-                if unlinkat(dir, partialName, 0) != 0 && errno != ENOENT {
-                    throw DeliveryError.posix(errno, "cannot remove \(partialName)")
+                do throws(PosixError) {
+                    try Posix.unlinkAt(dir, Array(partialName.utf8), path: partialName)
+                } catch where error.code == ENOENT {
+                    // Already gone.
+                } catch {
+                    throw DeliveryError.posix(error, "cannot remove \(partialName)")
                 }
             }
         }
@@ -280,10 +283,15 @@ public struct Delivery: Sendable {
                 let path = try tree.batchDirectory(batch)
                 var s: WrittenFile?
                 if sums.isEmpty {
-                    if unlinkat(dir, sumsName, 0) == 0 {
-                        guard fsync(dir) == 0 else { throw DeliveryError.posix(errno, "cannot fsync directory \(path)") }
-                    } else if errno != ENOENT {
-                        throw DeliveryError.posix(errno, "cannot remove \(path)/\(sumsName)")
+                    do {
+                        try Posix.unlinkAt(dir, Array(sumsName.utf8), path: "\(path)/\(sumsName)")
+                        try deliveryCall("cannot fsync directory \(path)") { () throws(PosixError) in
+                            try Posix.fsync(dir, path: path)
+                        }
+                    } catch let error as PosixError where error.code == ENOENT {
+                        // None to remove.
+                    } catch let error as PosixError {
+                        throw DeliveryError.posix(error, "cannot remove \(path)/\(sumsName)")
                     }
                 } else {
                     s = try Self.writeAtomically(Data(text.utf8), name: sumsName, dir: dir, dirPath: path)
@@ -338,8 +346,9 @@ public struct Delivery: Sendable {
     /// Lowercase hex sha256 of the file at `path`, read in 1 MiB chunks.
     public static func sha256(ofFile path: String) async throws -> String {
         try await BlockingThreads.hashing.run {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw DeliveryError.posix(errno, "cannot open \(path)") }
+            let fd = try deliveryCall("cannot open \(path)") { () throws(PosixError) in
+                try Posix.open(path, O_RDONLY | O_CLOEXEC)
+            }
             defer { close(fd) }
             return try sha256(fd: fd, path: path)
         }
@@ -355,10 +364,8 @@ public struct Delivery: Sendable {
         defer { buffer.deallocate() }
         var offset: off_t = 0
         while true {
-            let n = pread(fd, buffer.baseAddress, chunk, offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw DeliveryError.posix(errno, "cannot read \(path)")
+            let n = try deliveryCall("cannot read \(path)") { () throws(PosixError) in
+                try Posix.pread(fd, into: buffer, at: offset, path: path)
             }
             if n == 0 { break }
             hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
@@ -399,41 +406,34 @@ public struct Delivery: Sendable {
         return numbers.count == 2 && numbers.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
     }
 
-    /// tmp dotfile + write + fsync + close + rename + directory fsync. On any failure the tmp file is removed
-    /// and the previous version (if any) stays in place.
+    /// `AtomicFile.write` through `temporaryName(for:)`: on any failure the temporary file is removed and the
+    /// previous version (if any) stays in place.
     static func writeAtomically(_ data: Data, name: String, dir: Int32, dirPath: String) throws -> WrittenFile {
-        let tmp = temporaryName(for: name)
         let path = "\(dirPath)/\(name)"
-        let fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw DeliveryError.posix(errno, "cannot create a temporary file for \(path)") }
-        var closed = false
-        do {
-            try data.withUnsafeBytes { raw in
-                var off = 0
-                while off < raw.count {
-                    let n = write(fd, raw.baseAddress! + off, raw.count - off)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw DeliveryError.posix(errno, "cannot write \(path)")
-                    }
-                    off += n
-                }
-            }
-            guard fsync(fd) == 0 else { throw DeliveryError.posix(errno, "cannot fsync \(path)") }
-            closed = true
-            guard close(fd) == 0 else { throw DeliveryError.posix(errno, "cannot close \(path)") }
-            guard renameat(dir, tmp, dir, name) == 0 else {
-                throw DeliveryError.posix(errno, "cannot rename into \(path)")
-            }
-        } catch {
-            if !closed { close(fd) }
-            unlinkat(dir, tmp, 0)
-            throw error
+        try deliveryCall("cannot write \(path)") { () throws(PosixError) in
+            try AtomicFile.write(data, in: dir, as: Array(name.utf8), through: Array(temporaryName(for: name).utf8),
+                                 mode: 0o644, directoryPath: dirPath)
         }
-        guard fsync(dir) == 0 else { throw DeliveryError.posix(errno, "cannot fsync directory of \(path)") }
         let sha = Hex.string(SHA256.hash(data: data))
         return WrittenFile(path: path, name: name, sha256: sha, bytes: Int64(data.count))
     }
+}
+
+/// Opens `dir/name` for reading without following a link; `.partialMissing(path)` when there is none.
+private func openExisting(_ dir: Int32, _ name: String, path: String) throws(DeliveryError) -> Int32 {
+    do throws(PosixError) {
+        return try Posix.openAt(dir, Array(name.utf8), O_RDONLY | O_NOFOLLOW | O_CLOEXEC, path: path)
+    } catch where error.code == ENOENT {
+        throw .partialMissing(path)
+    } catch {
+        throw .posix(error, "cannot open \(path)")
+    }
+}
+
+/// Runs `body`, turning the `PosixError` it throws into a `DeliveryError` (`.storage` or `.io`) saying `message`.
+func deliveryCall<T>(_ message: @autoclosure () -> String,
+                     _ body: () throws(PosixError) -> T) throws(DeliveryError) -> T {
+    do throws(PosixError) { return try body() } catch { throw .posix(error, message()) }
 }
 
 extension OutputTree {

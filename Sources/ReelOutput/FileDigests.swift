@@ -1,5 +1,5 @@
 import Foundation
-import ReelMedia
+import ReelPosix
 
 /// sha256 of local files, computed at most once per file version, off the cooperative pool.
 ///
@@ -19,6 +19,13 @@ public actor FileDigests {
 
     public struct Failure: Error, Sendable, CustomStringConvertible {
         public var description: String
+
+        init(description: String) { self.description = description }
+
+        /// "cannot open PATH: REASON", "cannot stat PATH: REASON".
+        init(_ error: PosixError) {
+            description = "cannot \(error.call == "open" ? "open" : "stat") \(error.path): \(error.reason)"
+        }
     }
 
     private var known: [String: (version: Version, sha256: String)] = [:]
@@ -49,11 +56,7 @@ public actor FileDigests {
     }
 
     static func version(of path: String) throws -> Version {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
-            throw Failure(description: "cannot stat \(path): \(String(cString: strerror(errno)))")
-        }
-        return version(path, st)
+        do throws(PosixError) { return version(path, try Posix.stat(path)) } catch { throw Failure(error) }
     }
 
     static func version(_ path: String, _ st: stat) -> Version {
@@ -64,17 +67,13 @@ public actor FileDigests {
     /// Reads the whole file through one descriptor; the version is taken from that descriptor before and after,
     /// and a file that changed meanwhile is refused rather than given a digest of mixed content.
     static func hash(_ path: String) throws -> (Version, String) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw Failure(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        let fd: Int32, before: stat
+        do throws(PosixError) { fd = try Posix.open(path, O_RDONLY | O_CLOEXEC) } catch { throw Failure(error) }
         defer { close(fd) }
-        var before = stat()
-        guard fstat(fd, &before) == 0 else {
-            throw Failure(description: "cannot stat \(path): \(String(cString: strerror(errno)))")
-        }
+        do throws(PosixError) { before = try Posix.fstat(fd, path: path) } catch { throw Failure(error) }
         let (hex, bytes) = try Delivery.digest(fd: fd, path: path)
-        var after = stat()
         let version = Self.version(path, before)
-        guard fstat(fd, &after) == 0, Self.version(path, after) == version, bytes == version.size else {
+        guard let after = try? Posix.fstat(fd, path: path), Self.version(path, after) == version, bytes == version.size else {
             throw Failure(description: "\(path) changed while it was being hashed; try again once it is complete")
         }
         return (version, hex)

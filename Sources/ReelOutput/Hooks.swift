@@ -144,7 +144,7 @@ public struct Webhook: Sendable {
 
     /// The headers of a POST of `body` at `timestamp` (seconds since 1970).
     public func headers(body: Data, timestamp: Int) -> [String: String] {
-        ["Content-Type": "application/json", "User-Agent": "reel/\(Delivery.reelVersion)",
+        ["Content-Type": "application/json", "User-Agent": "reel/\(ReelVersion.current)",
          "X-Reel-Timestamp": String(timestamp),
          "X-Reel-Signature": Self.signature(body: body, secret: secret, timestamp: timestamp)]
     }

@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelPosix
 
 /// The layout of the output tree: `<root>/<batch>/<id>.mp4`, `<id>.json`, `batch.json`, `SHA256SUMS`.
 ///
@@ -78,36 +79,40 @@ public struct OutputTree: Sendable, Hashable {
     /// realpath that it lies directly under the root. The caller closes the descriptor.
     func openBatchDirectory(_ batch: String, create: Bool) throws -> Int32 {
         let dir = try batchDirectory(batch)
-        let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard rootFD >= 0 else { throw DeliveryError.posix(errno, "cannot open output root \(root)") }
+        let rootFD = try deliveryCall("cannot open output root \(root)") { () throws(PosixError) in
+            try Posix.open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        }
         defer { close(rootFD) }
-        let flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
-        var fd = openat(rootFD, batch, flags)
-        if fd < 0, errno == ENOENT, create {
-            if mkdirat(rootFD, batch, 0o755) != 0, errno != EEXIST {
-                throw DeliveryError.posix(errno, "cannot create batch directory \(dir)")
-            }
-            fd = openat(rootFD, batch, flags)
+        let name = Array(batch.utf8)
+        func openBatch() throws(PosixError) -> Int32 {
+            try Posix.openAt(rootFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, path: dir)
         }
-        guard fd >= 0 else {
-            let e = errno
-            if e == ELOOP || e == ENOTDIR {
-                throw DeliveryError.unsafePath("\(dir) is not a real directory (a symlink or a file); "
-                    + "remove it so Reel can create the batch directory itself")
+        var opened = Result { () throws(PosixError) in try openBatch() }
+        if case .failure(let error) = opened, error.code == ENOENT, create {
+            do throws(PosixError) {
+                try Posix.mkdirAt(rootFD, name, 0o755, path: dir)
+            } catch where error.code == EEXIST {
+                // Another writer made it meanwhile.
+            } catch {
+                throw DeliveryError.posix(error, "cannot create batch directory \(dir)")
             }
-            throw DeliveryError.posix(e, "cannot open batch directory \(dir)")
+            opened = Result { () throws(PosixError) in try openBatch() }
         }
-        guard let realRoot = Self.realPath(root), let realDir = Self.realPath(dir), realDir == "\(realRoot)/\(batch)"
+        let fd: Int32
+        switch opened {
+        case .success(let descriptor):
+            fd = descriptor
+        case .failure(let error) where error.code == ELOOP || error.code == ENOTDIR:
+            throw DeliveryError.unsafePath("\(dir) is not a real directory (a symlink or a file); "
+                + "remove it so Reel can create the batch directory itself")
+        case .failure(let error):
+            throw DeliveryError.posix(error, "cannot open batch directory \(dir)")
+        }
+        guard let realRoot = try? Posix.realPath(root), let realDir = try? Posix.realPath(dir), realDir == "\(realRoot)/\(batch)"
                 || (realRoot == "/" && realDir == "/\(batch)") else {
             close(fd)
             throw DeliveryError.unsafePath("\(dir) does not resolve to a directory inside the output root \(root)")
         }
         return fd
-    }
-
-    static func realPath(_ path: String) -> String? {
-        guard let p = realpath(path, nil) else { return nil }
-        defer { free(p) }
-        return String(cString: p)
     }
 }

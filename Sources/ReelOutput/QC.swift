@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelPosix
 
 /// Quality control of a delivered video against what was asked for.
 public enum QC {
@@ -59,7 +60,7 @@ enum MP4Structure {
             guard size - offset >= 8 else {
                 return ["truncated: \(size - offset) stray bytes at offset \(offset), file ends at \(size)"]
             }
-            let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 16, off_t(offset)) }
+            let n = header.withUnsafeMutableBytes { try? Posix.pread(fd, into: $0, at: off_t(offset), path: "") } ?? 0
             guard n >= 8 else { return ["unreadable box header at offset \(offset)"] }
             var boxSize = Int64(header[0..<4].reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
             let type = String(decoding: header[4..<8], as: UTF8.self)

@@ -206,7 +206,7 @@ public struct Sidecar: Sendable, Hashable, Codable {
 
     /// Builds the sidecar of a published video; `cost_usd` is `Cost.actual(usage:spec:pricing:)`.
     public init(spec: JobSpec, delivered: DeliveredFile, providerTaskIDs: [String], attempts: [AttemptRecord],
-                timings: Timings, usage: TaskUsage?, pricing: PricingTable, reelVersion: String = Delivery.reelVersion) {
+                timings: Timings, usage: TaskUsage?, pricing: PricingTable, reelVersion: String = ReelVersion.current) {
         sidecarVersion = Self.currentVersion
         self.reelVersion = reelVersion
         job = Job(batch: spec.key.batch, id: spec.key.id)
@@ -333,7 +333,7 @@ public struct BatchManifest: Sendable, Hashable, Codable {
     public var billedNotDeliveredUsd: Double
     public var billedNotDeliveredJobs: Int
 
-    public init(batch: String, jobs: [JobOutcome], generatedAt: Timestamp, reelVersion: String = Delivery.reelVersion) {
+    public init(batch: String, jobs: [JobOutcome], generatedAt: Timestamp, reelVersion: String = ReelVersion.current) {
         batchManifestVersion = Self.currentVersion
         self.reelVersion = reelVersion
         self.batch = batch

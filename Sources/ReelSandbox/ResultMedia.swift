@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import ReelCore
 import ReelMedia
+import ReelPosix
 import Synchronization
 
 /// Result MP4s made with ffmpeg, one per (size, seconds, audio), cached on disk under the data directory and
@@ -44,7 +45,7 @@ final class ResultMedia: Sendable {
         }
         let tmp = path + ".tmp-\(getpid())-\(UUID().uuidString).mp4"
         let log = tmp + ".log"
-        defer { unlink(log) }
+        defer { try? Posix.unlink(log) }  // only ffmpeg's messages
         var args = ["-nostdin", "-v", "error", "-y", "-f", "lavfi",
                     "-i", "testsrc2=size=\(key.frame.width)x\(key.frame.height):rate=\(ProviderLimits.outputFramesPerSecond)"]
         if key.audio { args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"] }
@@ -62,10 +63,16 @@ final class ResultMedia: Sendable {
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
             do { try process.run() } catch { continuation.resume(throwing: error) }
         }
-        guard status == 0, rename(tmp, path) == 0 else {
-            unlink(tmp)
+        guard status == 0 else {
+            try? Posix.unlink(tmp)  // the failure above is the one to report
             let why = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             throw ResultMediaError(description: "ffmpeg failed (exit \(status)): \(why)")
+        }
+        do {
+            try Posix.rename(tmp, to: path)
+        } catch {
+            try? Posix.unlink(tmp)  // the failure above is the one to report
+            throw ResultMediaError(description: "cannot publish the rendered clip: \(error)")
         }
     }
 

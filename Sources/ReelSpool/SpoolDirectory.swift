@@ -1,6 +1,7 @@
 import Crypto
 import Glibc
 import ReelCore
+import ReelPosix
 
 /// A manifest read whole from `incoming/`.
 public struct SpoolFile: Sendable, Hashable {
@@ -113,20 +114,16 @@ public final class SpoolDirectory: Sendable {
     /// its temporary file as a dotfile in `incoming/` if `tmp/` is unusable).
     public init(layout: SpoolLayout, maxBytes: Int = SpoolDirectory.defaultMaxBytes,
                 linkGraceSeconds: Double = SpoolDirectory.defaultLinkGraceSeconds) throws {
-        func openDir(_ path: String) -> Int32 { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        let fd = openDir(layout.incoming)
-        guard fd >= 0 else {
-            throw SpoolError.system("open", layout.incoming, errno,
-                                    hint: "create the spool (reeld does at start) or fix [paths] spool")
+        func openDir(_ path: String) throws(PosixError) -> Int32 { try Posix.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        incoming = try spoolCall(hint: "create the spool (reeld does at start) or fix [paths] spool") {
+            () throws(PosixError) in try openDir(layout.incoming)
         }
         self.layout = layout
         self.maxBytes = maxBytes
         self.linkGraceSeconds = linkGraceSeconds
-        incoming = fd
-        let r = openDir(layout.rejected)
-        rejected = r >= 0 ? r : nil
-        let t = openDir(layout.tmp)
-        tmp = t >= 0 ? t : nil
+        // Optional: a client account usually may not open them (see above).
+        rejected = try? openDir(layout.rejected)
+        tmp = try? openDir(layout.tmp)
     }
 
     deinit {
@@ -143,14 +140,13 @@ public final class SpoolDirectory: Sendable {
     /// Throws `.unavailable` if `incoming/` was removed since it was opened (then prepare the layout again and
     /// open a new `SpoolDirectory`; while this one holds the removed directory open, inotify reports nothing).
     public func scan(settledBefore cutoff: Timestamp? = nil) throws -> SpoolScan {
-        var home = stat()
-        if fstat(incoming, &home) == 0, home.st_nlink == 0 {
+        if let home = try? Posix.fstat(incoming, path: layout.incoming), home.st_nlink == 0 {
             throw SpoolError(.unavailable, path: layout.incoming, message: "incoming/ was removed",
                              hint: "prepare the spool again and reopen it (restart reeld)")
         }
         var found: [(time: timespec, name: [UInt8], string: String)] = []
         var skipped: [SpoolSkip] = []
-        for raw in try entryNames(incoming, path: layout.incoming) {
+        for raw in try spoolCall({ () throws(PosixError) in try Posix.entryNames(incoming, path: layout.incoming) }) {
             let reason: SpoolSkip.Reason? =
                 raw.first == 0x2E ? .dotfile
                 : SpoolName.decode(raw) == nil ? .nameNotUTF8
@@ -160,7 +156,7 @@ public final class SpoolDirectory: Sendable {
                 continue
             }
             guard let st = lstatAt(incoming, raw) else { continue }  // vanished since readdir
-            if let cutoff, seconds(st.st_mtim) > cutoff {
+            if let cutoff, Posix.seconds(st.st_mtim) > cutoff {
                 skipped.append(SpoolSkip(rawName: raw, name: SpoolName.display(raw), reason: .settling))
                 continue
             }
@@ -194,18 +190,24 @@ public final class SpoolDirectory: Sendable {
             return .reject(SpoolRefusal(reason: "\"\(name)\" is not a plain file name",
                                         hint: "spool names are one path component without '/'"))
         }
-        guard let before = lstatAt(incoming, raw) else { return failure(errno, opening: name) }
+        let path = layout.incoming + "/" + name
+        let before: stat
+        do throws(PosixError) { before = try Posix.lstatAt(incoming, raw, path: path) } catch { return failure(error.code, opening: name) }
         if let refusal = refuse(before) ?? refuseWriter(before) {
             if refusal.linkToRemove != nil, linkIsFresh(before) {
                 return .notReady(reason: "it has another name, made moments ago (a writer that links, then unlinks)")
             }
             return .reject(refusal)
         }
-        let fd = withCName(raw) { openat(incoming, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY) }
-        guard fd >= 0 else { return failure(errno, opening: name) }
+        let fd: Int32
+        do throws(PosixError) {
+            fd = try Posix.openAt(incoming, raw, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, path: path)
+        } catch {
+            return failure(error.code, opening: name)
+        }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { return failure(errno, opening: name) }
+        let st: stat
+        do throws(PosixError) { st = try Posix.fstat(fd, path: path) } catch { return failure(error.code, opening: name) }
         guard st.st_dev == before.st_dev, st.st_ino == before.st_ino else {
             return .notReady(reason: "it was replaced while being opened")
         }
@@ -214,25 +216,23 @@ public final class SpoolDirectory: Sendable {
 
         var bytes: [UInt8] = []
         bytes.reserveCapacity(Int(st.st_size))
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 8)
+        defer { chunk.deallocate() }
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let n: Int
+            do throws(PosixError) { n = try Posix.read(fd, into: chunk, path: path) } catch { return .notReady(reason: "read failed: \(error.reason)") }
             if n == 0 { break }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return .notReady(reason: "read failed: \(String(cString: strerror(errno)))")
-            }
             bytes.append(contentsOf: chunk[..<n])
             if bytes.count > maxBytes { return .reject(tooLarge(bytes.count, whileReading: true)) }
         }
-        var after = stat()
-        guard fstat(fd, &after) == 0 else { return failure(errno, opening: name) }
+        let after: stat
+        do throws(PosixError) { after = try Posix.fstat(fd, path: path) } catch { return failure(error.code, opening: name) }
         guard after.st_size == st.st_size, bytes.count == Int(st.st_size),
               (after.st_mtim.tv_sec, after.st_mtim.tv_nsec) == (st.st_mtim.tv_sec, st.st_mtim.tv_nsec) else {
             return .notReady(reason: "it changed while being read (writers should write in tmp/ and rename)")
         }
         let digest = Hex.string(SHA256.hash(data: bytes))
-        return .ok(SpoolFile(name: name, bytes: bytes, sha256: digest, size: bytes.count, mtime: seconds(st.st_mtim),
+        return .ok(SpoolFile(name: name, bytes: bytes, sha256: digest, size: bytes.count, mtime: Posix.seconds(st.st_mtim),
                              device: UInt64(st.st_dev), inode: UInt64(st.st_ino)))
     }
 
@@ -242,7 +242,7 @@ public final class SpoolDirectory: Sendable {
     /// A refusal for anything but a regular file under the cap.
     private func refuse(_ st: stat) -> SpoolRefusal? {
         let what: String
-        switch fileType(st) {
+        switch Posix.fileType(st) {
         case S_IFREG:
             return Int(st.st_size) > maxBytes ? tooLarge(Int(st.st_size), whileReading: false) : nil
         case S_IFLNK: what = "a symbolic link; Reel never follows links in the spool"
@@ -263,13 +263,13 @@ public final class SpoolDirectory: Sendable {
     private func linkIsFresh(_ st: stat) -> Bool {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        return seconds(now) - seconds(st.st_ctim) < linkGraceSeconds
+        return Posix.seconds(now) - Posix.seconds(st.st_ctim) < linkGraceSeconds
     }
 
     /// A refusal for a regular file that has other names (a hard link) or whose owner is not an allowed writer
     /// (see `read`). Neither is ever opened for reading.
     private func refuseWriter(_ st: stat) -> SpoolRefusal? {
-        guard fileType(st) == S_IFREG else { return nil }
+        guard Posix.fileType(st) == S_IFREG else { return nil }
         if st.st_nlink > 1 {
             var refusal = SpoolRefusal(
                 reason: "it is a hard link (the file has \(st.st_nlink) names); Reel never reads a file that has "
@@ -278,8 +278,7 @@ public final class SpoolDirectory: Sendable {
             refusal.linkToRemove = .init(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
             return refusal
         }
-        var home = stat()
-        guard fstat(incoming, &home) == 0 else { return nil }  // the read's own open decides then
+        guard let home = try? Posix.fstat(incoming, path: layout.incoming) else { return nil }  // the read's own open decides then
         if st.st_uid == geteuid() || st.st_uid == 0 || st.st_uid == home.st_uid || st.st_gid == home.st_gid {
             return nil
         }
@@ -314,7 +313,7 @@ public final class SpoolDirectory: Sendable {
         case ENAMETOOLONG:
             return .reject(SpoolRefusal(reason: "its name is too long", hint: "use a shorter name"))
         default:
-            return .notReady(reason: "opening \(name) failed: \(String(cString: strerror(err)))")
+            return .notReady(reason: "opening \(name) failed: \(Posix.describe(err))")
         }
     }
 
@@ -336,13 +335,16 @@ public final class SpoolDirectory: Sendable {
             guard SpoolName.isPlain(raw) else { throw invalidName(file.name) }
             guard let st = lstatAt(incoming, raw), UInt64(st.st_dev) == file.device, UInt64(st.st_ino) == file.inode
             else { continue }
-            if withCName(raw, { unlinkat(incoming, $0, 0) }) == 0 {
+            do throws(PosixError) {
+                try Posix.unlinkAt(incoming, raw, path: layout.incoming + "/" + file.name)
                 removed += 1
-            } else if errno != ENOENT {
-                throw SpoolError.system("unlink", layout.incoming + "/" + file.name, errno)
+            } catch where error.code == ENOENT {
+                // Gone meanwhile: nothing to remove.
+            } catch {
+                throw SpoolError(error)
             }
         }
-        guard !syncDirectory || fsync(incoming) == 0 else { throw SpoolError.system("fsync", layout.incoming, errno) }
+        if syncDirectory { try spoolCall { () throws(PosixError) in try Posix.fsync(incoming, path: layout.incoming) } }
         return removed
     }
 
@@ -375,20 +377,24 @@ public final class SpoolDirectory: Sendable {
             let target = stem + ext
             let reportName = stem + reportExt
             if lstatAt(rejected, target) != nil || lstatAt(rejected, reportName) != nil { continue }
-            try writeAtomically(report, in: rejected, as: reportName, path: layout.rejected)
-            let err = renameNoReplace(incoming, raw, rejected, target)
-            if err == EEXIST {
-                _ = withCName(reportName) { unlinkat(rejected, $0, 0) }
-                continue
+            try writeReport(report, in: rejected, as: reportName)
+            do throws(PosixError) {
+                try Posix.renameNoReplace(incoming, raw, rejected, target,
+                                          path: layout.incoming + "/" + SpoolName.display(raw))
+            } catch {
+                // Take the report back: it must not describe an entry that is not there.
+                try spoolCall { () throws(PosixError) in
+                    try Posix.unlinkAt(rejected, reportName, path: layout.rejected + "/" + SpoolName.display(reportName))
+                }
+                if error.code == EEXIST { continue }
+                try spoolCall { () throws(PosixError) in try Posix.fsync(rejected, path: layout.rejected) }
+                if error.code == ENOENT { return nil }
+                throw SpoolError(error)
             }
-            if err != 0 {
-                _ = withCName(reportName) { unlinkat(rejected, $0, 0) }
-                _ = fsync(rejected)
-                if err == ENOENT { return nil }
-                throw SpoolError.system("rename", layout.incoming + "/" + SpoolName.display(raw), err)
+            try spoolCall { () throws(PosixError) in
+                try Posix.fsync(rejected, path: layout.rejected)
+                try Posix.fsync(incoming, path: layout.incoming)
             }
-            guard fsync(rejected) == 0 else { throw SpoolError.system("fsync", layout.rejected, errno) }
-            guard fsync(incoming) == 0 else { throw SpoolError.system("fsync", layout.incoming, errno) }
             return SpoolRejected(file: SpoolName.display(target), report: SpoolName.display(reportName))
         }
         throw SpoolError(.system, path: layout.rejected, message: "no free name for \(SpoolName.display(raw))",
@@ -410,48 +416,34 @@ public final class SpoolDirectory: Sendable {
         }
         guard let st = lstatAt(incoming, raw), UInt64(st.st_dev) == link.device, UInt64(st.st_ino) == link.inode
         else { return nil }
-        guard withCName(raw, { unlinkat(incoming, $0, 0) }) == 0 else {
-            if errno == ENOENT { return nil }
-            throw SpoolError.system("unlink", layout.incoming + "/" + name, errno)
+        do throws(PosixError) {
+            try Posix.unlinkAt(incoming, raw, path: layout.incoming + "/" + name)
+        } catch where error.code == ENOENT {
+            return nil
+        } catch {
+            throw SpoolError(error)
         }
-        guard fsync(incoming) == 0 else { throw SpoolError.system("fsync", layout.incoming, errno) }
+        try spoolCall { () throws(PosixError) in try Posix.fsync(incoming, path: layout.incoming) }
         let stem = name.hasSuffix(".json") ? String(name.dropLast(5)) : name
         for k in 0..<10_000 {
             let reportName = Array((stem.utf8.prefix(Int(NAME_MAX) - 17)) + (k == 0 ? [] : Array(".\(k)".utf8)))
                 + Array(".error.json".utf8)
             if lstatAt(rejected, reportName) != nil { continue }
-            try writeAtomically(report, in: rejected, as: reportName, path: layout.rejected)
-            guard fsync(rejected) == 0 else { throw SpoolError.system("fsync", layout.rejected, errno) }
+            try writeReport(report, in: rejected, as: reportName)
+            try spoolCall { () throws(PosixError) in try Posix.fsync(rejected, path: layout.rejected) }
             return SpoolName.display(reportName)
         }
         throw SpoolError(.system, path: layout.rejected, message: "no free report name for \(name)",
                          hint: "clean up rejected/")
     }
 
-    /// Writes `bytes` to `dir/.reel.<random>.tmp` (O_EXCL, no links), fsyncs and renames it over `dir/NAME`.
-    private func writeAtomically(_ bytes: [UInt8], in dir: Int32, as name: [UInt8], path: String) throws {
-        let temp = try writeTemp(bytes, in: dir, for: name, path: path)
-        let ok = withCName(temp) { t in withCName(name) { renameat(dir, t, dir, $0) } } == 0
-        if !ok {
-            let err = errno
-            _ = withCName(temp) { unlinkat(dir, $0, 0) }
-            throw SpoolError.system("rename", path + "/" + SpoolName.display(name), err)
+    /// Writes a report into `rejected/` atomically through `.reel.<random>.tmp`; the caller fsyncs `rejected/`
+    /// once the entry it describes is moved too.
+    private func writeReport(_ bytes: [UInt8], in rejected: Int32, as name: [UInt8]) throws(SpoolError) {
+        try spoolCall { () throws(PosixError) in
+            try AtomicFile.write(bytes, in: rejected, as: name, through: SpoolName.newTemporary(), mode: 0o640,
+                                 directoryPath: layout.rejected, syncDirectory: false)
         }
-    }
-
-    /// Creates `dir/.reel.<random>.tmp` with `bytes`, fsynced; returns its name.
-    private func writeTemp(_ bytes: [UInt8], in dir: Int32, for name: [UInt8], path: String) throws -> [UInt8] {
-        let temp = SpoolName.newTemporary()
-        let fd = withCName(temp) { openat(dir, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640) }
-        guard fd >= 0 else { throw SpoolError.system("create", path + "/" + SpoolName.display(temp), errno) }
-        var err = writeAll(fd, bytes)
-        if err == 0, fsync(fd) != 0 { err = errno }
-        close(fd)
-        if err != 0 {
-            _ = withCName(temp) { unlinkat(dir, $0, 0) }
-            throw SpoolError.system("write", path + "/" + SpoolName.display(temp), err)
-        }
-        return temp
     }
 
     // MARK: submit
@@ -470,24 +462,32 @@ public final class SpoolDirectory: Sendable {
         let target = Array((stem + ".json").utf8)
         var dir = tmp ?? incoming
         var dirPath = tmp == nil ? layout.incoming : layout.tmp
-        let temp: [UInt8]
-        do {
-            temp = try writeTemp(bytes, in: dir, for: target, path: dirPath)
-        } catch let error as SpoolError where dir != incoming && (error.errno == EACCES || error.errno == EPERM) {
+        let temp = SpoolName.newTemporary()
+        do throws(PosixError) {
+            try AtomicFile.writeTemporary(bytes, in: dir, as: temp, mode: 0o640, directoryPath: dirPath)
+        } catch where dir != incoming && (error.code == EACCES || error.code == EPERM) {
             (dir, dirPath) = (incoming, layout.incoming)
-            temp = try writeTemp(bytes, in: dir, for: target, path: dirPath)
+            try spoolCall { () throws(PosixError) in
+                try AtomicFile.writeTemporary(bytes, in: dir, as: temp, mode: 0o640, directoryPath: dirPath)
+            }
+        } catch {
+            throw SpoolError(error)
         }
-        let err = renameNoReplace(dir, temp, incoming, target)
-        guard err == 0 else {
-            _ = withCName(temp) { unlinkat(dir, $0, 0) }
-            if err == EEXIST {
-                throw SpoolError(.nameTaken, path: layout.incoming + "/" + stem + ".json",
+        let path = layout.incoming + "/" + stem + ".json"
+        do throws(PosixError) {
+            try Posix.renameNoReplace(dir, temp, incoming, target, path: path)
+        } catch {
+            try spoolCall { () throws(PosixError) in
+                try Posix.unlinkAt(dir, temp, path: dirPath + "/" + SpoolName.display(temp))
+            }
+            if error.code == EEXIST {
+                throw SpoolError(.nameTaken, path: path,
                                  message: "a manifest of that name is already waiting in incoming/",
                                  hint: "submit it under another name, or wait until Reel has taken the first one")
             }
-            throw SpoolError.system("rename", layout.incoming + "/" + stem + ".json", err)
+            throw SpoolError(error)
         }
-        guard fsync(incoming) == 0 else { throw SpoolError.system("fsync", layout.incoming, errno) }
+        try spoolCall { () throws(PosixError) in try Posix.fsync(incoming, path: layout.incoming) }
         return stem + ".json"
     }
 

@@ -1,4 +1,5 @@
 import Glibc
+import ReelPosix
 
 /// A spool operation that failed, with what went wrong and how to fix it.
 public struct SpoolError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -36,13 +37,17 @@ public struct SpoolError: Error, Sendable, Hashable, CustomStringConvertible {
         self.hint = hint
     }
 
-    /// A failed system call: `op` names it, `err` is its errno.
-    static func system(_ op: String, _ path: String, _ err: Int32, hint: String = "check the path and its permissions")
-        -> SpoolError
-    {
-        SpoolError(.system, path: path, errno: err, message: "\(op) failed: \(String(cString: strerror(err)))",
-                   hint: hint)
+    /// A failed system call, from the `PosixError` it threw.
+    init(_ error: PosixError, hint: String = "check the path and its permissions") {
+        self.init(.system, path: error.path, errno: error.code, message: "\(error.call) failed: \(error.reason)",
+                  hint: hint)
     }
 
     public var description: String { "\(path): \(message) (\(hint))" }
+}
+
+/// Runs `body`, turning the `PosixError` it throws into a `SpoolError` (`.system`) with `hint`.
+func spoolCall<T>(hint: String = "check the path and its permissions",
+                  _ body: () throws(PosixError) -> T) throws(SpoolError) -> T {
+    do throws(PosixError) { return try body() } catch { throw SpoolError(error, hint: hint) }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import ReelPosix
 
 /// The spool's directories: writers create files in `tmp/` (or as dotfiles in `incoming/`) and rename
 /// finished `*.json` into `incoming/`; Reel moves refused files to `rejected/` next to a `NAME.error.json`.
@@ -34,12 +35,14 @@ public struct SpoolLayout: Sendable, Hashable {
     public func prepare() throws {
         for (path, mode) in [(root, Self.rootMode), (tmp, Self.dropMode), (incoming, Self.dropMode),
                              (rejected, Self.rejectedMode)] {
-            if mkdir(path, mode) == 0 {
-                guard chmod(path, mode) == 0 else { throw SpoolError.system("chmod", path, errno) }
-            } else if errno != EEXIST {
-                throw SpoolError.system("mkdir", path, errno,
-                                        hint: "create the spool's parent directory or fix [paths] spool in reel.toml")
+            do throws(PosixError) {
+                try Posix.mkdir(path, mode)
+            } catch where error.code == EEXIST {
+                continue  // its owner decides its mode
+            } catch {
+                throw SpoolError(error, hint: "create the spool's parent directory or fix [paths] spool in reel.toml")
             }
+            try spoolCall { () throws(PosixError) in try Posix.chmod(path, mode) }
         }
         try checkFilesystems()
     }
@@ -47,9 +50,8 @@ public struct SpoolLayout: Sendable, Hashable {
     /// Checks that all four paths are directories and that `tmp/` and `rejected/` share `incoming/`'s filesystem.
     public func checkFilesystems() throws {
         func device(_ path: String) throws -> dev_t {
-            var st = stat()
-            guard stat(path, &st) == 0 else { throw SpoolError.system("stat", path, errno) }
-            guard fileType(st) == S_IFDIR else {
+            let st = try spoolCall { () throws(PosixError) in try Posix.stat(path) }
+            guard Posix.fileType(st) == S_IFDIR else {
                 throw SpoolError(.notADirectory, path: path, message: "exists but is not a directory",
                                  hint: "remove or rename it; Reel creates the spool directories it needs")
             }

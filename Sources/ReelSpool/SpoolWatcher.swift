@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import ReelPosix
 import Synchronization
 
 /// What the watcher tells the intake loop.
@@ -48,19 +49,17 @@ public final class SpoolWatcher: Sendable {
 
     /// Starts watching `directory`. Throws if it cannot be watched (missing, not a directory, no inotify).
     public init(directory: String, rescanInterval: Duration? = .seconds(60), bufferLimit: Int = 16_384) throws {
-        let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard fd >= 0 else {
-            throw SpoolError.system("inotify_init1", directory, errno,
-                                    hint: "raise fs.inotify.max_user_instances")
+        let fd = try spoolCall(hint: "raise fs.inotify.max_user_instances") { () throws(PosixError) in
+            try Posix.retrying("inotify_init1", directory) { inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC)) }
         }
         let mask = UInt32(IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_MODIFY | IN_Q_OVERFLOW | IN_DELETE_SELF
                           | IN_MOVE_SELF | IN_ONLYDIR)
-        guard inotify_add_watch(fd, directory, mask) >= 0 else {
-            let err = errno
+        do throws(PosixError) {
+            try Posix.retrying("inotify_add_watch", directory) { inotify_add_watch(fd, directory, mask) }
+        } catch {
             close(fd)
-            throw SpoolError.system("inotify_add_watch", directory, err,
-                                    hint: "create the spool first (SpoolLayout.prepare) or raise "
-                                        + "fs.inotify.max_user_watches")
+            throw SpoolError(error, hint: "create the spool first (SpoolLayout.prepare) or raise "
+                                 + "fs.inotify.max_user_watches")
         }
         let queue = DispatchQueue(label: "reel.spool.watcher")
         let (stream, continuation) = AsyncStream.makeStream(of: SpoolHint.self,
@@ -71,12 +70,13 @@ public final class SpoolWatcher: Sendable {
 
         let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         source.setEventHandler {
-            var buffer = [UInt8](repeating: 0, count: 64 << 10)  // ≥ sizeof(inotify_event) + NAME_MAX + 1
+            // ≥ sizeof(inotify_event) + NAME_MAX + 1
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 8)
+            defer { buffer.deallocate() }
             while true {
-                let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-                if n < 0, errno == EINTR { continue }
-                guard n > 0 else { break }  // EAGAIN: drained
-                for hint in buffer[..<n].withUnsafeBytes({ Self.hints(parsing: $0, directory: directory) }) {
+                // EAGAIN: drained. Any other failure ends this round; the periodic rescan covers what it missed.
+                guard let n = try? Posix.read(fd, into: buffer, path: directory), n > 0 else { break }
+                for hint in Self.hints(parsing: UnsafeRawBufferPointer(rebasing: buffer[..<n]), directory: directory) {
                     feed.send(hint)
                 }
             }
@@ -150,7 +150,7 @@ public final class SpoolWatcher: Sendable {
                     // with link + unlink) arrives with its content and never gets IN_CLOSE_WRITE, and a FIFO,
                     // symlink or socket has no writer to wait for. Writes to it bring IN_MODIFY anyway.
                     var st = stat()
-                    guard lstat(directory + "/" + string, &st) == 0, fileType(st) == S_IFREG, st.st_size == 0
+                    guard lstat(directory + "/" + string, &st) == 0, Posix.fileType(st) == S_IFREG, st.st_size == 0
                     else { continue }
                 }
                 // A burst of writes arrives as one IN_MODIFY per write: one hint per name per buffer is enough.

@@ -1,4 +1,5 @@
 import Glibc
+import ReelPosix
 
 /// Removes temporary files that a crash left behind: a writer's `.NAME.tmp-…` that never got renamed over its
 /// final name stays forever otherwise. Used at start, for the spool and for the output tree, each with its own
@@ -13,10 +14,13 @@ public enum StaleTemporaries {
     /// A missing directory has nothing to clean. Returns the paths removed.
     public static func remove(in path: String, isTemporary: ([UInt8]) -> Bool,
                               modifiedBefore: Double? = nil) throws -> [String] {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { return [] }
-            throw SpoolError.system("open", path, errno)
+        let fd: Int32
+        do throws(PosixError) {
+            fd = try Posix.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        } catch where error.code == ENOENT {
+            return []
+        } catch {
+            throw SpoolError(error)
         }
         return try remove(inDirectory: fd, path: path, isTemporary: isTemporary, modifiedBefore: modifiedBefore)
     }
@@ -24,20 +28,26 @@ public enum StaleTemporaries {
     /// `remove(in:)` for every subdirectory of `root` (not following symlinks), e.g. the output tree's batch
     /// directories. Returns the paths removed.
     public static func remove(inSubdirectoriesOf root: String, isTemporary: ([UInt8]) -> Bool) throws -> [String] {
-        let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)  // the root itself may be a symlink (a mount)
-        guard rootFD >= 0 else {
-            if errno == ENOENT { return [] }
-            throw SpoolError.system("open", root, errno)
+        let rootFD: Int32
+        do throws(PosixError) {
+            rootFD = try Posix.open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)  // the root itself may be a symlink (a mount)
+        } catch where error.code == ENOENT {
+            return []
+        } catch {
+            throw SpoolError(error)
         }
         defer { close(rootFD) }
         var removed: [String] = []
-        for name in try entryNames(rootFD, path: root) {
-            guard let st = lstatAt(rootFD, name), fileType(st) == S_IFDIR else { continue }
+        for name in try spoolCall({ () throws(PosixError) in try Posix.entryNames(rootFD, path: root) }) {
+            guard let st = lstatAt(rootFD, name), Posix.fileType(st) == S_IFDIR else { continue }
             let path = root + "/" + SpoolName.display(name)
-            let fd = withCName(name) { openat(rootFD, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-            guard fd >= 0 else {
-                if errno == ENOENT || errno == ELOOP || errno == ENOTDIR { continue }  // gone or replaced meanwhile
-                throw SpoolError.system("open", path, errno)
+            let fd: Int32
+            do throws(PosixError) {
+                fd = try Posix.openAt(rootFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, path: path)
+            } catch where [ENOENT, ELOOP, ENOTDIR].contains(error.code) {
+                continue  // gone or replaced meanwhile
+            } catch {
+                throw SpoolError(error)
             }
             removed += try remove(inDirectory: fd, path: path, isTemporary: isTemporary, modifiedBefore: nil)
         }
@@ -63,17 +73,21 @@ public enum StaleTemporaries {
         defer { close(fd) }
         var removed: [String] = []
         var dirty = false
-        for name in try entryNames(fd, path: path) where isTemporary(name) {
-            guard let st = lstatAt(fd, name), fileType(st) == S_IFREG else { continue }
-            if let modifiedBefore, seconds(st.st_mtim) >= modifiedBefore { continue }
-            guard withCName(name, { unlinkat(fd, $0, 0) }) == 0 else {
-                if errno == ENOENT { continue }
-                throw SpoolError.system("unlink", path + "/" + SpoolName.display(name), errno)
+        for name in try spoolCall({ () throws(PosixError) in try Posix.entryNames(fd, path: path) }) where isTemporary(name) {
+            guard let st = lstatAt(fd, name), Posix.fileType(st) == S_IFREG else { continue }
+            if let modifiedBefore, Posix.seconds(st.st_mtim) >= modifiedBefore { continue }
+            let shown = path + "/" + SpoolName.display(name)
+            do throws(PosixError) {
+                try Posix.unlinkAt(fd, name, path: shown)
+            } catch where error.code == ENOENT {
+                continue
+            } catch {
+                throw SpoolError(error)
             }
             dirty = true
-            removed.append(path + "/" + SpoolName.display(name))
+            removed.append(shown)
         }
-        if dirty, fsync(fd) != 0 { throw SpoolError.system("fsync", path, errno) }
+        if dirty { try spoolCall { () throws(PosixError) in try Posix.fsync(fd, path: path) } }
         return removed
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import ReelPosix
 
 /// Where the API key came from (safe to log: it never holds the key).
 public enum CredentialSource: Sendable, Equatable, CustomStringConvertible {
@@ -64,15 +65,16 @@ public enum Credentials {
     private static func read(_ path: String, what: String, refuseWorldReadable: Bool) throws(CredentialError)
         -> String?
     {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
-        guard fd >= 0 else {
-            let e = Glibc.errno
-            if e == ENOENT { return nil }
-            throw CredentialError("\(what) \(path) cannot be opened: \(String(cString: strerror(e)))")
+        let fd: Int32
+        do throws(PosixError) {
+            fd = try Posix.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+        } catch where error.code == ENOENT {
+            return nil
+        } catch {
+            throw CredentialError("\(what) \(path) cannot be opened: \(error.reason)")
         }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+        guard let st = try? Posix.fstat(fd, path: path), Posix.fileType(st) == S_IFREG else {
             throw CredentialError("\(what) \(path) is not a regular file")
         }
         if refuseWorldReadable && st.st_mode & S_IROTH != 0 {
@@ -83,10 +85,13 @@ public enum Credentials {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && Glibc.errno == EINTR { continue }
-            guard n >= 0 else {
-                throw CredentialError("\(what) \(path) cannot be read: \(String(cString: strerror(Glibc.errno)))")
+            let read = chunk.withUnsafeMutableBytes { buffer in
+                Result { () throws(PosixError) in try Posix.read(fd, into: buffer, path: path) }
+            }
+            let n: Int
+            switch read {
+            case .success(let count): n = count
+            case .failure(let error): throw CredentialError("\(what) \(path) cannot be read: \(error.reason)")
             }
             if n == 0 { break }
             bytes += chunk[..<n]

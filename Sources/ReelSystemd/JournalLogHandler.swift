@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import ReelPosix
 import Synchronization
 
 /// swift-log level → syslog priority (`<N>` prefix and journald `PRIORITY=`).
@@ -158,8 +159,7 @@ public struct JournalLogHandler: LogHandler {
     public static func stream(_ journalStream: String?, matches fd: Int32) -> Bool {
         guard let parts = journalStream?.split(separator: ":"), parts.count == 2,
               let dev = UInt64(parts[0]), let ino = UInt64(parts[1]) else { return false }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { return false }
+        guard let st = try? Posix.fstat(fd, path: "fd \(fd)") else { return false }
         return UInt64(st.st_dev) == dev && UInt64(st.st_ino) == ino
     }
 
@@ -187,16 +187,10 @@ public struct JournalLogHandler: LogHandler {
         Self.write(line + "\n", to: stderrFD)
     }
 
-    /// One `write(2)` per record, so concurrent records do not interleave (lines under PIPE_BUF).
+    /// One `write(2)` per record, so concurrent records do not interleave (lines under PIPE_BUF). A log line that
+    /// cannot be written (stderr closed, a full disk behind a redirect) has nowhere to be reported, so it is dropped.
     private static func write(_ text: String, to fd: Int32) {
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 && Glibc.errno == EINTR { continue }
-            guard n > 0 else { return }
-            offset += n
-        }
+        try? Posix.writeAll(fd, Array(text.utf8), path: "stderr")
     }
 
     private static func utcTimestamp() -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 import ReelCurl
 import ReelProtocol
 
@@ -25,7 +26,7 @@ struct ControlClient {
 
     /// One transfer thread for the whole process, created once and never torn down: the process can exit at any
     /// moment without a libcurl handle being cleaned up on another thread at the same time.
-    private static let curl = CurlClient(threads: 1, userAgent: "reelctl/1")
+    private static let curl = CurlClient(threads: 1, userAgent: "reelctl/\(ReelVersion.current)")
 
     init(socket: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.socket = socket

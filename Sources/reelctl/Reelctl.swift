@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ReelCore
 
 @main
 struct Reelctl: AsyncParsableCommand {
@@ -10,6 +11,7 @@ struct Reelctl: AsyncParsableCommand {
         Exit codes: 0 ok, 1 the operation failed, 2 usage error, 69 reeld unreachable.
         Output is a table on a terminal and JSON (NDJSON for listings) with --json or when piped.
         """,
+        version: ReelVersion.current,
         subcommands: [Status.self, Jobs.self, Show.self, Batches.self, BatchCommand.self,
                       Cancel.self, Retry.self, Hold.self, Release.self, Pause.self, Resume.self, Drain.self,
                       Reload.self, Watch.self, Shape.self, Resolve.self, Validate.self, Estimate.self, Submit.self,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ReelConfig
+import ReelCore
 import ReelDaemon
 import ReelSystemd
 
@@ -14,7 +15,8 @@ struct Reeld: AsyncParsableCommand {
         Runs until SIGTERM or SIGINT (remote renders keep running and are re-attached at the next start).
         SIGHUP reloads limits, retry, polling, pricing, hooks, log level, in-doubt policy and retention.
         Exit status: 0 clean stop, 78 configuration problem (every problem is listed), 70 internal error.
-        """)
+        """,
+        version: ReelVersion.current)
 
     @Option(name: .long, help: ArgumentHelp("The configuration file.", valueName: "file"))
     var config = "/etc/reel/reel.toml"

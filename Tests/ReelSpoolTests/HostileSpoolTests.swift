@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import ReelPosix
 import ReelCore
 @testable import ReelSpool
 import Testing
@@ -104,7 +105,7 @@ import Testing
         try put(t.incoming + "/grows.json", "{}")
         let result = t.spool.read("grows.json") { _ in
             let fd = open(t.incoming + "/grows.json", O_WRONLY | O_APPEND)
-            _ = writeAll(fd, [UInt8](repeating: 0x20, count: 200))
+            try? Posix.writeAll(fd, [UInt8](repeating: 0x20, count: 200), path: "")
             close(fd)
         }
         #expect(result.refusal?.reason.contains("grew past") == true)
@@ -115,7 +116,7 @@ import Testing
         try put(t.incoming + "/busy.json", "{\"a\":")
         let grown = t.spool.read("busy.json") { _ in
             let fd = open(t.incoming + "/busy.json", O_WRONLY | O_APPEND)
-            _ = writeAll(fd, Array("1}".utf8))
+            try? Posix.writeAll(fd, Array("1}".utf8), path: "")
             close(fd)
         }
         #expect(grown.isNotReady)
@@ -127,7 +128,7 @@ import Testing
     @Test func aNonUTF8NameIsSkippedByTheScanAndCanBeRejectedByItsRawName() throws {
         let t = try TempSpool()
         let raw: [UInt8] = Array("bad".utf8) + [0xFF] + Array(".json".utf8)
-        let fd = withCName(Array(t.incoming.utf8) + [0x2F] + raw) { open($0, O_WRONLY | O_CREAT, 0o644) }
+        let fd = Posix.withCName(Array(t.incoming.utf8) + [0x2F] + raw) { open($0, O_WRONLY | O_CREAT, 0o644) }
         #expect(fd >= 0)
         close(fd)
         let scan = try t.spool.scan()

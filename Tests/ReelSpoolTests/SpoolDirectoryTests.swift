@@ -118,25 +118,4 @@ import Testing
         #expect(text(t.incoming + "/race.json") == "writer \(winners.first ?? -1)")
         #expect(names(t.layout.tmp).isEmpty)
     }
-
-    @Test(arguments: [true, false])
-    func renameNoReplaceNeverReplaces(renameat2: Bool) throws {
-        let t = try TempSpool()
-        let dir = open(t.incoming, O_RDONLY | O_DIRECTORY)
-        defer { close(dir) }
-        try put(t.incoming + "/a", "a")
-        try put(t.incoming + "/b", "b")
-        mkdir(t.incoming + "/d", 0o755)
-        mkdir(t.incoming + "/e", 0o755)
-        func move(_ from: String, _ to: String) -> Int32 {
-            renameNoReplace(dir, Array(from.utf8), dir, Array(to.utf8), allowRenameat2: renameat2)
-        }
-        #expect(move("a", "b") == EEXIST)
-        #expect(move("d", "e") == EEXIST)
-        #expect(move("a", "c") == 0)
-        #expect(move("d", "f") == 0)
-        #expect(move("missing", "g") == ENOENT)
-        #expect(names(t.incoming) == ["b", "c", "e", "f"])
-        #expect(text(t.incoming + "/b") == "b" && text(t.incoming + "/c") == "a")
-    }
 }

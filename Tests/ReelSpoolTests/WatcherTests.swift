@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import ReelPosix
 @testable import ReelSpool
 import Testing
 
@@ -29,10 +30,10 @@ import Testing
         let t = try TempSpool()
         let watcher = try SpoolWatcher(directory: t.incoming, rescanInterval: nil)
         let fd = open(t.incoming + "/slow.json", O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        #expect(writeAll(fd, Array("{\"half\":".utf8)) == 0)
+        try Posix.writeAll(fd, Array("{\"half\":".utf8), path: "slow.json")
         let scan = try t.spool.scan(settledBefore: Date().timeIntervalSince1970 - 2)
         #expect(scan.candidates.isEmpty && scan.skipped.map(\.reason) == [.settling])
-        #expect(writeAll(fd, Array("1}".utf8)) == 0)
+        try Posix.writeAll(fd, Array("1}".utf8), path: "slow.json")
         close(fd)
         let hints = await collect(watcher.hints) { $0.contains(.file("slow.json")) }
         // Created and written in place: `.writing` until the writer's close brings `.file`.

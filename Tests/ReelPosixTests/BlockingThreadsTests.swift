@@ -2,7 +2,7 @@ import Foundation
 import Dispatch
 import Glibc
 import Synchronization
-@testable import ReelMedia
+@testable import ReelPosix
 import Testing
 
 /// The dedicated threads for blocking work: work runs on them, and a `nice` lowers their priority relative to
