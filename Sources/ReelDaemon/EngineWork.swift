@@ -49,6 +49,7 @@ extension Engine {
             // instead of resubmitting. A crash before it leaves the job `queued`: nothing was sent.
             let created = try await api.createTask(request) { [self] in
                 try await openSubmission(row, fingerprint: fingerprint, intent: intent)
+                await handle(.createSent(key, at: clock.now()))   // the create window counts from the send
             }
             let now = clock.now()
             await recordExchange(key, created.exchange)
