@@ -431,7 +431,8 @@ extension Engine {
                 ?? row.submittedAt.map { now - $0 }
             if let runTime {
                 handle(.observedRunTime(model: row.spec.model, resolution: row.spec.resolution,
-                                        durationSeconds: row.spec.durationSeconds, seconds: runTime))
+                                        durationSeconds: row.spec.durationSeconds,
+                                        referenceVideoSeconds: row.spec.referenceVideoSeconds, seconds: runTime))
                 await recordRunTimeSample(RunTimeClass(model: row.spec.model, resolution: row.spec.resolution,
                                                             durationSeconds: row.spec.durationSeconds),
                                                seconds: runTime, now: now)

@@ -37,6 +37,11 @@ enum Metrics {
                Array(zip(pools, s.pools.map { Double($0.slotsHeld) })))
         metric("reel_pool_throttles_total", "counter", "Throttled creates per model's pool since start.",
                Array(zip(pools, s.pools.map { Double($0.throttles) })))
+        if let p50 = s.runTimeErrorP50, let p90 = s.runTimeErrorP90 {
+            metric("reel_run_time_prediction_error_ratio", "gauge",
+                   "|predicted - observed| / observed run time over the latest renders, by quantile.",
+                   [("quantile=\"0.5\"", p50), ("quantile=\"0.9\"", p90)])
+        }
         metric("reel_queued", "gauge", "Jobs waiting for a slot (scheduler view).", [("", Double(s.queued))])
         metric("reel_downloads_in_progress", "gauge", "Results being downloaded or verified.", [("", Double(s.downloading))])
         metric("reel_throttles_total", "counter", "Throttling answers from the provider since start.", [("", Double(s.throttleCount))])

@@ -93,3 +93,54 @@ struct SchedulerPollingStudyTests {
         }
     }
 }
+
+@Suite("Scheduler tail-aware order")
+struct SchedulerTailTests {
+    /// A mixed batch whose true run times follow a shape unlike Reel's prior guess (standard 1080P renders much
+    /// slower, reference video costly), drawn once with a fixed seed.
+    static func mixedBatch(_ n: Int) -> [(job: SchedulerJob, runTime: Double)] {
+        var rng = SplitMix64(seed: 11)
+        return (0..<n).map { i in
+            let model: RenderModel = rng.unit() < 0.5 ? .r2v : .r2vFlash
+            let resolution: Resolution = rng.unit() < 0.5 ? .p720 : .p1080
+            let duration = 2 + Int(rng.unit() * 9)
+            let video = rng.unit() < 0.3 ? 5 : 0
+            let job = SchedulerJob(key: JobKey(batch: "mix", id: "j\(i)"), enqueuedAt: 0, model: model,
+                                   resolution: resolution, durationSeconds: duration, referenceVideoSeconds: video)
+            let truth = (30 + 12 * Double(duration) + 8 * Double(video)) * (resolution == .p1080 ? 1.6 : 1)
+                * (model == .r2vFlash ? 0.45 : 1)
+            return (job, truth * (0.9 + 0.2 * rng.unit()))
+        }
+    }
+
+    /// The greedy list-scheduling makespan of `order` on the provider's pools (5 slots per model), with no
+    /// latency at all: what a client that starts jobs in this order could reach at best.
+    static func greedyMakespan(_ order: [(job: SchedulerJob, runTime: Double)]) -> Double {
+        var free: [RenderModel: [Double]] = [.r2v: Array(repeating: 0, count: 5), .r2vFlash: Array(repeating: 0, count: 5)]
+        var end = 0.0
+        for (job, t) in order {
+            var slots = free[job.model]!
+            let i = slots.indices.min { slots[$0] < slots[$1] }!
+            slots[i] += t
+            end = max(end, slots[i])
+            free[job.model] = slots
+        }
+        return end
+    }
+
+    @Test func longestFirstBeatsFIFOOnAMixedBatch() {
+        let batch = Self.mixedBatch(100)
+        var fifoLimits = SchedulerLimits()
+        fifoLimits.tailAwareOrder = false
+        var lptSim = SchedulerSimulation(batch: batch)
+        var fifoSim = SchedulerSimulation(batch: batch, limits: fifoLimits)
+        let lpt = lptSim.run(), fifo = fifoSim.run()
+        let fifoBound = Self.greedyMakespan(batch.sorted { $0.job.key < $1.job.key })
+        Swift.print(String(format: "100-job mixed batch: makespan longest-first %.0f s, FIFO %.0f s, greedy FIFO bound %.0f s",
+                           lpt.makespan, fifo.makespan, fifoBound))
+        #expect(lpt.completed == 100 && fifo.completed == 100)
+        #expect(lpt.maxProviderActiveByModel.values.allSatisfy { $0 <= 5 })
+        #expect(lpt.makespan < fifo.makespan)
+        #expect(lpt.makespan < fifoBound, "below even the zero-latency greedy FIFO schedule")
+    }
+}

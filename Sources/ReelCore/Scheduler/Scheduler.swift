@@ -38,6 +38,9 @@ enum SchedulerTuning {
     static let deadlineCheckMaxInterval = 3600.0
     /// p90 = p50 + z·σ for a normal approximation.
     static let z90 = 1.2816
+    /// Jobs that arrived within the same window of this many seconds are ordered longest predicted run time first
+    /// (a manifest is ingested in seconds); an older window always goes first.
+    static let arrivalWindow = 600.0
 }
 
 /// The render scheduler: a value type driven by one actor in the daemon, `handle(event, now) -> [action]`, no I/O.
@@ -502,9 +505,10 @@ public struct Scheduler: Sendable {
                 out.append(.discardWhenDone(key))
             }
 
-        case .observedRunTime(let model, let resolution, let duration, let seconds):
-            runTimes.observe(RunTimeKey(model: model, resolution: resolution, durationSeconds: duration),
-                             seconds: seconds)
+        case .observedRunTime(let model, let resolution, let duration, let references, let seconds):
+            runTimes.observe(RunTimeKey(model: model, resolution: resolution, durationSeconds: duration,
+                                        referenceVideoSeconds: references),
+                             seconds: seconds, prior: limits.polling.priorRunTime)
 
         case .tick:
             break
@@ -694,7 +698,17 @@ public struct Scheduler: Sendable {
     private mutating func enqueue(_ key: JobKey, retry: Bool) {
         setPhase(key, .queued(retry: retry))
         let rec = records[key]!
-        queue.insert(rec.job, generation: rec.generation, retry: retry)
+        queue.insert(rec.job, generation: rec.generation, retry: retry, predicted: orderKey(rec.job))
+    }
+
+    /// The run time a queued job is ordered by: its prediction with tail-aware order, else 0 (age order).
+    func orderKey(_ job: SchedulerJob) -> Double {
+        limits.tailAwareOrder ? runTimes.predict(job.runTimeKey, prior: limits.polling.priorRunTime) : 0
+    }
+
+    /// The predicted run time of a job of this shape, in seconds.
+    public func predictedRunTime(_ job: SchedulerJob) -> Double {
+        runTimes.predict(job.runTimeKey, prior: limits.polling.priorRunTime)
     }
 
     /// Drops everything the scheduler knows of `key` (its heap entries go stale).
@@ -808,7 +822,9 @@ public struct Scheduler: Sendable {
             pausedBatches: pausedBatches.sorted(), draining: draining, runningByBatch: runningByBatch,
             submissionBlocked: blocked, listPollingOffUntil: listOffUntil, listPollingOffReason: listOffReason,
             listFailuresInRow: listFailures, queryFailuresInRow: queryFailuresInRow, breakerTrips: breakerTrips,
-            awaitingOperator: awaitingOperator, unknownTasks: unknown)
+            awaitingOperator: awaitingOperator, unknownTasks: unknown,
+            runTimeErrorP50: runTimes.predictionError?.p50, runTimeErrorP90: runTimes.predictionError?.p90,
+            runTimeErrorSamples: runTimes.predictionError?.samples ?? 0)
     }
 
     /// Each pool's limits, cap and holders, in `PoolKey.all` order.

@@ -106,7 +106,7 @@ extension Scheduler {
                 timers.pop()
                 guard let r = records[timer.key], r.generation == timer.generation,
                       case .waiting(_, let fresh) = r.phase else { continue }
-                q.insert(r.job, generation: r.generation, retry: !fresh)
+                q.insert(r.job, generation: r.generation, retry: !fresh, predicted: orderKey(r.job))
             }
             let room = inPool
             guard let (key, _) = q.pick(running: running, paused: pausedBatches, isValid: valid, modelHasRoom: { m in

@@ -105,6 +105,17 @@ public struct SchedulerSimulation: Sendable {
         }
     }
 
+    /// One batch of `jobs` arriving at 0, each rendering for its given seconds at the simulated provider.
+    public init(batch: [(job: SchedulerJob, runTime: Double)], limits: SchedulerLimits = SchedulerLimits()) {
+        scheduler = Scheduler(limits: limits, seed: 7)
+        batches = [batch.map(\.job)]
+        for (job, seconds) in batch {
+            runTime[job.key] = seconds
+            jobs[job.key] = job
+        }
+        push(0, .arrive(0))
+    }
+
     /// A standard normal draw (Irwin–Hall: the sum of 12 uniforms, minus 6; the core has no `log`/`cos`).
     mutating func normal() -> Double {
         var sum = 0.0

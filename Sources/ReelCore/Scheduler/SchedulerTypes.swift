@@ -22,6 +22,10 @@ public struct SchedulerLimits: Sendable, Equatable {
     /// How long a task that answers UNKNOWN well inside its 24-hour lifetime is queried again (with backoff)
     /// before its job goes in doubt (`[in_doubt] unknown_grace`).
     public var unknownGrace: Double
+    /// Inside a tier, deadline and fair share, start the longest predicted render first (per arrival window);
+    /// false: by age only (the greedy FIFO order).
+    public var tailAwareOrder = true
+
     public init(pools: [RenderModel: PoolLimits] = [:], defaultPool: PoolLimits = .provider,
                 concurrency: Int? = nil, submitPerSecond: Double? = nil, queryPerSecond: Double = 20.0,
                 maxAttempts: Int = 5, baseDelay: Double = 15.0, maxDelay: Double = 900.0,
@@ -60,10 +64,12 @@ public struct SchedulerJob: Sendable, Equatable {
     public var durationSeconds: Int
     /// Failed attempts so far (as recorded in the store); an operator retry passes 0.
     public var attempts: Int
+    /// Seconds of reference video the render reads (whole seconds; part of what its run time depends on).
+    public var referenceVideoSeconds: Int
 
     public init(key: JobKey, priority: Priority = .normal, deadline: Timestamp? = nil, enqueuedAt: Timestamp,
                 model: RenderModel = .r2v, resolution: Resolution = .p1080, durationSeconds: Int = 5,
-                attempts: Int = 0) {
+                attempts: Int = 0, referenceVideoSeconds: Int = 0) {
         self.key = key
         self.priority = priority
         self.deadline = deadline
@@ -72,9 +78,20 @@ public struct SchedulerJob: Sendable, Equatable {
         self.resolution = resolution
         self.durationSeconds = durationSeconds
         self.attempts = attempts
+        self.referenceVideoSeconds = referenceVideoSeconds
     }
 
-    var runTimeKey: RunTimeKey { RunTimeKey(model: model, resolution: resolution, durationSeconds: durationSeconds) }
+    /// The scheduler's view of a job's spec.
+    public init(_ spec: JobSpec, enqueuedAt: Timestamp, attempts: Int) {
+        self.init(key: spec.key, priority: spec.priority, deadline: spec.deadline, enqueuedAt: enqueuedAt,
+                  model: spec.model, resolution: spec.resolution, durationSeconds: spec.durationSeconds,
+                  attempts: attempts, referenceVideoSeconds: spec.referenceVideoSeconds)
+    }
+
+    var runTimeKey: RunTimeKey {
+        RunTimeKey(model: model, resolution: resolution, durationSeconds: durationSeconds,
+                   referenceVideoSeconds: referenceVideoSeconds)
+    }
 
     /// The limit pool the job's task counts against.
     public var pool: PoolKey { PoolKey(model: model) }
@@ -126,7 +143,9 @@ public enum SchedulerEvent: Sendable {
     case setPriority(JobKey, Priority)
     case cancel(JobKey)
     /// A finished render's run time: seconds from the create's answer to the provider's `end_time`.
-    case observedRunTime(model: RenderModel, resolution: Resolution, durationSeconds: Int, seconds: Double)
+    /// `referenceVideoSeconds` nil: not known (a sample restored from the store).
+    case observedRunTime(model: RenderModel, resolution: Resolution, durationSeconds: Int,
+                         referenceVideoSeconds: Int? = nil, seconds: Double)
     /// Time passed; sent at `nextWakeup`.
     case tick
 }
@@ -240,4 +259,9 @@ public struct SchedulerSnapshot: Sendable, Equatable {
     public var awaitingOperator: Int
     /// Tasks answering UNKNOWN well inside their 24-hour lifetime, being queried again.
     public var unknownTasks: Int
+    /// How far run-time predictions were off for the latest observed renders: median and p90 of
+    /// |predicted − observed| ÷ observed (nil before the first observation), and how many renders that covers.
+    public var runTimeErrorP50: Double?
+    public var runTimeErrorP90: Double?
+    public var runTimeErrorSamples: Int
 }
