@@ -121,12 +121,31 @@ public struct ReelConfig: Sendable, Equatable {
     }
 }
 
-/// The account's limits as configured (`[limits]`).
+/// The account's limits as configured (`[limits]`). Render slots and creates are limited per model (each model's
+/// pool, `[limits.models."…"]`, by default the provider's 5 and 5/s); queries per account. The top-level
+/// `concurrency` and `submit_per_second` are optional caps across all models: a configuration written for one
+/// account-wide pool (`concurrency = 5`, `submit_per_second = 5`) therefore still runs at most 5 renders and
+/// 5 creates per second in total, as it did.
 public struct SchedulerLimitsConfig: Sendable, Equatable {
-    public var concurrency = 5
-    public var submitPerSecond = 5.0
+    /// Optional overall cap on renders across models.
+    public var concurrency: Int?
+    /// Optional overall cap on creates per second across models.
+    public var submitPerSecond: Double?
     public var queryPerSecond = 20.0
-    public var perModelConcurrency: [RenderModel: Int] = [:]
+    /// Per model: what its `[limits.models."…"]` table sets (unset keys keep the provider's default).
+    public var models: [RenderModel: ModelLimits] = [:]
+
+    public struct ModelLimits: Sendable, Equatable {
+        public var concurrency: Int?
+        public var submitPerSecond: Double?
+
+        public init(concurrency: Int? = nil, submitPerSecond: Double? = nil) {
+            self.concurrency = concurrency
+            self.submitPerSecond = submitPerSecond
+        }
+    }
+
+    public init() {}
 }
 
 /// Every problem found in a configuration file, each naming the key and the fix.
@@ -204,7 +223,17 @@ extension ReelConfig {
                         reader.problem("limits.models.\(key)", "unknown model; use one of \(RenderModel.allCases.map(\.rawValue).joined(separator: ", "))")
                         continue
                     }
-                    reader.int(models, key, "limits.models", 1...1000) { config.limits.perModelConcurrency[model] = $0 }
+                    let path = "limits.models.\"\(key)\""
+                    var pool = SchedulerLimitsConfig.ModelLimits()
+                    if let table = models[key]?.table {
+                        reader.allow(table, ["concurrency", "submit_per_second"], at: path)
+                        reader.int(table, "concurrency", path, 1...1000) { pool.concurrency = $0 }
+                        reader.number(table, "submit_per_second", path, 0.01...1000) { pool.submitPerSecond = $0 }
+                    } else {
+                        // The older form `"wan2.6-r2v" = 3` sets the model's render slots.
+                        reader.int(models, key, "limits.models", 1...1000) { pool.concurrency = $0 }
+                    }
+                    config.limits.models[model] = pool
                 }
             }
         }

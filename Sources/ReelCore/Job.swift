@@ -96,6 +96,13 @@ public struct JobSpec: Hashable, Sendable, Codable {
     /// Whether the delivered MP4 must carry an audio track.
     public var expectsAudio: Bool { audio ?? true }
 
+    /// Whole seconds of reference video the render reads (a video whose length intake could not probe counts as
+    /// the provider's input-video quota), for run-time predictions.
+    public var referenceVideoSeconds: Int {
+        let videos = references.filter { $0.kind == .video }.map { $0.durationSeconds ?? Billing.inputVideoQuotaSeconds }
+        return Int(videos.reduce(0, +).rounded())
+    }
+
     /// Billed seconds as the provider will compute them, from what intake knows of the references.
     public var estimatedBilledSeconds: Double {
         let videos = references.filter { $0.kind == .video }.map { $0.durationSeconds ?? Billing.inputVideoQuotaSeconds }

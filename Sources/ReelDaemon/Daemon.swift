@@ -34,13 +34,16 @@ public enum Daemon {
 
     /// Maps the configured limits onto the scheduler's.
     public static func limits(_ config: ReelConfig) -> SchedulerLimits {
-        var limits = SchedulerLimits(concurrency: config.limits.concurrency,
+        let provider = PoolLimits.provider
+        let pools = config.limits.models.mapValues {
+            PoolLimits(concurrency: $0.concurrency ?? provider.concurrency,
+                       submitPerSecond: $0.submitPerSecond ?? provider.submitPerSecond)
+        }
+        var limits = SchedulerLimits(pools: pools, concurrency: config.limits.concurrency,
                                      submitPerSecond: config.limits.submitPerSecond,
                                      queryPerSecond: config.limits.queryPerSecond,
                                      maxAttempts: config.retry.maxAttempts, baseDelay: config.retry.baseDelay,
-                                     maxDelay: config.retry.maxDelay,
-                                     perModelConcurrency: config.limits.perModelConcurrency,
-                                     unknownGrace: config.unknownGrace)
+                                     maxDelay: config.retry.maxDelay, unknownGrace: config.unknownGrace)
         config.polling.apply(to: &limits.polling)
         return limits
     }

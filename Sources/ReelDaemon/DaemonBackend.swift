@@ -39,9 +39,17 @@ struct DaemonBackend: ControlBackend {
             jobs: Dictionary(uniqueKeysWithValues: byState.map { ($0.key.rawValue, $0.value) }),
             total_jobs: counts.total, batches: Set(counts.groups.map(\.batch)).count,
             provider: .init(health: health.health, detail: snapshot.submissionBlocked,
-                            concurrency_limit: limits.concurrency, concurrency_cap: snapshot.concurrencyCap,
+                            concurrency_limit: limits.slotLimit, concurrency_cap: snapshot.concurrencyCap,
                             slots_in_use: snapshot.slotsHeld, throttles: snapshot.throttleCount,
-                            creates: snapshot.submitsIssued, polls: snapshot.pollsIssued),
+                            creates: snapshot.submitsIssued, polls: snapshot.pollsIssued,
+                            query_per_second: limits.queryPerSecond,
+                            pools: snapshot.pools.map { pool in
+                                .init(model: pool.key.model.rawValue, concurrency_limit: pool.limits.concurrency,
+                                      concurrency_cap: pool.concurrencyCap, slots_in_use: pool.slotsHeld,
+                                      queued: pool.queued, submit_per_second: pool.limits.submitPerSecond,
+                                      throttles: pool.throttles,
+                                      throttled_until: pool.throttleHoldUntil > now ? Wire.time(pool.throttleHoldUntil) : nil)
+                            }),
             spend_usd: Cost.rounded(counts.costUSD),
             billed_not_delivered_usd: Cost.rounded(counts.billedNotDelivered.usd),
             billed_not_delivered_jobs: counts.billedNotDelivered.jobs, storage: storage.view, warnings: warnings)

@@ -210,10 +210,7 @@ public actor Engine {
         var actions: [SchedulerAction] = []
         for spec in jobs {
             completedBatches.remove(spec.key.batch)
-            let job = SchedulerJob(key: spec.key, priority: spec.priority, deadline: spec.deadline, enqueuedAt: createdAt,
-                                   model: spec.model, resolution: spec.resolution,
-                                   durationSeconds: spec.durationSeconds, attempts: 0)
-            actions += scheduler.handle(.enqueued(job), now: now)
+            actions += scheduler.handle(.enqueued(SchedulerJob(spec, enqueuedAt: createdAt, attempts: 0)), now: now)
         }
         perform(actions)
         publish(.jobsChanged(jobs.map(\.key)))
@@ -432,9 +429,9 @@ public actor Engine {
     }
 
     func schedulerJob(_ row: JobRow) -> SchedulerJob {
-        SchedulerJob(key: row.key, priority: row.priority, deadline: row.deadline,
-                     enqueuedAt: row.createdAt, model: row.spec.model, resolution: row.spec.resolution,
-                     durationSeconds: row.spec.durationSeconds, attempts: row.attempt)
+        var job = SchedulerJob(row.spec, enqueuedAt: row.createdAt, attempts: row.attempt)
+        (job.priority, job.deadline) = (row.priority, row.deadline)
+        return job
     }
 
     // MARK: - Observers (SSE, watch)

@@ -60,6 +60,7 @@ extension Engine {
             // and reconciles instead of resubmitting. A crash before it leaves the job `queued`: nothing was sent.
             let created = try await api.createTask(request) { [self] in
                 try await openSubmission(row, fingerprint: fingerprint, intent: intent)
+                await handle(.createSent(key, at: clock.now()))   // the create window counts from the send
             }
             await recordExchange(key, created.exchange)
             var life = lifecycle(row, as: .submitting)

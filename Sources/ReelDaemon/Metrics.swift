@@ -25,8 +25,23 @@ enum Metrics {
         }
         metric("reel_jobs", "gauge", "Jobs by state and model.", byStateModel)
         metric("reel_slots_in_use", "gauge", "Render slots held (submitting, in doubt, pending, running).", [("", Double(s.slotsHeld))])
-        metric("reel_concurrency_limit", "gauge", "Configured account concurrency.", [("", Double(limits.concurrency))])
+        metric("reel_concurrency_limit", "gauge", "Configured account concurrency (the pools' sum inside the overall cap).",
+               [("", Double(limits.slotLimit))])
         metric("reel_concurrency_cap", "gauge", "Concurrency in force after adaptive throttling.", [("", Double(s.concurrencyCap))])
+        let pools = s.pools.map { "model=\"\($0.key.model.rawValue)\"" }
+        metric("reel_pool_concurrency_limit", "gauge", "Configured render slots of each model's pool.",
+               Array(zip(pools, s.pools.map { Double($0.limits.concurrency) })))
+        metric("reel_pool_concurrency_cap", "gauge", "Render slots of each model's pool in force after throttling.",
+               Array(zip(pools, s.pools.map { Double($0.concurrencyCap) })))
+        metric("reel_pool_slots_in_use", "gauge", "Render slots held per model's pool.",
+               Array(zip(pools, s.pools.map { Double($0.slotsHeld) })))
+        metric("reel_pool_throttles_total", "counter", "Throttled creates per model's pool since start.",
+               Array(zip(pools, s.pools.map { Double($0.throttles) })))
+        if let p50 = s.runTimeErrorP50, let p90 = s.runTimeErrorP90 {
+            metric("reel_run_time_prediction_error_ratio", "gauge",
+                   "|predicted - observed| / observed run time over the latest renders, by quantile.",
+                   [("quantile=\"0.5\"", p50), ("quantile=\"0.9\"", p90)])
+        }
         metric("reel_queued", "gauge", "Jobs waiting for a slot (scheduler view).", [("", Double(s.queued))])
         metric("reel_downloads_in_progress", "gauge", "Results being downloaded or verified.", [("", Double(s.downloading))])
         metric("reel_throttles_total", "counter", "Throttling answers from the provider since start.", [("", Double(s.throttleCount))])

@@ -10,16 +10,46 @@ public struct StatusResponse: Codable, Sendable, Equatable {
         /// `ok`, `throttled`, `breaker_open`, `account_blocked`.
         public var health: String
         public var detail: String?
+        /// Render slots the account may fill: the model pools' sum, inside the optional overall cap.
         public var concurrency_limit: Int
-        /// The adaptive cap in force (≤ the limit) after throttling.
+        /// The cap in force (≤ the limit) after throttling.
         public var concurrency_cap: Int
         public var slots_in_use: Int
         public var throttles: Int
         public var creates: Int
         public var polls: Int
+        /// Task queries, task lists and cancels per second (per account).
+        public var query_per_second: Double?
+        /// One limit pool per model (the provider limits slots and creates per model).
+        public var pools: [Pool]?
+
+        public struct Pool: Codable, Sendable, Equatable {
+            public var model: String
+            public var concurrency_limit: Int
+            public var concurrency_cap: Int
+            public var slots_in_use: Int
+            public var queued: Int
+            public var submit_per_second: Double
+            public var throttles: Int
+            /// While throttled: no create of this model before this time.
+            public var throttled_until: String?
+
+            public init(model: String, concurrency_limit: Int, concurrency_cap: Int, slots_in_use: Int, queued: Int,
+                        submit_per_second: Double, throttles: Int, throttled_until: String?) {
+                self.model = model
+                self.concurrency_limit = concurrency_limit
+                self.concurrency_cap = concurrency_cap
+                self.slots_in_use = slots_in_use
+                self.queued = queued
+                self.submit_per_second = submit_per_second
+                self.throttles = throttles
+                self.throttled_until = throttled_until
+            }
+        }
 
         public init(health: String, detail: String?, concurrency_limit: Int, concurrency_cap: Int,
-                    slots_in_use: Int, throttles: Int, creates: Int, polls: Int) {
+                    slots_in_use: Int, throttles: Int, creates: Int, polls: Int, query_per_second: Double? = nil,
+                    pools: [Pool]? = nil) {
             self.health = health
             self.detail = detail
             self.concurrency_limit = concurrency_limit
@@ -28,6 +58,8 @@ public struct StatusResponse: Codable, Sendable, Equatable {
             self.throttles = throttles
             self.creates = creates
             self.polls = polls
+            self.query_per_second = query_per_second
+            self.pools = pools
         }
     }
 

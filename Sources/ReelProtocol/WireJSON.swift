@@ -81,6 +81,21 @@ extension StatusResponse: WireJSONEncodable {
                 w.member("detail", provider.detail)
                 w.key("health"); w.string(provider.health)
                 w.key("polls"); w.int(provider.polls)
+                if let pools = provider.pools {
+                    w.key("pools"); w.array(pools) { w, pool in
+                        w.object { w in
+                            w.key("concurrency_cap"); w.int(pool.concurrency_cap)
+                            w.key("concurrency_limit"); w.int(pool.concurrency_limit)
+                            w.key("model"); w.string(pool.model)
+                            w.key("queued"); w.int(pool.queued)
+                            w.key("slots_in_use"); w.int(pool.slots_in_use)
+                            w.key("submit_per_second"); w.double(pool.submit_per_second)
+                            w.member("throttled_until", pool.throttled_until)
+                            w.key("throttles"); w.int(pool.throttles)
+                        }
+                    }
+                }
+                if let q = provider.query_per_second { w.key("query_per_second"); w.double(q) }
                 w.key("slots_in_use"); w.int(provider.slots_in_use)
                 w.key("throttles"); w.int(provider.throttles)
             }

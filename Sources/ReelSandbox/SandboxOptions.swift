@@ -47,6 +47,8 @@ public struct SandboxOptions: Sendable {
     public var timeScale: Double = 1
     /// Run time of each task is drawn uniformly from this range (sandbox seconds).
     public var runTime: ClosedRange<Double> = 60...300
+    /// When set, run time is a function of the job instead (`--run-time-model`, `RenderTimeModel`).
+    public var runTimeModel: RenderTimeModel?
     /// Time from admission to RUNNING (sandbox seconds).
     public var queueDelay: Double = 2
     /// Tasks PENDING or RUNNING at once per (account, model) (reference §1.8: "each model has an independent

@@ -280,7 +280,10 @@ extension Sandbox {
                 result = .succeed(.wrongDuration)
             }
             let r = options.runTime
-            let runTime = r.lowerBound + s.random.unit() * (r.upperBound - r.lowerBound)
+            let runTime = options.runTimeModel.map {
+                $0.draw(model: model, resolution: FrameSize.tier(ofProviderSize: size) ?? .p720, durationSeconds: spec.duration,
+                        videoSeconds: videoSeconds.reduce(0, +), random: &s.random)
+            } ?? r.lowerBound + s.random.unit() * (r.upperBound - r.lowerBound)
             let queueDelay = outcome(.slowQueue).map { $0.rule?.seconds ?? 3600 } ?? options.queueDelay
             let rows = s.faults.fire(.row, prompt: prompt, model: modelName, account: caller.account, random: &s.random)
             for f in rows { s.count("fault." + f.name.rawValue) }

@@ -35,6 +35,9 @@ struct ReelSandboxMain: AsyncParsableCommand {
     @Option(help: "Run time of a task, drawn uniformly from MIN..MAX sandbox seconds (or one number).")
     var runTime = "60..300"
 
+    @Flag(help: "Run time as a function of the job (model, resolution, duration, reference-video seconds) plus noise, instead of --run-time (see docs/sandbox.md).")
+    var runTimeModel = false
+
     @Option(help: "Sandbox seconds from admission to RUNNING.")
     var queueDelay = 2.0
 
@@ -133,6 +136,7 @@ struct ReelSandboxMain: AsyncParsableCommand {
         var options = SandboxOptions()
         options.timeScale = timeScale
         options.runTime = SandboxOptions.parseRange(runTime)!
+        if runTimeModel { options.runTimeModel = RenderTimeModel() }
         options.queueDelay = queueDelay
         options.concurrency = concurrency
         options.submitRPS = submitRps

@@ -16,6 +16,10 @@ struct Status: AsyncParsableCommand {
         let p = s.provider
         let health = p.health == "ok" ? t.paint(p.health, "32") : t.paint(p.health, "33")
         print("provider \(health)\(p.detail.map { " (\($0))" } ?? "")  slots \(p.slots_in_use)/\(p.concurrency_cap) (limit \(p.concurrency_limit))  creates \(p.creates)  polls \(p.polls)  throttles \(p.throttles)")
+        for pool in p.pools ?? [] {
+            print("  pool \(pool.model)  slots \(pool.slots_in_use)/\(pool.concurrency_cap) (limit \(pool.concurrency_limit))  "
+                  + "queued \(pool.queued)  \(pool.submit_per_second.formatted()) creates/s  throttles \(pool.throttles)")
+        }
         print(String(format: "jobs %d in %d batches  spend $%.2f", s.total_jobs, s.batches, s.spend_usd)
               + billedNotDelivered(s.billed_not_delivered_usd, jobs: s.billed_not_delivered_jobs))
         if s.storage.health != "ok" {

@@ -20,7 +20,12 @@ import Testing
         #expect(status["mode"] as? String == "paused")
         #expect(status["total_jobs"] as? Int == 8)
         #expect(status["batches"] as? Int == 2)
-        #expect((status["provider"] as? [String: Any])?["concurrency_limit"] as? Int == 5)
+        let provider = status["provider"] as? [String: Any]
+        #expect(provider?["concurrency_limit"] as? Int == 10, "5 slots per model pool, no overall cap")
+        let pools = provider?["pools"] as? [[String: Any]] ?? []
+        #expect(pools.map { $0["model"] as? String } == ["wan2.6-r2v", "wan2.6-r2v-flash"])
+        #expect(pools.allSatisfy { $0["concurrency_limit"] as? Int == 5 && $0["submit_per_second"] as? Double == 5 })
+        #expect(pools.reduce(0) { $0 + ($1["queued"] as? Int ?? 0) } == 8)
 
         // Listing: filters, limit, cursor.
         let alpha = try await reeld.get("/v1/jobs?batch=alpha&state=queued").json()

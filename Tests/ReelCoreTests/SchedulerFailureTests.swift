@@ -104,20 +104,29 @@ struct SchedulerFailureTests {
         #expect(s.snapshot.accountBlock == nil)
     }
 
-    /// Throttling below our own cap: the account is busy elsewhere. Shrink to what we hold, cool down, grow back.
+    /// One throttling episode (a burst that met the provider's window edge) costs a 1 s hold and nothing else; a
+    /// throttle again after that hold, below our own cap, means the account is busy elsewhere: shrink to what we
+    /// hold, cool down, grow back.
     @Test func throttlingBelowOurCapShrinksThenGrowsBack() {
         var s = makeScheduler(concurrency: 5)
         for i in 0..<20 { _ = s.handle(.enqueued(sjob("a/\(i)", at: Double(i))), now: 0) }
         for i in 0..<2 { _ = s.handle(.submitted(jk("a/\(i)"), taskID: "t\(i)"), now: 0) }
         let out = s.handle(.submitFailed(jk("a/2"), .throttled, retryAfter: nil, message: "Throttling"), now: 1)
         #expect(out.contains(.retryLater(jk("a/2"), at: 2, reason: "throttled: Throttling")))
-        #expect(s.snapshot.adaptiveCap == 4, "two others were still submitting: 2 + 2 = 4 held")
-        #expect(s.snapshot.throttleCount == 1)
-        // The other two in-flight creates are throttled too: the cap follows what we actually hold.
         _ = s.handle(.submitFailed(jk("a/3"), .throttled, retryAfter: nil, message: "Throttling"), now: 1)
-        _ = s.handle(.submitFailed(jk("a/4"), .throttled, retryAfter: 30, message: "Throttling"), now: 1)
-        #expect(s.snapshot.adaptiveCap == 2)
-        #expect(s.snapshot.concurrencyCap == 2)
+        _ = s.handle(.submitFailed(jk("a/4"), .throttled, retryAfter: nil, message: "Throttling"), now: 1)
+        #expect(s.snapshot.pool(.r2v).adaptiveCap == 5, "one episode at a window edge does not shrink the pool")
+        #expect(s.snapshot.throttleCount == 3)
+        #expect(s.handle(.tick, now: 1.5).submits.isEmpty, "held for 1 s")
+        #expect(s.handle(.tick, now: 2).submits == [jk("a/2"), jk("a/3"), jk("a/4")])
+        // Throttled again after the hold: the account is busy elsewhere. The cap follows what we actually hold.
+        _ = s.handle(.submitFailed(jk("a/2"), .throttled, retryAfter: nil, message: "Throttling"), now: 3)
+        #expect(s.snapshot.pool(.r2v).adaptiveCap == 4, "two others were still submitting: 2 + 2 = 4 held")
+        _ = s.handle(.submitFailed(jk("a/3"), .throttled, retryAfter: nil, message: "Throttling"), now: 3)
+        _ = s.handle(.submitFailed(jk("a/4"), .throttled, retryAfter: 30, message: "Throttling"), now: 3)
+        #expect(s.snapshot.pool(.r2v).adaptiveCap == 2)
+        #expect(s.snapshot.pool(.r2v).concurrencyCap == 2)
+        #expect(s.snapshot.pool(.r2vFlash).concurrencyCap == 5, "the flash pool is untouched")
         #expect(s.handle(.tick, now: 20).submits.isEmpty, "Retry-After 30 s holds creates")
         // A render finishes: one slot frees and refills, never above the shrunken cap.
         let refill = s.handle(.polled(jk("a/0"), .succeeded), now: 40).submits
@@ -125,13 +134,13 @@ struct SchedulerFailureTests {
         #expect(refill.count == 1)
         #expect(s.snapshot.slotsHeld == 2)
         _ = s.handle(.submitted(refill[0], taskID: "tr"), now: 41)
-        // Cool-down 60 s from the last throttle (t = 1), then +1 per quiet 30 s window.
-        #expect(s.handle(.tick, now: 60).submits.isEmpty)
-        #expect(s.handle(.tick, now: 61).submits.count == 1)
-        #expect(s.snapshot.adaptiveCap == 3)
-        #expect(s.handle(.tick, now: 91).submits.count == 1)
-        #expect(s.handle(.tick, now: 121).submits.count == 1)
-        #expect(s.snapshot.adaptiveCap == 5)
+        // Cool-down 60 s from the last throttle (t = 3), then +1 per quiet 30 s window.
+        #expect(s.handle(.tick, now: 62).submits.isEmpty)
+        #expect(s.handle(.tick, now: 63).submits.count == 1)
+        #expect(s.snapshot.pool(.r2v).adaptiveCap == 3)
+        #expect(s.handle(.tick, now: 93).submits.count == 1)
+        #expect(s.handle(.tick, now: 123).submits.count == 1)
+        #expect(s.snapshot.pool(.r2v).adaptiveCap == 5)
         #expect(s.handle(.tick, now: 500).submits.isEmpty)
         #expect(s.snapshot.slotsHeld == 5)
     }
@@ -139,15 +148,18 @@ struct SchedulerFailureTests {
     @Test func throttlingAtOurOwnCapDoesNotShrinkIt() {
         var s = makeScheduler(concurrency: 2)
         for i in 0..<3 { _ = s.handle(.enqueued(sjob("a/\(i)", at: Double(i))), now: 0) }
-        // A task restored at start-up puts us above our own cap: the throttle is ours, not someone else's.
-        _ = s.handle(.restoredRemote(sjob("b/0"), taskID: "tb", submittedAt: -10), now: 0)
         _ = s.handle(.submitFailed(jk("a/1"), .throttled, retryAfter: nil, message: "Throttling"), now: 1)
-        #expect(s.snapshot.adaptiveCap == 2)
-        #expect(s.snapshot.throttleCount == 1)
+        #expect(s.handle(.tick, now: 2).submits == [jk("a/1")])
+        // A task restored at start-up puts us above our own cap: the throttle is ours, not someone else's.
+        _ = s.handle(.restoredRemote(sjob("b/0"), taskID: "tb", submittedAt: -10), now: 2.5)
+        _ = s.handle(.submitFailed(jk("a/1"), .throttled, retryAfter: nil, message: "Throttling"), now: 3)
+        #expect(s.snapshot.pool(.r2v).adaptiveCap == 2)
+        #expect(s.snapshot.throttleCount == 2)
         // Below the cap it does shrink.
-        _ = s.handle(.released(jk("b/0")), now: 2)
-        _ = s.handle(.submitFailed(jk("a/0"), .throttled, retryAfter: nil, message: "Throttling"), now: 3)
-        #expect(s.snapshot.adaptiveCap == 1)
+        _ = s.handle(.released(jk("b/0")), now: 4)
+        #expect(s.handle(.tick, now: 5).submits == [jk("a/1")])
+        _ = s.handle(.submitFailed(jk("a/1"), .throttled, retryAfter: nil, message: "Throttling"), now: 6)
+        #expect(s.snapshot.pool(.r2v).adaptiveCap == 1)
     }
 
     @Test func ambiguousCreateHoldsTheSlotInDoubtUntilResolved() {

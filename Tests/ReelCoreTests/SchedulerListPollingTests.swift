@@ -213,7 +213,13 @@ struct SchedulerHealthTests {
         #expect(h.health == "breaker_open", "the ambiguous create tripped the breaker")
         #expect(h.warnings.contains { $0.contains("provider breaker open for 5 s") })
         #expect(h.warnings.contains { $0.contains("1 in-doubt job(s) wait for an operator") })
-        #expect(h.warnings.contains { $0.contains("concurrency cut to 1 of 2") })
-        #expect(h.warnings.contains { $0.contains("throttled by the provider: no creates for 1 s") })
+        #expect(h.warnings.contains { $0.contains("wan2.6-r2v throttled by the provider: no creates of it for 1 s") })
+        #expect(!h.warnings.contains { $0.contains("concurrency cut") }, "one throttle costs a short hold only")
+        // The probe after the breaker is throttled again: the account is busy elsewhere, the pool shrinks.
+        #expect(s.handle(.tick, now: 6).submits == [jk("a/2")])
+        _ = s.handle(.submitFailed(jk("a/2"), .throttled, retryAfter: nil, message: "429"), now: 7)
+        let cut = SchedulerHealth(s.snapshot, limits: s.limits, now: 7.5)
+        #expect(cut.health == "throttled")
+        #expect(cut.warnings.contains { $0.contains("wan2.6-r2v concurrency cut to 1 of 2") })
     }
 }

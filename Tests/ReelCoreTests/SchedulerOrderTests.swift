@@ -19,6 +19,72 @@ struct SchedulerOrderTests {
         #expect(order.map(\.id) == ["rushNone", "early", "mid", "late", "none"])
     }
 
+    /// A job of a given render length: `seconds` of output, optionally flash, 720P or with reference video.
+    static func shaped(_ text: String, _ priority: Priority = .normal, deadline: Double? = nil, at: Double = 0,
+                       seconds: Int, model: RenderModel = .r2v, resolution: Resolution = .p1080,
+                       video: Int = 0) -> SchedulerJob {
+        SchedulerJob(key: jk(text), priority: priority, deadline: deadline, enqueuedAt: at, model: model,
+                     resolution: resolution, durationSeconds: seconds, referenceVideoSeconds: video)
+    }
+
+    /// Inside a tier and arrival window the longest predicted render goes first, whatever the age.
+    @Test func longestPredictedFirstInsideATier() {
+        let order = Scheduler.submitOrder([
+            Self.shaped("a/short", at: 0, seconds: 2), Self.shaped("a/flash10", at: 1, seconds: 10, model: .r2vFlash),
+            Self.shaped("a/long", at: 2, seconds: 10), Self.shaped("a/mid720", at: 3, seconds: 10, resolution: .p720),
+            Self.shaped("a/video", at: 4, seconds: 10, video: 8),
+        ])
+        #expect(order.map(\.id) == ["video", "long", "mid720", "flash10", "short"])
+    }
+
+    /// Tiers and deadlines win over run time: a short rush job before a long normal one, a short job with a
+    /// deadline before a long one without; and a job that arrived in a later window never overtakes.
+    @Test func prioritiesDeadlinesAndArrivalWinOverRunTime() {
+        let order = Scheduler.submitOrder([
+            Self.shaped("a/longBulk", .bulk, at: 0, seconds: 10), Self.shaped("a/longNormal", at: 0, seconds: 10),
+            Self.shaped("a/shortRush", .rush, at: 0, seconds: 2),
+            Self.shaped("a/shortDeadline", deadline: 50_000, at: 0, seconds: 2),
+            Self.shaped("a/longLater", at: SchedulerTuning.arrivalWindow + 1, seconds: 10),
+            Self.shaped("a/shortEarly", at: 5, seconds: 2),
+        ])
+        #expect(order.map(\.id) == ["shortRush", "shortDeadline", "longNormal", "shortEarly", "longLater", "longBulk"])
+    }
+
+    /// Off, the order is plain age (the greedy FIFO a client follows).
+    @Test func withoutTailAwareOrderAgeDecides() {
+        var s = makeScheduler(concurrency: 1)
+        var limits = s.limits
+        limits.tailAwareOrder = false
+        _ = s.handle(.setLimits(limits), now: 0)
+        _ = s.handle(.pause(batch: nil), now: 0)
+        for j in [Self.shaped("a/short", at: 0, seconds: 2), Self.shaped("a/long", at: 1, seconds: 10)] {
+            _ = s.handle(.enqueued(j), now: 0)
+        }
+        #expect(s.handle(.resume(batch: nil), now: 1).submits == [jk("a/short")])
+    }
+
+    /// The prediction follows the samples of the job's own key once they exist, and its error is tracked.
+    @Test func predictionsLearnFromSamplesAndTrackTheirError() {
+        var s = makeScheduler()
+        let job = Self.shaped("a/x", seconds: 5, video: 3)
+        let before = s.predictedRunTime(job)
+        #expect(before > 60 && before < 300, "the prior sits inside the provider's 1–5 min")
+        #expect(s.snapshot.runTimeErrorP50 == nil)
+        func observe() {
+            _ = s.handle(.observedRunTime(model: .r2v, resolution: .p1080, durationSeconds: 5, referenceVideoSeconds: 3,
+                                          seconds: 400), now: 0)
+        }
+        observe()
+        #expect(abs((s.snapshot.runTimeErrorP50 ?? 0) - abs(before - 400) / 400) < 1e-9, "the first was the guess")
+        for _ in 1..<20 { observe() }
+        #expect(abs(s.predictedRunTime(job) - 400) < 1, "20 samples of 400 s outweigh the guess")
+        let other = Self.shaped("a/y", seconds: 10, model: .r2vFlash)
+        #expect(s.predictedRunTime(other) > 400 * (other.runTimeKey.shape / job.runTimeKey.shape) * 0.99,
+                "an unseen key scales with the learned scale")
+        #expect(s.snapshot.runTimeErrorSamples == 20)
+        #expect((s.snapshot.runTimeErrorP50 ?? 1) < 0.05, "later samples were predicted well")
+    }
+
     @Test func ageThenKeyBreakTies() {
         let order = Scheduler.submitOrder([sjob("a/3", at: 5), sjob("a/2", at: 1), sjob("a/1", at: 1)])
         #expect(order.map(\.id) == ["1", "2", "3"])

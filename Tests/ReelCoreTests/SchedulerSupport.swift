@@ -20,15 +20,25 @@ extension Array where Element == SchedulerAction {
 }
 
 /// A scheduler with generous rates so only the rule under test decides; `taskList: false` polls each task.
+/// `concurrency` and `submitPerSecond` are each pool's limits and `concurrency` also the overall cap, so a test
+/// that mixes models still sees `concurrency` slots in all; `perModel` gives a pool fewer slots.
 func makeScheduler(concurrency: Int = 5, submitPerSecond: Double = 1000, queryPerSecond: Double = 1000,
                    maxAttempts: Int = 5, perModel: [RenderModel: Int] = [:], taskList: Bool = true,
                    seed: UInt64 = 1) -> Scheduler {
     var polling = PollPolicy()
     polling.useTaskList = taskList
-    return Scheduler(limits: SchedulerLimits(concurrency: concurrency, submitPerSecond: submitPerSecond,
-                                             queryPerSecond: queryPerSecond, maxAttempts: maxAttempts,
-                                             perModelConcurrency: perModel, polling: polling),
+    let pools = perModel.mapValues { PoolLimits(concurrency: $0, submitPerSecond: submitPerSecond) }
+    return Scheduler(limits: SchedulerLimits(pools: pools,
+                                             defaultPool: PoolLimits(concurrency: concurrency,
+                                                                     submitPerSecond: submitPerSecond),
+                                             concurrency: concurrency, queryPerSecond: queryPerSecond,
+                                             maxAttempts: maxAttempts, polling: polling),
                      seed: seed)
+}
+
+extension SchedulerSnapshot {
+    /// The snapshot of one model's pool.
+    func pool(_ model: RenderModel) -> PoolSnapshot { pools.first { $0.key.model == model }! }
 }
 
 extension Scheduler {

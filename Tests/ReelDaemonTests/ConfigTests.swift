@@ -1,6 +1,7 @@
 import Foundation
 import ReelCore
 import ReelConfig
+import ReelDaemon
 import Testing
 
 @Suite struct ConfigTests {
@@ -10,7 +11,9 @@ import Testing
             .appendingPathComponent("../../examples/reel.toml").standardized.path
         let config = try ReelConfig.load(path: path, environment: [:])
         #expect(config.paths.spool == "/var/spool/reel")
-        #expect(config.limits.concurrency == 5)
+        #expect(config.limits.concurrency == nil)
+        #expect(config.limits.models[.r2v] == .init(concurrency: 5, submitPerSecond: 5))
+        #expect(config.limits.models[.r2vFlash] == .init(concurrency: 5, submitPerSecond: 5))
         #expect(config.limits.queryPerSecond == 20)
         #expect(config.retry.baseDelay == 15)
         #expect(config.retry.maxDelay == 900)
@@ -51,6 +54,39 @@ import Testing
             #expect(text.contains("log.level: must be one of"))
         } catch {
             Issue.record("unexpected error \(error)")
+        }
+    }
+
+    /// Pools per model by default (the provider's 5 and 5/s); the top-level keys are optional overall caps, so a
+    /// file written for one account-wide pool keeps its totals; the older `"model" = N` form sets a pool's slots.
+    @Test func limitPoolsPerModelAndTheSinglePoolForm() throws {
+        let none = Daemon.limits(try ReelConfig.parse(""))
+        #expect(none.pool(PoolKey(model: .r2v)) == .provider && none.pool(PoolKey(model: .r2vFlash)) == .provider)
+        #expect(none.concurrency == nil && none.submitPerSecond == nil && none.slotLimit == 10)
+
+        let pools = Daemon.limits(try ReelConfig.parse("""
+            [limits]
+            concurrency = 8
+            query_per_second = 15
+            [limits.models."wan2.6-r2v"]
+            concurrency = 4
+            submit_per_second = 2.5
+            [limits.models."wan2.6-r2v-flash"]
+            submit_per_second = 3
+            """))
+        #expect(pools.pool(PoolKey(model: .r2v)) == PoolLimits(concurrency: 4, submitPerSecond: 2.5))
+        #expect(pools.pool(PoolKey(model: .r2vFlash)) == PoolLimits(concurrency: 5, submitPerSecond: 3))
+        #expect(pools.concurrency == 8 && pools.slotLimit == 8 && pools.queryPerSecond == 15)
+
+        let single = Daemon.limits(try ReelConfig.parse("[limits]\nconcurrency = 5\nsubmit_per_second = 5\n"))
+        #expect(single.concurrency == 5 && single.submitPerSecond == 5 && single.slotLimit == 5)
+        #expect(single.pool(PoolKey(model: .r2v)) == .provider)
+
+        let older = Daemon.limits(try ReelConfig.parse("[limits.models]\n\"wan2.6-r2v\" = 3\n"))
+        #expect(older.pool(PoolKey(model: .r2v)) == PoolLimits(concurrency: 3, submitPerSecond: 5))
+
+        #expect(throws: ConfigError.self) {
+            try ReelConfig.parse("[limits.models.\"wan2.6-r2v\"]\nconcurency = 3\n")
         }
     }
 

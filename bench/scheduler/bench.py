@@ -8,6 +8,8 @@ Measured from each sandbox's request journal (/__sandbox/requests) and the list 
   queries    GET /api/v1/tasks/{id} plus GET /api/v1/tasks (list) requests, per job
   latency    task end_time -> the client's first query after it that covers the task (its GET or a list)
   bound      makespan of a zero-latency greedy schedule of the same run times in creation order
+  FIFO bound the same in manifest order (with --run-time-model: run time depends on the job, so a client that starts
+             the long renders first can end below it; the rows' prompts name the job, from --list-extras)
 Invoked by bench/scheduler/run.sh, which documents the options.
 """
 import argparse, http.client, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
@@ -63,7 +65,7 @@ def greedy_makespan(runs, concurrency):
     return end
 
 
-def measure(base, jobs, concurrency):
+def measure(base, jobs, concurrency, fifo=False):
     """Metrics of one client's run, from its sandbox's journal and task records."""
     entries = journal(base)  # before this script's own list calls below, which the journal would record too
     creates = [e for e in entries if e["method"] == "POST" and e["path"].endswith("/video-synthesis")]
@@ -84,9 +86,11 @@ def measure(base, jobs, concurrency):
         if page >= listing["total_page"]:
             break
         page += 1
-    run, lat, ends, detects = [], [], [], []
+    run, lat, ends, detects, by_job = [], [], [], [], {}
     for e in accepted:
         t = tasks[e["task_id"]]
+        if fifo:
+            by_job[int(t["prompt"].rsplit(" ", 1)[-1])] = t["end_time"] / 1000 - t["gmt_create"] / 1000
         if t["status"] != "SUCCEEDED":
             sys.exit(f"task {e['task_id']} ended {t['status']}")
         start, end = t["gmt_create"] / 1000, t["end_time"] / 1000
@@ -115,7 +119,9 @@ def measure(base, jobs, concurrency):
     total_queries = sum(len(v) for v in queries.values()) + len(lists)
     lat.sort()
     p95 = lat[min(len(lat) - 1, int(round(0.95 * len(lat) + 0.5)) - 1)]  # nearest-rank
+    fifo_bound = greedy_makespan([by_job[i] for i in sorted(by_job)], concurrency) if fifo else bound
     return {
+        "fifo_bound_s": fifo_bound, "ratio_to_fifo_bound": makespan / fifo_bound,
         "tasks": len(accepted), "creates": len(creates), "throttled_creates": len(creates) - len(accepted),
         "makespan_s": makespan, "sum_run_s": sum(run),
         "ratio": makespan / (sum(run) / concurrency),
@@ -132,7 +138,17 @@ def measure(base, jobs, concurrency):
     }
 
 
-def manifest(jobs):
+def manifest(jobs, mixed=False, seed=6):
+    if mixed:  # both models, both resolutions, 2-10 s: what the sandbox's run-time model makes run times depend on
+        import random
+        rng = random.Random(seed)
+        return {
+            "manifest_version": 1, "batch": "bench", "defaults": {"aspect_ratio": "16:9"},
+            "jobs": [{"id": f"job-{i:03d}", "model": rng.choice(["wan2.6-r2v", "wan2.6-r2v-flash"]),
+                      "resolution": rng.choice(["720p", "1080p"]), "duration_s": rng.randint(2, 10),
+                      "prompt": f"character1 walks through a sunlit park, take {i}",
+                      "references": [{"url": "https://cdn.example.com/anna.png"}]} for i in range(1, jobs + 1)],
+        }
     return {
         "manifest_version": 1, "batch": "bench",
         "defaults": {"model": "wan2.6-r2v", "resolution": "720p", "aspect_ratio": "16:9", "duration_s": 2},
@@ -152,6 +168,9 @@ def main():
     ap.add_argument("--run-time", default="20..60")
     ap.add_argument("--seed", type=int, default=6)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--run-time-model", action="store_true",
+                    help="sandbox --run-time-model and a mixed manifest (models, resolutions, 2-10 s); reeld capped "
+                         "at 5 slots and 5 creates/s in all, as the sandbox's one pool and the SDK's 5 threads")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="reel-bench-sched-")
     procs = []
@@ -168,7 +187,7 @@ def main():
 
     try:
         sandbox_args = ["--time-scale", str(a.scale), "--run-time", a.run_time, "--queue-delay", "0",
-                        "--seed", str(a.seed)]
+                        "--seed", str(a.seed)] + (["--run-time-model", "--list-extras"] if a.run_time_model else [])
         sb_reel, url_reel = start_sandbox(f"{a.bin}/reel-sandbox", sandbox_args + ["--data", f"{work}/sb-reel"],
                                           f"{work}/sandbox-reel.log")
         procs.append(sb_reel)
@@ -180,11 +199,12 @@ def main():
         lo, hi = (float(x) / a.scale for x in a.run_time.split(".."))
         prior = f"{lo:g}s..{hi:g}s"
         polling = "\n".join(l for l in open(a.polling).read().splitlines() if l.strip() and not l.startswith("#"))
-        m = manifest(a.jobs)
+        m = manifest(a.jobs, a.run_time_model, a.seed)
         with open(f"{work}/bench.json", "w") as f:
             json.dump(m, f)
         reeld, sock, env = start_reeld(a.bin, work, url_reel,
-                                       f'[polling]\nexpected_run_time = "{prior}"\n{polling}\n')
+                                       f'[polling]\nexpected_run_time = "{prior}"\n{polling}\n'
+                                       + ("[limits]\nconcurrency = 5\nsubmit_per_second = 5\n" if a.run_time_model else ""))
         procs.append(reeld)
         sdk_env = dict(env, DASHSCOPE_HTTP_BASE_URL=f"{url_sdk}/api/v1")
         sdk = subprocess.Popen([a.python, a.sdk, "--out", f"{work}/sdk-out", f"{work}/bench.json"],
@@ -207,7 +227,8 @@ def main():
         if sdk.returncode != 0:
             sys.exit(f"sdk_batch.py failed: {open(f'{work}/sdk.log').read()[-3000:]}")
         status = call(sock, "GET", "/v1/status")
-        results = {"reel": measure(url_reel, a.jobs, 5), "sdk": measure(url_sdk, a.jobs, 5)}
+        results = {"reel": measure(url_reel, a.jobs, 5, a.run_time_model),
+                   "sdk": measure(url_sdk, a.jobs, 5, a.run_time_model)}
         results["reel"]["scheduler_polls"] = status["provider"]["polls"]
         load_end = os.getloadavg()
         results["params"] = {"load_average_start": load_start, "load_average_end": load_end,
@@ -218,6 +239,8 @@ def main():
                 ("makespan / (sum / 5)", "ratio", "{:.3f}"),
                 ("greedy zero-latency bound / (sum / 5)", "bound_over_sum", "{:.3f}"),
                 ("makespan / greedy bound", "ratio_to_bound", "{:.3f}"),
+                ("greedy FIFO bound, manifest order (s)", "fifo_bound_s", "{:.1f}"),
+                ("makespan / greedy FIFO bound", "ratio_to_fifo_bound", "{:.3f}"),
                 ("queries per job (task GETs + list GETs)", "polls_per_job", "{:.2f}"),
                 ("  task GETs per job", "task_gets_per_job", "{:.2f}"), ("  list GETs per job", "list_gets_per_job", "{:.2f}"),
                 ("detection latency p50 (s)", "latency_p50_s", "{:.2f}"),

@@ -13,6 +13,8 @@
 #   BIN=DIR          where reeld and reel-sandbox are (default .build-release/release, else .build/debug)
 #   SDK_BATCH=PATH   default ../shared/peers/sdk_batch.py (relative to the repository)
 #   JSON=FILE        also write the raw results as JSON
+#   RUN_TIME_MODEL=1 sandbox --run-time-model with a mixed manifest (models, resolutions, 2-10 s): run time depends
+#                    on the job; adds the greedy FIFO bound in manifest order
 # Needs .venv with the dashscope SDK; it is created (`pip install dashscope`) if missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,4 +32,4 @@ fi
 echo "binaries: $bin" >&2
 exec python3 bench/scheduler/bench.py --bin "$bin" --sdk "$sdk" --python .venv/bin/python \
     --polling "${POLLING:-bench/scheduler/polling.toml}" --jobs "${JOBS:-100}" --scale "${SCALE:-2}" \
-    --run-time "${RUN_TIME:-20..60}" --seed "${SEED:-6}" ${JSON:+--json "$JSON"}
+    --run-time "${RUN_TIME:-20..60}" --seed "${SEED:-6}" ${JSON:+--json "$JSON"} ${RUN_TIME_MODEL:+--run-time-model}

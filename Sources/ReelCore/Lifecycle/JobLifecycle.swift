@@ -265,7 +265,9 @@ public struct JobLifecycle: Sendable, Equatable {
                let runTime = ProviderTime.seconds(from: snapshot.submitTime, to: snapshot.endTime)
                    ?? facts.submittedAt.map({ now - $0 }) {
                 out.append(.scheduler(.observedRunTime(model: spec.model, resolution: spec.resolution,
-                                                       durationSeconds: spec.durationSeconds, seconds: runTime)))
+                                                       durationSeconds: spec.durationSeconds,
+                                                       referenceVideoSeconds: spec.referenceVideoSeconds,
+                                                       seconds: runTime)))
                 out.append(.recordRunTime(model: spec.model, resolution: spec.resolution,
                                           durationSeconds: spec.durationSeconds, seconds: runTime))
             }

@@ -1,13 +1,20 @@
-/// A queued job's place: earliest deadline first (none = +∞), then age, then key. Fair share between batches is
-/// applied on top, across the heads of the per-batch heaps.
+/// A queued job's place: earliest deadline first (none = +∞); then its arrival window (older windows first, so
+/// nothing that arrived later overtakes it for long); inside a window the longest predicted run time first, so the
+/// last wave of a backlog is made of short renders; then age, then key. Fair share between batches is applied on
+/// top, across the heads of the per-batch heaps.
 struct QueueEntry: Comparable, Sendable {
     var deadline: Double
+    var window: Double
+    /// Predicted run time in seconds (0 for every job when tail-aware order is off: plain age order).
+    var predicted: Double
     var enqueuedAt: Double
     var key: JobKey
     var generation: UInt64
 
     static func < (a: QueueEntry, b: QueueEntry) -> Bool {
         if a.deadline != b.deadline { return a.deadline < b.deadline }
+        if a.window != b.window { return a.window < b.window }
+        if a.predicted != b.predicted { return a.predicted > b.predicted }
         if a.enqueuedAt != b.enqueuedAt { return a.enqueuedAt < b.enqueuedAt }
         return a.key < b.key
     }
@@ -50,10 +57,12 @@ struct ReadyQueue: Sendable {
         (tier * 2 + (retry ? 1 : 0)) * models.count + model
     }
 
-    mutating func insert(_ job: SchedulerJob, generation: UInt64, retry: Bool) {
+    /// Files `job`; `predicted` is its predicted run time (0: order by age only).
+    mutating func insert(_ job: SchedulerJob, generation: UInt64, retry: Bool, predicted: Double) {
         let l = Self.lane(tier: job.priority.rank, retry: retry, model: Self.models.firstIndex(of: job.model) ?? 0)
-        let entry = QueueEntry(deadline: job.deadline ?? .infinity, enqueuedAt: job.enqueuedAt, key: job.key,
-                               generation: generation)
+        let w = SchedulerTuning.arrivalWindow
+        let entry = QueueEntry(deadline: job.deadline ?? .infinity, window: (job.enqueuedAt / w).rounded(.down),
+                               predicted: predicted, enqueuedAt: job.enqueuedAt, key: job.key, generation: generation)
         let batch = job.key.batch
         if let i = lanes[l].index[batch] {
             lanes[l].batches[i].heap.push(entry)

@@ -1,14 +1,34 @@
-/// What a render's run time depends on: model, resolution tier and output seconds.
+/// What a render's run time depends on: model, resolution tier, output seconds and reference-video seconds
+/// (nil: not known, as for samples restored from the store, which records the first three only).
 struct RunTimeKey: Hashable, Sendable {
     var model: RenderModel
     var resolution: Resolution
     var durationSeconds: Int
+    var referenceVideoSeconds: Int?
 
-    init(model: RenderModel, resolution: Resolution, durationSeconds: Int) {
+    init(model: RenderModel, resolution: Resolution, durationSeconds: Int, referenceVideoSeconds: Int? = nil) {
         self.model = model
         self.resolution = resolution
         self.durationSeconds = durationSeconds
+        self.referenceVideoSeconds = referenceVideoSeconds
     }
+
+    /// The key without the reference-video seconds.
+    var withoutReferences: RunTimeKey {
+        RunTimeKey(model: model, resolution: resolution, durationSeconds: durationSeconds)
+    }
+
+    /// A guess at how run time varies between keys, used until samples say better: the provider documents only
+    /// "about 1–5 min" for every render (reference §1.10), nothing per model, size or length. The shape
+    /// (20 + 18·output s + 6·reference-video s) × 0.7 for 720P × 0.6 for flash is Reel's assumption, not a provider
+    /// number; only ratios between keys matter, the scale is learned.
+    var shape: Double {
+        let seconds = 20 + 18 * Double(durationSeconds) + 6 * Double(referenceVideoSeconds ?? 0)
+        return seconds * (resolution == .p720 ? 0.7 : 1) * (model == .r2vFlash ? 0.6 : 1)
+    }
+
+    /// The key whose shape the prior's midpoint is anchored to: a 5 s 1080P standard render without video.
+    static let typical = RunTimeKey(model: .r2v, resolution: .p1080, durationSeconds: 5, referenceVideoSeconds: 0)
 }
 
 /// A run-time distribution (seconds from the create's answer to the task's end): the last samples, sorted, or the prior.
@@ -92,34 +112,71 @@ struct RunTimeSamples: Sendable, Equatable {
     }
 }
 
-/// Learned run times with fallback: the exact key, then (model, resolution), then model, then everything, then the
-/// prior. A level is used once it holds `minimumSamples`.
+/// Learned run times with fallback: the exact key (with reference-video seconds), then (model, resolution,
+/// duration), then (model, resolution), then model, then everything, then the prior. A level is used once it holds
+/// `minimumSamples`.
+///
+/// Predictions (`predict`) for ordering: the shape guess (`RunTimeKey.shape`) times a scale learned from every
+/// sample (Σ seconds ÷ Σ shape; before any sample, the prior's midpoint ÷ the typical key's shape), blended with the
+/// median of the key's own samples (exact key first, else without reference seconds) as they accumulate. Each
+/// sample is first compared with what was predicted for it: the relative error is tracked.
 struct RunTimeModel: Sendable, Equatable {
     static let minimumSamples = 5
+    /// Weight of the shape-based estimate, in samples, against a key's own median.
+    static let priorWeight = 3.0
     private struct Tier: Hashable, Sendable {
         var model: RenderModel
         var resolution: Resolution
     }
 
     private var exact: [RunTimeKey: RunTimeSamples] = [:]
+    private var byClass: [RunTimeKey: RunTimeSamples] = [:]
     private var byTier: [Tier: RunTimeSamples] = [:]
     private var byModel: [RenderModel: RunTimeSamples] = [:]
     private var all = RunTimeSamples()
+    private var secondsTotal = 0.0
+    private var shapeTotal = 0.0
+    /// |predicted − observed| ÷ observed of the latest samples.
+    private(set) var errors = RunTimeSamples()
 
-    mutating func observe(_ key: RunTimeKey, seconds: Double) {
-        guard seconds.isFinite, seconds >= 0 else { return }
-        exact[key, default: RunTimeSamples()].add(seconds)
+    mutating func observe(_ key: RunTimeKey, seconds: Double, prior: ClosedRange<Double> = PollPolicy.defaultPriorRunTime) {
+        guard seconds.isFinite, seconds > 0 else { return }
+        errors.add(abs(predict(key, prior: prior) - seconds) / seconds)
+        if key.referenceVideoSeconds != nil { exact[key, default: RunTimeSamples()].add(seconds) }
+        byClass[key.withoutReferences, default: RunTimeSamples()].add(seconds)
         byTier[Tier(model: key.model, resolution: key.resolution), default: RunTimeSamples()].add(seconds)
         byModel[key.model, default: RunTimeSamples()].add(seconds)
         all.add(seconds)
+        secondsTotal += seconds
+        shapeTotal += key.shape
     }
 
     func distribution(_ key: RunTimeKey) -> RunTimeDistribution {
         let n = Self.minimumSamples
         if let s = exact[key], s.count >= n { return s.distribution }
+        if let s = byClass[key.withoutReferences], s.count >= n { return s.distribution }
         if let s = byTier[Tier(model: key.model, resolution: key.resolution)], s.count >= n { return s.distribution }
         if let s = byModel[key.model], s.count >= n { return s.distribution }
         return all.count >= n ? all.distribution : .prior
+    }
+
+    /// The expected run time of `key` in seconds; `prior` is the run-time range assumed before any sample.
+    func predict(_ key: RunTimeKey, prior: ClosedRange<Double> = PollPolicy.defaultPriorRunTime) -> Double {
+        let scale = shapeTotal > 0
+            ? secondsTotal / shapeTotal
+            : (prior.lowerBound + prior.upperBound) / 2 / RunTimeKey.typical.shape
+        let base = scale * key.shape
+        let own = exact[key].flatMap { $0.count > 0 ? $0 : nil } ?? byClass[key.withoutReferences]
+        guard let own, own.count > 0 else { return base }
+        let n = Double(own.count)
+        return (n * own.distribution.quantile(0.5) + Self.priorWeight * base) / (n + Self.priorWeight)
+    }
+
+    /// How far predictions were off: the median and p90 of |predicted − observed| ÷ observed over the latest
+    /// samples, and how many samples that covers (nil before the first).
+    var predictionError: (p50: Double, p90: Double, samples: Int)? {
+        guard errors.count > 0 else { return nil }
+        return (errors.distribution.quantile(0.5), errors.distribution.quantile(0.9), errors.count)
     }
 }
 

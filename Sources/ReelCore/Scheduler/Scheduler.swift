@@ -1,10 +1,14 @@
 /// Constants of the scheduler's feedback loops (documented in docs/scheduler.md).
 enum SchedulerTuning {
-    /// After a `Throttling` answer no create goes out for 1 s, doubling per consecutive throttle up to 60 s
-    /// (or `Retry-After`, if longer).
+    /// After a `Throttling` answer no create of that pool goes out for 1 s, doubling per throttling episode in a row
+    /// up to 60 s (or `Retry-After`, if longer).
     static let throttleHoldBase = 1.0
     static let throttleHoldMax = 60.0
-    /// After the cap shrank, it stays down this long (throttling "usually clears within about a minute")…
+    /// The create window is the provider's (1 s for 5 creates) plus this margin, counted from each request's send:
+    /// requests reach the provider with varying delays, and a window that ends exactly at the provider's edge lets
+    /// the next burst arrive a few milliseconds early.
+    static let createMargin = 0.2
+    /// After a pool's cap shrank, it stays down this long (throttling "usually clears within about a minute")…
     static let adaptiveCoolDown = 60.0
     /// …then grows by one per window without a throttling answer.
     static let adaptiveWindow = 30.0
@@ -34,6 +38,9 @@ enum SchedulerTuning {
     static let deadlineCheckMaxInterval = 3600.0
     /// p90 = p50 + z·σ for a normal approximation.
     static let z90 = 1.2816
+    /// Jobs that arrived within the same window of this many seconds are ordered longest predicted run time first
+    /// (a manifest is ingested in seconds); an older window always goes first.
+    static let arrivalWindow = 600.0
 }
 
 /// The render scheduler: a value type driven by one actor in the daemon, `handle(event, now) -> [action]`, no I/O.
@@ -87,6 +94,8 @@ public struct Scheduler: Sendable {
         var needsOperator = false
         /// When the task first answered UNKNOWN while young (nil: it has not).
         var unknownSince: Timestamp?
+        /// When the scheduler chose its latest create.
+        var chosenAt: Timestamp = -Double.infinity
     }
 
     struct Timer: Comparable, Sendable {
@@ -114,14 +123,16 @@ public struct Scheduler: Sendable {
     var retryTimers = Heap<Timer>()
     var pollTimers = Heap<Timer>()
     var duePolls = Heap<DuePoll>()
-    var creates: RateWindow
+    /// Per pool: slots, create window, throttling feedback.
+    var pools: [PoolKey: PoolState] = [:]
+    /// The optional overall create cap across pools (`SchedulerLimits.submitPerSecond`).
+    var overallCreates: CreateWindow?
     var queries: RateWindow
     var rng: SplitMix64
     var runTimes = RunTimeModel()
     var generationCounter: UInt64 = 0
 
     var holderKeys: Set<JobKey> = []
-    var holdersByModel: [RenderModel: Int] = [:]
     var runningByBatch: [String: Int] = [:]
     var queuedCount = 0
     var waitingCount = 0
@@ -132,10 +143,6 @@ public struct Scheduler: Sendable {
     var draining = false
     var storeTrouble: String?
     var accountBlock: String?
-    var adaptiveCap: Int
-    var growAt: Timestamp?
-    var throttleHoldUntil = -Double.infinity
-    var consecutiveThrottles = 0
     var throttleCount = 0
     var breaker = BreakerState.closed
     var breakerTrips = 0
@@ -145,7 +152,6 @@ public struct Scheduler: Sendable {
     var unwarnedDeadlines: Set<JobKey> = []
     var nextDeadlineCheck = -Double.infinity
     var lastDeadlineCheck = -Double.infinity
-    var submitBlockedByRate = false
     var pollBlockedByRate = false
     /// The tasks the outstanding `.pollList` covers (nil: none outstanding).
     var listCovering: Set<JobKey>?
@@ -162,13 +168,19 @@ public struct Scheduler: Sendable {
     /// `seed` drives the full-jitter backoff, so a test replays the same delays.
     public init(limits: SchedulerLimits, seed: UInt64) {
         self.limits = limits
-        creates = RateWindow(perSecond: limits.submitPerSecond)
+        for key in PoolKey.all { pools[key] = PoolState(limits: limits.pool(key)) }
+        overallCreates = limits.submitPerSecond.map { CreateWindow(perSecond: $0, margin: SchedulerTuning.createMargin) }
         queries = RateWindow(perSecond: limits.queryPerSecond)
         rng = SplitMix64(seed: seed)
-        adaptiveCap = max(1, limits.concurrency)
     }
 
-    var concurrencyCap: Int { max(0, min(limits.concurrency, adaptiveCap)) }
+    /// The slots the scheduler fills now: each pool's cap, inside the overall cap.
+    var concurrencyCap: Int {
+        max(0, min(limits.concurrency ?? .max, pools.values.reduce(0) { $0 + $1.cap }))
+    }
+
+    /// The pool of a job the scheduler holds.
+    func poolKey(_ key: JobKey) -> PoolKey? { records[key]?.job.pool }
 
     /// Applies one event at `now` and returns what the daemon must do, in order.
     public mutating func handle(_ event: SchedulerEvent, now: Timestamp) -> [SchedulerAction] {
@@ -206,11 +218,17 @@ public struct Scheduler: Sendable {
         if let r = retryTimers.top { t = min(t, r.at) }
         if let p = pollTimers.top { t = min(t, p.at) }
         if pollBlockedByRate { t = min(t, queries.nextAllowed(now)) }
-        if submitBlockedByRate { t = min(t, creates.nextAllowed(now)) }
         if queuedCount > 0 {
             if case .open(let until) = breaker { t = min(t, until) }
-            if throttleHoldUntil > now { t = min(t, throttleHoldUntil) }
-            if let g = growAt { t = min(t, g) }
+            var anyRoom = false
+            for pool in pools.values where pool.queued > 0 {
+                if let g = pool.growAt { t = min(t, g) }
+                guard pool.holders < pool.cap else { continue }
+                anyRoom = true
+                if pool.throttleHoldUntil > now { t = min(t, pool.throttleHoldUntil) }
+                if let next = pool.creates.nextAllowed(now), next > now { t = min(t, next) }
+            }
+            if anyRoom, let next = overallCreates?.nextAllowed(now), next > now { t = min(t, next) }
         }
         if !unwarnedDeadlines.isEmpty { t = min(t, nextDeadlineCheck) }
         return t.isFinite ? max(t, now) : nil
@@ -243,17 +261,25 @@ public struct Scheduler: Sendable {
             guard let rec = records[key], rec.phase == .submitting || rec.phase == .inDoubt || rec.phase == .inDoubtIdle
             else { return }
             createAnswered(key)
-            consecutiveThrottles = 0
+            createEnded(key, now: now)
+            pools[rec.job.pool]!.consecutiveThrottles = 0
             records[key]!.needsOperator = false
             setPhase(key, .remote(taskID: taskID, status: .pending))
             records[key]!.submittedAt = now
             if rec.cancelRequested {
+                queries.record(now)
                 out.append(.cancelRemote(key, taskID: taskID))
             }
             schedulePoll(key, at: now + limits.polling.nextPoll(elapsed: 0, distribution(key), queued: queuedCount > 0))
 
+        case .createSent(let key, let at):
+            guard let pool = poolKey(key) else { return }
+            pools[pool]!.creates.sent(key, at: at, now: now)
+            overallCreates?.sent(key, at: at, now: now)
+
         case .submitFailed(let key, let blame, let retryAfter, let message):
             guard let rec = records[key], rec.phase == .submitting || rec.phase == .inDoubt else { return }
+            createEnded(key, now: now)
             if blame == .ambiguous {
                 if probe == key { probe = nil }
                 tripBreaker(now: now)
@@ -270,8 +296,9 @@ public struct Scheduler: Sendable {
                 forget(key)
                 out.append(.fail(key, reason: message))
             case .throttled:
-                throttled(now: now, retryAfter: retryAfter, holding: true)
-                wait(key, until: throttleHoldUntil, fresh: true, reason: "throttled: \(message)", &out)
+                let pool = rec.job.pool
+                throttled(pool, chosenAt: rec.chosenAt, now: now, retryAfter: retryAfter)
+                wait(key, until: pools[pool]!.throttleHoldUntil, fresh: true, reason: "throttled: \(message)", &out)
             case .account:
                 accountBlock = message
                 wait(key, until: now, fresh: true, reason: "account refused: \(message)", &out)
@@ -430,10 +457,14 @@ public struct Scheduler: Sendable {
 
         case .setLimits(let l):
             limits = l
-            creates.resize(perSecond: l.submitPerSecond)
+            for key in PoolKey.all { pools[key]!.setLimits(l.pool(key)) }
+            if let rate = l.submitPerSecond {
+                if overallCreates == nil { overallCreates = CreateWindow(perSecond: rate, margin: SchedulerTuning.createMargin) }
+                overallCreates!.resize(perSecond: rate, margin: SchedulerTuning.createMargin)
+            } else {
+                overallCreates = nil
+            }
             queries.resize(perSecond: l.queryPerSecond)
-            adaptiveCap = max(1, l.concurrency)
-            growAt = nil
             accountBlock = nil
             listOffUntil = nil
             listOffReason = nil
@@ -475,16 +506,22 @@ public struct Scheduler: Sendable {
             case .remote(let taskID, let status):
                 guard !rec.cancelRequested else { return }
                 records[key]!.cancelRequested = true
-                out.append(status == .running ? .discardWhenDone(key) : .cancelRemote(key, taskID: taskID))
+                if status == .running {
+                    out.append(.discardWhenDone(key))
+                } else {
+                    queries.record(now)   // a cancel spends the account's query budget like a status query
+                    out.append(.cancelRemote(key, taskID: taskID))
+                }
             case .ended:
                 guard !rec.cancelRequested else { return }
                 records[key]!.cancelRequested = true
                 out.append(.discardWhenDone(key))
             }
 
-        case .observedRunTime(let model, let resolution, let duration, let seconds):
-            runTimes.observe(RunTimeKey(model: model, resolution: resolution, durationSeconds: duration),
-                             seconds: seconds)
+        case .observedRunTime(let model, let resolution, let duration, let references, let seconds):
+            runTimes.observe(RunTimeKey(model: model, resolution: resolution, durationSeconds: duration,
+                                        referenceVideoSeconds: references),
+                             seconds: seconds, prior: limits.polling.priorRunTime)
 
         case .tick:
             break
@@ -494,13 +531,15 @@ public struct Scheduler: Sendable {
     // MARK: - Time-driven work
 
     private mutating func process(now: Timestamp, _ out: inout [SchedulerAction]) {
-        if let g = growAt, now >= g {
+        for key in PoolKey.all {
+            guard var pool = pools[key], let g = pool.growAt, now >= g else { continue }
             var next = g
-            while now >= next && adaptiveCap < limits.concurrency {
-                adaptiveCap += 1
+            while now >= next && pool.adaptiveCap < pool.limits.concurrency {
+                pool.adaptiveCap += 1
                 next += SchedulerTuning.adaptiveWindow
             }
-            growAt = adaptiveCap < limits.concurrency ? next : nil
+            pool.growAt = pool.adaptiveCap < pool.limits.concurrency ? next : nil
+            pools[key] = pool
         }
         if case .open(let until) = breaker, now >= until { breaker = .halfOpen }
 
@@ -550,26 +589,27 @@ public struct Scheduler: Sendable {
             out.append(.poll(p.key, taskID: taskID))
         }
 
-        submitBlockedByRate = false
-        if submissionBlocked(now: now) == nil {
-            while holderKeys.count < concurrencyCap, breaker != .halfOpen || probe == nil {
-                guard creates.allows(now) else {
-                    submitBlockedByRate = queuedCount > 0
-                    break
-                }
+        if submissionBlocked(now: now) == nil, queuedCount > 0 {
+            while holderKeys.count < limits.concurrency ?? .max, breaker != .halfOpen || probe == nil,
+                  overallCreates?.allows(now) ?? true {
                 let picked: (key: JobKey, retry: Bool)?
                 do {   // the copies must be gone before `records` is mutated again, or it is copied whole
-                    let (records, caps, byModel) = (self.records, limits.perModelConcurrency, holdersByModel)
+                    let (records, pools) = (self.records, self.pools)
                     picked = queue.pick(running: runningByBatch, paused: pausedBatches, isValid: { e in
                         guard let r = records[e.key], r.generation == e.generation, case .queued = r.phase else {
                             return false
                         }
                         return true
-                    }, modelHasRoom: { m in caps[m].map { byModel[m, default: 0] < $0 } ?? true })
+                    }, modelHasRoom: { m in
+                        guard let p = pools[PoolKey(model: m)] else { return false }
+                        return p.holders < p.cap && now >= p.throttleHoldUntil && p.creates.allows(now)
+                    })
                 }
                 guard let (key, _) = picked else { break }
                 setPhase(key, .submitting)
-                creates.record(now)
+                records[key]!.chosenAt = now
+                pools[records[key]!.job.pool]!.creates.chose(key, now: now)
+                overallCreates?.chose(key, now: now)
                 submitsIssued += 1
                 if breaker == .halfOpen { probe = key }
                 out.append(.submit(key))
@@ -609,7 +649,6 @@ public struct Scheduler: Sendable {
         if paused { return "paused by the operator" }
         if draining { return "draining: running jobs finish, nothing new starts" }
         if case .open(let until) = breaker { return "provider breaker open until \(until)" }
-        if let now, now < throttleHoldUntil { return "throttled: no creates until \(throttleHoldUntil)" }
         return nil
     }
 
@@ -641,13 +680,15 @@ public struct Scheduler: Sendable {
 
     private mutating func count(_ phase: Phase, _ key: JobKey, _ model: RenderModel, _ d: Int) {
         switch phase {
-        case .queued: queuedCount += d
+        case .queued:
+            queuedCount += d
+            pools[PoolKey(model: model)]!.queued += d
         case .waiting: waitingCount += d
         case .inDoubtIdle: break
         case .downloading, .ended: downloadingCount += d
         case .submitting, .inDoubt, .remote:
             if d > 0 { holderKeys.insert(key) } else { holderKeys.remove(key) }
-            holdersByModel[model, default: 0] += d
+            pools[PoolKey(model: model)]!.holders += d
             runningByBatch[key.batch, default: 0] += d
             if runningByBatch[key.batch] == 0 { runningByBatch[key.batch] = nil }
         }
@@ -671,12 +712,24 @@ public struct Scheduler: Sendable {
     private mutating func enqueue(_ key: JobKey, retry: Bool) {
         setPhase(key, .queued(retry: retry))
         let rec = records[key]!
-        queue.insert(rec.job, generation: rec.generation, retry: retry)
+        queue.insert(rec.job, generation: rec.generation, retry: retry, predicted: orderKey(rec.job))
+    }
+
+    /// The run time a queued job is ordered by: its prediction with tail-aware order, else 0 (age order).
+    func orderKey(_ job: SchedulerJob) -> Double {
+        limits.tailAwareOrder ? runTimes.predict(job.runTimeKey, prior: limits.polling.priorRunTime) : 0
+    }
+
+    /// The predicted run time of a job of this shape, in seconds.
+    public func predictedRunTime(_ job: SchedulerJob) -> Double {
+        runTimes.predict(job.runTimeKey, prior: limits.polling.priorRunTime)
     }
 
     /// Drops everything the scheduler knows of `key` (its heap entries go stale).
     mutating func forget(_ key: JobKey) {
-        guard let rec = records.removeValue(forKey: key) else { return }
+        guard let rec = records[key] else { return }
+        if rec.phase == .submitting { createEnded(key, now: rec.chosenAt) }
+        records[key] = nil
         count(rec, -1)
         unwarnedDeadlines.remove(key)
         if probe == key { probe = nil }
@@ -727,19 +780,34 @@ public struct Scheduler: Sendable {
         probe = nil
     }
 
-    /// Throttling while below our own cap means the account is busy elsewhere: shrink to what we hold, cool down.
-    private mutating func throttled(now: Timestamp, retryAfter: Double?, holding: Bool) {
+    /// A create of `key` left the scheduler's hands (answered, refused or forgotten): a send it never reported
+    /// counts from `now`.
+    private mutating func createEnded(_ key: JobKey, now: Timestamp) {
+        guard let pool = poolKey(key) else { return }
+        pools[pool]!.creates.ended(key, now: now)
+        overallCreates?.ended(key, now: now)
+    }
+
+    /// A create of `pool` was throttled. Creates chosen before the previous throttling answer belong to its episode.
+    /// The first episode in a row costs a short hold only (a burst that met the provider's window edge); a throttle
+    /// again after that hold, while the pool is below its own cap, means the account is busy elsewhere: the pool
+    /// shrinks to what it holds and cools down. Other pools are not touched.
+    private mutating func throttled(_ key: PoolKey, chosenAt: Timestamp, now: Timestamp, retryAfter: Double?) {
         throttleCount += 1
-        consecutiveThrottles += 1
-        let others = holderKeys.count - (holding ? 1 : 0)
-        if others < concurrencyCap {
-            adaptiveCap = max(1, others)
-            growAt = now + SchedulerTuning.adaptiveCoolDown
+        var pool = pools[key]!
+        pool.throttles += 1
+        if chosenAt >= pool.lastThrottleAt { pool.consecutiveThrottles += 1 }
+        pool.lastThrottleAt = now
+        let others = pool.holders - 1
+        if pool.consecutiveThrottles >= 2, others < pool.cap {
+            pool.adaptiveCap = max(1, others)
+            pool.growAt = now + SchedulerTuning.adaptiveCoolDown
             deadlinesMayHaveMoved(now: now)
         }
         let cap = max(SchedulerTuning.throttleHoldBase, min(SchedulerTuning.throttleHoldMax, limits.maxDelay))
-        let hold = min(cap, SchedulerTuning.throttleHoldBase * pow2(consecutiveThrottles - 1))
-        throttleHoldUntil = max(throttleHoldUntil, now + max(hold, retryAfter ?? 0))
+        let hold = min(cap, SchedulerTuning.throttleHoldBase * pow2(pool.consecutiveThrottles - 1))
+        pool.throttleHoldUntil = max(pool.throttleHoldUntil, now + max(hold, retryAfter ?? 0))
+        pools[key] = pool
     }
 
     // MARK: - Snapshot
@@ -763,12 +831,26 @@ public struct Scheduler: Sendable {
         return SchedulerSnapshot(
             queued: queuedCount, retrying: waitingCount, submitting: submitting, inDoubt: inDoubt, pending: pending,
             running: running, downloading: downloadingCount, slotsHeld: holderKeys.count,
-            concurrencyCap: concurrencyCap, adaptiveCap: adaptiveCap, breaker: breaker, accountBlock: accountBlock,
-            storeTrouble: storeTrouble, throttleCount: throttleCount, pollsIssued: pollsIssued, submitsIssued: submitsIssued, paused: paused,
+            concurrencyCap: concurrencyCap, pools: poolSnapshots, breaker: breaker, accountBlock: accountBlock,
+            storeTrouble: storeTrouble, throttleCount: throttleCount, pollsIssued: pollsIssued,
+            submitsIssued: submitsIssued, paused: paused,
             pausedBatches: pausedBatches.sorted(), draining: draining, runningByBatch: runningByBatch,
             submissionBlocked: blocked, listPollingOffUntil: listOffUntil, listPollingOffReason: listOffReason,
             listFailuresInRow: listFailures, queryFailuresInRow: queryFailuresInRow, breakerTrips: breakerTrips,
-            awaitingOperator: awaitingOperator, unknownTasks: unknown, throttleHoldUntil: throttleHoldUntil)
+            awaitingOperator: awaitingOperator, unknownTasks: unknown,
+            runTimeErrorP50: runTimes.predictionError?.p50, runTimeErrorP90: runTimes.predictionError?.p90,
+            runTimeErrorSamples: runTimes.predictionError?.samples ?? 0)
+    }
+
+    /// Each pool's limits, cap and holders, in `PoolKey.all` order.
+    public var poolSnapshots: [PoolSnapshot] {
+        PoolKey.all.compactMap { key in
+            pools[key].map {
+                PoolSnapshot(key: key, limits: $0.limits, concurrencyCap: $0.cap, adaptiveCap: $0.adaptiveCap,
+                             slotsHeld: $0.holders, queued: $0.queued, throttles: $0.throttles,
+                             throttleHoldUntil: $0.throttleHoldUntil)
+            }
+        }
     }
 }
 

@@ -1,18 +1,22 @@
 /// ETAs: a list-scheduling forecast over the real queue order.
 ///
-/// Each slot carries a median free time and a variance. Slot holders occupy their slots until their conditional
-/// median finish (given how long they have run); then the queue is replayed with the scheduler's own pick (tiers,
-/// EDF, fair share, retry alternation, retry times), each job starting when the earliest slot frees and adding its
-/// median run time and its variance to that slot. p90 = p50 + 1.2816·σ (σ from the job's p50–p90 spread, summed
+/// Each slot carries a median free time, a variance and the pool of the job in it. Slot holders occupy their slots
+/// until their conditional median finish (given how long they have run); then the queue is replayed with the
+/// scheduler's own pick (tiers, EDF, fair share, retry alternation, retry times, pool caps), each job starting when
+/// the earliest slot frees and its pool has room, and adding its median run time and its variance to that slot. p90 = p50 + 1.2816·σ (σ from the job's p50–p90 spread, summed
 /// along the slot's path). Paused batches and a globally stopped scheduler get no ETA for queued jobs.
 extension Scheduler {
     private struct Slot: Comparable {
         var free: Double
         var variance: Double
         var batch: String?
+        var pool: PoolKey?
 
-        static func < (a: Slot, b: Slot) -> Bool { a.free < b.free }
-        static func == (a: Slot, b: Slot) -> Bool { a.free == b.free }
+        /// At equal times a slot whose job ends goes first, so a slot waiting for a pool sees that pool's room.
+        static func < (a: Slot, b: Slot) -> Bool {
+            a.free != b.free ? a.free < b.free : (a.pool != nil && b.pool == nil)
+        }
+        static func == (a: Slot, b: Slot) -> Bool { a.free == b.free && (a.pool == nil) == (b.pool == nil) }
     }
 
     /// The job's p50/p90 wall-clock finish of its render (not counting the download); nil when unknown or stopped.
@@ -62,7 +66,7 @@ extension Scheduler {
             let sigma = (p90 - p50) / z
             result[key] = ETA(p50: p50, p90: p90)
             remaining.remove(key)
-            slots.push(Slot(free: p50, variance: sigma * sigma, batch: key.batch))
+            slots.push(Slot(free: p50, variance: sigma * sigma, batch: key.batch, pool: rec.job.pool))
         }
         let cap = max(1, concurrencyCap)
         while slots.count < cap { slots.push(Slot(free: now, variance: 0, batch: nil)) }
@@ -72,6 +76,9 @@ extension Scheduler {
         var timers = retryTimers
         var running = runningByBatch
         var slotCount = slots.count
+        var inPool: [PoolKey: Int] = [:]
+        for key in holderKeys { if let p = records[key]?.job.pool { inPool[p, default: 0] += 1 } }
+        let poolCaps = pools.mapValues(\.cap)
         var spread: [RunTimeKey: (Double, Double)] = [:]   // median and σ per run-time key
         let records = self.records
         let valid: (QueueEntry) -> Bool = { e in
@@ -86,6 +93,10 @@ extension Scheduler {
                 running[b, default: 1] -= 1
                 slot.batch = nil
             }
+            if let p = slot.pool {
+                inPool[p, default: 1] -= 1
+                slot.pool = nil
+            }
             if slotCount > cap {   // holders beyond a shrunken cap free their slot for good
                 slotCount -= 1
                 continue
@@ -95,12 +106,17 @@ extension Scheduler {
                 timers.pop()
                 guard let r = records[timer.key], r.generation == timer.generation,
                       case .waiting(_, let fresh) = r.phase else { continue }
-                q.insert(r.job, generation: r.generation, retry: !fresh)
+                q.insert(r.job, generation: r.generation, retry: !fresh, predicted: orderKey(r.job))
             }
-            guard let (key, _) = q.pick(running: running, paused: pausedBatches, isValid: valid,
-                                        modelHasRoom: { _ in true }) else {
-                guard let next = timers.top else { break }
-                slots.push(Slot(free: max(t, next.at), variance: slot.variance, batch: nil))
+            let room = inPool
+            guard let (key, _) = q.pick(running: running, paused: pausedBatches, isValid: valid, modelHasRoom: { m in
+                let p = PoolKey(model: m)
+                return room[p, default: 0] < poolCaps[p, default: 0]
+            }) else {
+                // Nothing can start here now: wait for the next job to end (its pool gets room) or a retry time.
+                let nextEnd = slots.items.lazy.filter { $0.pool != nil }.map(\.free).min()
+                guard let at = [nextEnd, timers.top?.at].compactMap({ $0 }).min() else { break }
+                slots.push(Slot(free: max(t, at), variance: slot.variance, batch: nil))
                 continue
             }
             let runKey = records[key]!.job.runTimeKey
@@ -116,7 +132,8 @@ extension Scheduler {
             result[key] = ETA(p50: p50, p90: p50 + z * variance.squareRoot())
             remaining.remove(key)
             running[key.batch, default: 0] += 1
-            slots.push(Slot(free: p50, variance: variance, batch: key.batch))
+            inPool[records[key]!.job.pool, default: 0] += 1
+            slots.push(Slot(free: p50, variance: variance, batch: key.batch, pool: records[key]!.job.pool))
         }
         return result
     }

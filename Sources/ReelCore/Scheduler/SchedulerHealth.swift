@@ -30,13 +30,20 @@ public struct SchedulerHealth: Sendable, Equatable {
                             + "create call(s) in a row: no creates until it closes")
             notes.append("provider breaker open")
         }
-        if s.throttleHoldUntil > now {
-            warnings.append("throttled by the provider: no creates for \(Self.seconds(s.throttleHoldUntil - now))")
-        }
-        if s.adaptiveCap < limits.concurrency {
-            warnings.append("concurrency cut to \(s.concurrencyCap) of \(limits.concurrency) by throttling answers "
-                            + "(the account is busy elsewhere); it grows back while no create is throttled")
-            notes.append("provider throttling (cap \(s.concurrencyCap)/\(limits.concurrency))")
+        var throttled = false
+        for pool in s.pools {
+            if pool.throttleHoldUntil > now {
+                throttled = true
+                warnings.append("\(pool.key) throttled by the provider: no creates of it for "
+                                + Self.seconds(pool.throttleHoldUntil - now))
+            }
+            if pool.adaptiveCap < pool.limits.concurrency {
+                throttled = true
+                warnings.append("\(pool.key) concurrency cut to \(pool.concurrencyCap) of \(pool.limits.concurrency) by "
+                                + "throttling answers (the account is busy elsewhere); it grows back while no create "
+                                + "of it is throttled")
+                notes.append("provider throttling \(pool.key) (cap \(pool.concurrencyCap)/\(pool.limits.concurrency))")
+            }
         }
         if let until = s.listPollingOffUntil, until > now {
             degraded = true
@@ -67,7 +74,7 @@ public struct SchedulerHealth: Sendable, Equatable {
         self.notes = notes
         health = if s.accountBlock != nil { "account_blocked" }
             else if case .open = s.breaker { "breaker_open" }
-            else if s.adaptiveCap < limits.concurrency || s.concurrencyCap < 1 || s.throttleHoldUntil > now { "throttled" }
+            else if throttled || s.concurrencyCap < 1 { "throttled" }
             else if degraded || s.awaitingOperator > 0 { "degraded" }
             else if s.paused { "paused" }
             else { "ok" }

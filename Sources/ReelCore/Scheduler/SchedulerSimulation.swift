@@ -1,11 +1,12 @@
 /// A discrete-event simulation of a day of work (docs/scheduler.md, "Simulation"): manifests arrive over a virtual
-/// day, a simulated provider with 5 slots renders them with realistic run times (log-normal per model, resolution
+/// day, a simulated provider with a pool of 5 slots per model renders them with realistic run times (log-normal per model, resolution
 /// and duration), and the scheduler drives everything through its events and `nextWakeup` ticks. Pure and
 /// deterministic; `SchedulerSimulationTests` asserts its limits and `bench/scheduler/simulation.sh` times it.
 public struct SchedulerSimulation: Sendable {
     struct Event: Comparable, Sendable {
         enum Kind: Sendable {
-            case arrive(Int), tick, createArrives(JobKey), createAnswer(JobKey), queryAnswer(JobKey, TaskStatus)
+            case arrive(Int), tick, createSent(JobKey), createArrives(JobKey), createAnswer(JobKey)
+            case queryAnswer(JobKey, TaskStatus)
             case listAnswer([JobKey: TaskStatus]), finish(JobKey), released(JobKey)
         }
         var at: Double
@@ -19,15 +20,22 @@ public struct SchedulerSimulation: Sendable {
     public struct Report: Sendable {
         public var completed = 0
         public var makespan = 0.0
+        /// Most tasks active at the simulated provider at once, over all models and per model.
         public var maxProviderActive = 0
+        public var maxProviderActiveByModel: [RenderModel: Int] = [:]
         public var maxHolders = 0
+        /// Most creates reaching the provider in any one-second window, over all models and per model.
         public var maxCreatesPerSecond = 0
+        public var maxCreatesPerSecondByModel: [RenderModel: Int] = [:]
         public var maxQueriesPerSecond = 0
         public var creates = 0
         /// Every query: task queries plus list queries.
         public var queries = 0
         public var listQueries = 0
         public var queuedTime = 0.0
+        /// Slot-seconds of the pools that had work queued (their caps), and how many of those were held, and
+        /// rendering at the provider.
+        public var slotCapacityTime = 0.0
         public var heldSlotTime = 0.0
         public var renderingSlotTime = 0.0
         /// Seconds from a task's end to the query (or list) that saw it.
@@ -38,10 +46,10 @@ public struct SchedulerSimulation: Sendable {
         public var wakeupsInThePast = 0
         /// Actions the simulated provider does not expect in this workload (none should appear).
         public var unexpectedActions = 0
-        /// Slots held while work is queued, as a fraction of all slots.
-        public var slotUtilisation: Double { heldSlotTime / max(1e-9, 5 * queuedTime) }
-        /// Slots rendering at the provider while work is queued.
-        public var renderingUtilisation: Double { renderingSlotTime / max(1e-9, 5 * queuedTime) }
+        /// Slots held while work of their pool is queued, as a fraction of those pools' slots.
+        public var slotUtilisation: Double { heldSlotTime / max(1e-9, slotCapacityTime) }
+        /// Slots rendering at the provider while work of their pool is queued.
+        public var renderingUtilisation: Double { renderingSlotTime / max(1e-9, slotCapacityTime) }
 
         public static func p95(_ xs: [Double]) -> Double {
             let s = xs.sorted()
@@ -60,8 +68,8 @@ public struct SchedulerSimulation: Sendable {
     var jobs: [JobKey: SchedulerJob] = [:]
     var taskEnd: [JobKey: Double] = [:]
     var detected: Set<JobKey> = []
-    var providerActive = 0
-    var createLog: [Double] = []
+    var providerActive: [RenderModel: Int] = [:]
+    var createLog: [RenderModel: [Double]] = [:]
     var queryLog: [Double] = []
     var scheduledTick: Double?
     var report = Report()
@@ -95,6 +103,17 @@ public struct SchedulerSimulation: Sendable {
             made += n
             b += 1
         }
+    }
+
+    /// One batch of `jobs` arriving at 0, each rendering for its given seconds at the simulated provider.
+    public init(batch: [(job: SchedulerJob, runTime: Double)], limits: SchedulerLimits = SchedulerLimits()) {
+        scheduler = Scheduler(limits: limits, seed: 7)
+        batches = [batch.map(\.job)]
+        for (job, seconds) in batch {
+            runTime[job.key] = seconds
+            jobs[job.key] = job
+        }
+        push(0, .arrive(0))
     }
 
     /// A standard normal draw (Irwin–Hall: the sum of 12 uniforms, minus 6; the core has no `log`/`cos`).
@@ -139,8 +158,11 @@ public struct SchedulerSimulation: Sendable {
             let dt = e.at - now
             if dt > 0, scheduler.queuedCount > 0 {
                 report.queuedTime += dt
-                report.heldSlotTime += dt * Double(scheduler.holderKeys.count)
-                report.renderingSlotTime += dt * Double(providerActive)
+                for (key, pool) in scheduler.pools where pool.queued > 0 {
+                    report.slotCapacityTime += dt * Double(pool.limits.concurrency)
+                    report.heldSlotTime += dt * Double(pool.holders)
+                    report.renderingSlotTime += dt * Double(providerActive[key.model, default: 0])
+                }
             }
             now = e.at
             var actions: [SchedulerAction] = []
@@ -151,17 +173,22 @@ public struct SchedulerSimulation: Sendable {
                 guard scheduledTick == now else { continue }
                 scheduledTick = nil
                 actions = scheduler.handle(.tick, now: now)
+            case .createSent(let k):
+                actions = scheduler.handle(.createSent(k, at: now), now: now)
             case .createArrives(let k):
-                createLog.append(now)
-                providerActive += 1
-                report.maxProviderActive = max(report.maxProviderActive, providerActive)
+                let model = jobs[k]!.model
+                createLog[model, default: []].append(now)
+                providerActive[model, default: 0] += 1
+                report.maxProviderActive = max(report.maxProviderActive, providerActive.values.reduce(0, +))
+                report.maxProviderActiveByModel[model] = max(report.maxProviderActiveByModel[model] ?? 0,
+                                                             providerActive[model]!)
                 taskEnd[k] = now + runTime[k]!
                 push(taskEnd[k]!, .finish(k))
                 let sdk = PollingStudy.sdkPolls(runTime: runTime[k]!)
                 report.sdkPolls += sdk.polls
                 report.sdkLatencies.append(sdk.latency)
-            case .finish:
-                providerActive -= 1
+            case .finish(let k):
+                providerActive[jobs[k]!.model]! -= 1
             case .createAnswer(let k):
                 actions = scheduler.handle(.submitted(k, taskID: "task-\(k)"), now: now)
             case .queryAnswer(let k, let status):
@@ -182,6 +209,7 @@ public struct SchedulerSimulation: Sendable {
             for a in actions {
                 switch a {
                 case .submit(let k):
+                    push(now + 0.1, .createSent(k))
                     push(now + 0.15, .createArrives(k))
                     push(now + 0.3, .createAnswer(k))
                 case .poll(let k, _):
@@ -216,9 +244,10 @@ public struct SchedulerSimulation: Sendable {
                 }
             }
         }
-        report.creates = createLog.count
+        report.creates = createLog.values.reduce(0) { $0 + $1.count }
         report.queries = queryLog.count
-        report.maxCreatesPerSecond = Self.maxInWindow(createLog.sorted())
+        report.maxCreatesPerSecond = Self.maxInWindow(createLog.values.flatMap { $0 }.sorted())
+        for (model, log) in createLog { report.maxCreatesPerSecondByModel[model] = Self.maxInWindow(log.sorted()) }
         report.maxQueriesPerSecond = Self.maxInWindow(queryLog.sorted())
         return report
     }

@@ -1,28 +1,37 @@
 /// The provider account's limits as the scheduler applies them (`[limits]` and `[retry]` in reel.toml).
+///
+/// Render slots and creates are limited per pool (per model, as DashScope counts them, reference §1.8); queries per
+/// account. `concurrency` and `submitPerSecond` are optional caps across all pools of the account.
 public struct SchedulerLimits: Sendable, Equatable {
-    /// Render slots (the provider counts PENDING + RUNNING tasks per account).
-    public var concurrency: Int
-    /// Creates in any one-second window.
-    public var submitPerSecond: Double
-    /// Status queries in any one-second window.
+    /// Pools with their own limits; a model not listed gets `defaultPool`.
+    public var pools: [RenderModel: PoolLimits]
+    public var defaultPool: PoolLimits
+    /// Optional overall cap on render slots across pools (nil: the sum of the pools).
+    public var concurrency: Int?
+    /// Optional overall cap on creates in any one-second window across pools (nil: only the pools' own).
+    public var submitPerSecond: Double?
+    /// Status queries, task lists and cancels together, in any one-second window (per account).
     public var queryPerSecond: Double
     /// Failed attempts after which a job fails for good.
     public var maxAttempts: Int
     /// Backoff before retry n is uniform in [0, min(maxDelay, baseDelay · 2^(n-1))] seconds.
     public var baseDelay: Double
     public var maxDelay: Double
-    /// Optional slot caps per model, inside `concurrency`.
-    public var perModelConcurrency: [RenderModel: Int]
     /// When to poll running tasks.
     public var polling: PollPolicy
     /// How long a task that answers UNKNOWN well inside its 24-hour lifetime is queried again (with backoff)
     /// before its job goes in doubt (`[in_doubt] unknown_grace`).
     public var unknownGrace: Double
+    /// Inside a tier, deadline and fair share, start the longest predicted render first (per arrival window);
+    /// false: by age only (the greedy FIFO order).
+    public var tailAwareOrder = true
 
-    public init(concurrency: Int = 5, submitPerSecond: Double = 5.0, queryPerSecond: Double = 20.0,
+    public init(pools: [RenderModel: PoolLimits] = [:], defaultPool: PoolLimits = .provider,
+                concurrency: Int? = nil, submitPerSecond: Double? = nil, queryPerSecond: Double = 20.0,
                 maxAttempts: Int = 5, baseDelay: Double = 15.0, maxDelay: Double = 900.0,
-                perModelConcurrency: [RenderModel: Int] = [:], polling: PollPolicy = PollPolicy(),
-                unknownGrace: Double = 600) {
+                polling: PollPolicy = PollPolicy(), unknownGrace: Double = 600) {
+        self.pools = pools
+        self.defaultPool = defaultPool
         self.unknownGrace = unknownGrace
         self.concurrency = concurrency
         self.submitPerSecond = submitPerSecond
@@ -30,8 +39,16 @@ public struct SchedulerLimits: Sendable, Equatable {
         self.maxAttempts = maxAttempts
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
-        self.perModelConcurrency = perModelConcurrency
         self.polling = polling
+    }
+
+    /// The limits of one pool.
+    public func pool(_ key: PoolKey) -> PoolLimits { pools[key.model] ?? defaultPool }
+
+    /// Render slots the account may fill at most: the pools' sum, inside the overall cap.
+    public var slotLimit: Int {
+        let sum = PoolKey.all.reduce(0) { $0 + max(0, pool($1).concurrency) }
+        return min(sum, concurrency ?? .max)
     }
 }
 
@@ -47,10 +64,12 @@ public struct SchedulerJob: Sendable, Equatable {
     public var durationSeconds: Int
     /// Failed attempts so far (as recorded in the store); an operator retry passes 0.
     public var attempts: Int
+    /// Seconds of reference video the render reads (whole seconds; part of what its run time depends on).
+    public var referenceVideoSeconds: Int
 
     public init(key: JobKey, priority: Priority = .normal, deadline: Timestamp? = nil, enqueuedAt: Timestamp,
                 model: RenderModel = .r2v, resolution: Resolution = .p1080, durationSeconds: Int = 5,
-                attempts: Int = 0) {
+                attempts: Int = 0, referenceVideoSeconds: Int = 0) {
         self.key = key
         self.priority = priority
         self.deadline = deadline
@@ -59,9 +78,23 @@ public struct SchedulerJob: Sendable, Equatable {
         self.resolution = resolution
         self.durationSeconds = durationSeconds
         self.attempts = attempts
+        self.referenceVideoSeconds = referenceVideoSeconds
     }
 
-    var runTimeKey: RunTimeKey { RunTimeKey(model: model, resolution: resolution, durationSeconds: durationSeconds) }
+    /// The scheduler's view of a job's spec.
+    public init(_ spec: JobSpec, enqueuedAt: Timestamp, attempts: Int) {
+        self.init(key: spec.key, priority: spec.priority, deadline: spec.deadline, enqueuedAt: enqueuedAt,
+                  model: spec.model, resolution: spec.resolution, durationSeconds: spec.durationSeconds,
+                  attempts: attempts, referenceVideoSeconds: spec.referenceVideoSeconds)
+    }
+
+    var runTimeKey: RunTimeKey {
+        RunTimeKey(model: model, resolution: resolution, durationSeconds: durationSeconds,
+                   referenceVideoSeconds: referenceVideoSeconds)
+    }
+
+    /// The limit pool the job's task counts against.
+    public var pool: PoolKey { PoolKey(model: model) }
 }
 
 /// What the daemon tells the scheduler.
@@ -75,6 +108,9 @@ public enum SchedulerEvent: Sendable, Equatable {
     /// Reconciliation could not settle the in-doubt job: it waits for an operator (and keeps its slot while the
     /// hour lasts: its task may still be at the provider).
     case inDoubtNeedsOperator(JobKey)
+    /// The create request went out at `at` (reported from the create's `beforeSend`): the create window counts
+    /// from here.
+    case createSent(JobKey, at: Timestamp)
     /// The create call returned a task id.
     case submitted(JobKey, taskID: String)
     /// The create call failed; `.ambiguous` means the daemon marked the job in doubt (it keeps its slot).
@@ -113,7 +149,9 @@ public enum SchedulerEvent: Sendable, Equatable {
     case setPriority(JobKey, Priority)
     case cancel(JobKey)
     /// A finished render's run time: seconds from the create's answer to the provider's `end_time`.
-    case observedRunTime(model: RenderModel, resolution: Resolution, durationSeconds: Int, seconds: Double)
+    /// `referenceVideoSeconds` nil: not known (a sample restored from the store).
+    case observedRunTime(model: RenderModel, resolution: Resolution, durationSeconds: Int,
+                         referenceVideoSeconds: Int? = nil, seconds: Double)
     /// Time passed; sent at `nextWakeup`.
     case tick
 }
@@ -197,10 +235,10 @@ public struct SchedulerSnapshot: Sendable, Equatable {
     public var downloading: Int
     /// Jobs holding a render slot: submitting + in doubt + pending + running.
     public var slotsHeld: Int
-    /// min(concurrency, adaptiveCap): the number of slots the scheduler fills now.
+    /// The number of slots the scheduler fills now: the pools' caps, inside the overall cap.
     public var concurrencyCap: Int
-    /// Shrinks when the account turns out busy elsewhere; grows back by one per quiet window.
-    public var adaptiveCap: Int
+    /// Each pool's limits, cap and holders, in `PoolKey.all` order.
+    public var pools: [PoolSnapshot]
     public var breaker: BreakerState
     /// Why all submission stopped after an account-blamed answer (InvalidApiKey, Arrearage…), until resume or reload.
     public var accountBlock: String?
@@ -229,6 +267,9 @@ public struct SchedulerSnapshot: Sendable, Equatable {
     public var awaitingOperator: Int
     /// Tasks answering UNKNOWN well inside their 24-hour lifetime, being queried again.
     public var unknownTasks: Int
-    /// No create goes out before this after a throttling answer.
-    public var throttleHoldUntil: Timestamp
+    /// How far run-time predictions were off for the latest observed renders: median and p90 of
+    /// |predicted − observed| ÷ observed (nil before the first observation), and how many renders that covers.
+    public var runTimeErrorP50: Double?
+    public var runTimeErrorP90: Double?
+    public var runTimeErrorSamples: Int
 }
