@@ -240,7 +240,8 @@ struct JobLifecycleTests {
     @Test func aSucceededTaskIsBilledAndItsWindowStarts() {
         var life = Self.lifecycle(.running)
         let effects = life.handle(.observed(Self.snapshot(.succeeded, url: "https://r/2.mp4")), now: 5000)
-        #expect(effects.contains(.scheduler(.observedRunTime(model: .r2v, resolution: .p1080, durationSeconds: 5, seconds: 90))))
+        #expect(effects.contains(.scheduler(.observedRunTime(model: .r2v, resolution: .p1080, durationSeconds: 5,
+                                                                referenceVideoSeconds: 0, seconds: 90))))
         #expect(effects.contains(.recordRunTime(model: .r2v, resolution: .p1080, durationSeconds: 5, seconds: 90)))
         guard case .move(let m) = effects.first(where: { if case .move = $0 { true } else { false } }) else {
             Issue.record("unexpected effects"); return

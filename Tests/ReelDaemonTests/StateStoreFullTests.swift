@@ -2,17 +2,20 @@ import Foundation
 import ReelTestKit
 import Testing
 
-/// The state filesystem fills up mid-batch (a small tmpfs under `[paths] state`, filled to the last byte): reeld
+/// The state filesystem fills up mid-batch (a tmpfs under `[paths] state`, filled to the last byte): reeld
 /// turns degraded instead of losing or failing anything — no new creates, `degraded: state store …` in status,
 /// metrics and `reelctl status` — keeps what it knows, and resumes by itself once space returns. Every job then
 /// succeeds with exactly one task at the provider.
 @Suite(.serialized) struct StateStoreFullTests {
     @Test func fullStateFilesystemDegradesAndResumes() async throws {
-        // Renders of 1–2 s, so the batch is still rendering when the disk fills.
-        let sandbox = try await SandboxProcess.start(["--time-scale", "10", "--run-time", "10..20"])
+        // Renders of 4–6 s (three waves of 5 slots), so the batch is still rendering when the disk fills, however
+        // slowly a loaded machine answers the status polls below.
+        let sandbox = try await SandboxProcess.start(["--time-scale", "10", "--run-time", "40..60"])
         defer { sandbox.stop() }
         let reeld = try ReeldProcess(providerURL: sandbox.url)
-        guard try await DeliveryKit.mountTmpfs(reeld.state, size: "4m", label: "reel-test-state",
+        // Roomier than SQLite's WAL grows between checkpoints (up to 1,000 pages, 4 MB), so freeing the filler
+        // really frees the disk.
+        guard try await DeliveryKit.mountTmpfs(reeld.state, size: "32m", label: "reel-test-state",
                                                for: "fullStateFilesystemDegradesAndResumes") else { return }
         defer { DeliveryTests.unmount(reeld.state) }
         try await reeld.start()
@@ -23,13 +26,14 @@ import Testing
         try reeld.drop(Durability.manifest(batch: "statefull", jobs: jobs), as: "statefull.json")
         // Some renders under way, most of the batch still to do.
         _ = try await reeld.waitFor(timeout: 60, "renders under way") { c in
-            (c["pending"] ?? 0) + (c["running"] ?? 0) >= 2
+            (c["pending"] ?? 0) + (c["running"] ?? 0) >= 1
         }
 
         // Fill the state filesystem: write until ENOSPC.
         let filler = reeld.state + "/.filler"
         #expect(DeliveryKit.fill(filler))
-        // More work arrives meanwhile: its manifest cannot be committed, so it waits in incoming/.
+        // More work arrives meanwhile: its manifest waits in incoming/ until the store takes its commit (SQLite may
+        // fit that commit into its existing WAL, so when is not asserted; that it is taken, once, is).
         let later = ["late-1", "late-2"]
         try reeld.drop(Durability.manifest(batch: "statefull-late", jobs: later.map { ($0, "character1 arrives \($0)") }),
                        as: "statefull-late.json")
@@ -53,8 +57,6 @@ import Testing
             try BinaryRun.run("reelctl", ["status"], environment: ["REEL_SOCKET": reeld.socket]).stdout
                 .contains("degraded: state store")
         }
-        #expect(FileManager.default.fileExists(atPath: reeld.spool + "/incoming/statefull-late.json"),
-                "the manifest that could not be committed stays in incoming/")
 
         // Space returns: everything resumes by itself.
         try FileManager.default.removeItem(atPath: filler)
