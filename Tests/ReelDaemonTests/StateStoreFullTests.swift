@@ -8,10 +8,14 @@ import Testing
 /// succeeds with exactly one task at the provider.
 @Suite(.serialized) struct StateStoreFullTests {
     @Test func fullStateFilesystemDegradesAndResumes() async throws {
-        // Renders of 4–6 s (three waves of 5 slots), so the batch is still rendering when the disk fills, however
-        // slowly a loaded machine answers the status polls below.
-        let sandbox = try await SandboxProcess.start(["--time-scale", "10", "--run-time", "40..60"])
+        // Renders of 1–2 s; the two `held-` jobs stay PENDING (slow_queue: 14 h of sandbox time, over an hour of
+        // real time) until the test moves the sandbox's clock, so the batch is under way when the disk fills however
+        // late a loaded machine lets this test look.
+        let sandbox = try await SandboxProcess.start(["--time-scale", "10", "--run-time", "10..20"])
         defer { sandbox.stop() }
+        try await sandbox.setFaults("""
+            [{"fault": "slow_queue", "marker": "held-", "seconds": 50000}]
+            """)
         let reeld = try ReeldProcess(providerURL: sandbox.url)
         // Roomier than SQLite's WAL grows between checkpoints (up to 1,000 pages, 4 MB), so freeing the filler
         // really frees the disk.
@@ -22,11 +26,11 @@ import Testing
         defer { reeld.stop() }
 
         let ids = (1...12).map { String(format: "full-%02d", $0) }
-        let jobs = ids.map { ($0, "character1 keeps \($0) safe") }
+        let jobs = ids.map { id in (id, id >= "full-11" ? "character1 keeps held-\(id) safe" : "character1 keeps \(id) safe") }
         try reeld.drop(Durability.manifest(batch: "statefull", jobs: jobs), as: "statefull.json")
         // Some renders under way, most of the batch still to do.
-        _ = try await reeld.waitFor(timeout: 60, "renders under way") { c in
-            (c["pending"] ?? 0) + (c["running"] ?? 0) >= 1
+        _ = try await reeld.waitFor(timeout: 120, "renders under way") { c in
+            (c["pending"] ?? 0) + (c["running"] ?? 0) >= 2
         }
 
         // Fill the state filesystem: write until ENOSPC.
@@ -58,8 +62,10 @@ import Testing
                 .contains("degraded: state store")
         }
 
-        // Space returns: everything resumes by itself.
+        // Space returns: everything resumes by itself; then the held renders are let go.
         try FileManager.default.removeItem(atPath: filler)
+        _ = try await reeld.waitFor(timeout: 120, "all but the held jobs done") { c in (c["succeeded"] ?? 0) >= 12 }
+        try await sandbox.advanceClock(50_000)
         let counts = try await reeld.waitForTerminal(total: ids.count + later.count, timeout: 120)
         #expect(counts["succeeded"] == ids.count + later.count, "\(counts)\n\(reeld.logTail())")
         let after = try await reeld.status()
