@@ -94,7 +94,7 @@ extension Engine {
                                                      now: clock.now())
                 }
                 if strict {
-                    try await write()
+                    _ = try await write()
                 } else if await durably("record a refused create", job: key, write) == nil {
                     return Steps(refused: true)
                 }

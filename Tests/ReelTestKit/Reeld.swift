@@ -82,7 +82,9 @@ public final class ReeldProcess: @unchecked Sendable {
         }
         let command = launcher + [binary, "--config", configPath]
         // Each start begins a fresh log (as before); stdout and stderr then both append to it.
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
+            throw TestHTTPError(description: "cannot create \(logPath)")
+        }
         let child = try Child(command[0], Array(command.dropFirst()),
                               environment: Child.inheritedEnvironment(removing: Self.systemdVariables, adding: environment),
                               stdout: .file(logPath), stderr: .file(logPath))
