@@ -236,12 +236,21 @@ struct DaemonBackend: ControlBackend {
         switch event {
         case .jobsChanged(let keys):
             for key in keys where batch == nil || key.batch == batch {
-                guard let row = try? await store.job(key), let json = try? encoder.encode(await view(row)) else { continue }
-                out.append(ControlEvent(kind: "job", json: Array(json)))
+                do {
+                    guard let row = try await store.job(key) else { continue }
+                    out.append(ControlEvent(kind: "job", json: Array(try encoder.encode(await view(row)))))
+                } catch {
+                    // Skipped: the job's next change is sent.
+                    continue
+                }
             }
         case .batchCompleted(let name) where batch == nil || name == batch:
-            if let summary = try? await store.batch(name), let json = try? encoder.encode(await view(summary)) {
-                out.append(ControlEvent(kind: "batch", json: Array(json)))
+            do {
+                if let summary = try await store.batch(name) {
+                    out.append(ControlEvent(kind: "batch", json: Array(try encoder.encode(await view(summary)))))
+                }
+            } catch {
+                // Skipped: `reelctl batch` still shows it.
             }
         default:
             break
