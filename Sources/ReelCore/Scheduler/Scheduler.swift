@@ -142,6 +142,8 @@ public struct Scheduler: Sendable {
     var pausedBatches: Set<String> = []
     var draining = false
     var storeTrouble: String?
+    /// Jobs waiting for an operator or whose task answers UNKNOWN (`needsOperator`, `unknownSince`): a handful.
+    var flagged: Set<JobKey> = []
     var accountBlock: String?
     var throttleCount = 0
     var breaker = BreakerState.closed
@@ -256,6 +258,7 @@ public struct Scheduler: Sendable {
         case .inDoubtNeedsOperator(let key):
             guard records[key]?.phase == .inDoubt || records[key]?.phase == .inDoubtIdle else { return }
             records[key]!.needsOperator = true
+            noteFlags(key)
 
         case .submitted(let key, let taskID):
             guard let rec = records[key], rec.phase == .submitting || rec.phase == .inDoubt || rec.phase == .inDoubtIdle
@@ -264,6 +267,7 @@ public struct Scheduler: Sendable {
             createEnded(key, now: now)
             pools[rec.job.pool]!.consecutiveThrottles = 0
             records[key]!.needsOperator = false
+            noteFlags(key)
             setPhase(key, .remote(taskID: taskID, status: .pending))
             records[key]!.submittedAt = now
             if rec.cancelRequested {
@@ -325,6 +329,7 @@ public struct Scheduler: Sendable {
             if status != .unknown {
                 records[key]!.pollFailures = 0
                 records[key]!.unknownSince = nil
+                noteFlags(key)
             }
             switch status {
             case .pending, .running:
@@ -358,6 +363,7 @@ public struct Scheduler: Sendable {
                 }
                 let since = rec.unknownSince ?? now
                 records[key]!.unknownSince = since
+                noteFlags(key)
                 if now - since >= limits.unknownGrace {
                     goInDoubt(key, now: now)
                     out.append(.vanished(key, taskID: taskID, reason: "the provider answered UNKNOWN for task \(taskID), "
@@ -730,6 +736,7 @@ public struct Scheduler: Sendable {
         guard let rec = records[key] else { return }
         if rec.phase == .submitting { createEnded(key, now: rec.chosenAt) }
         records[key] = nil
+        flagged.remove(key)
         count(rec, -1)
         unwarnedDeadlines.remove(key)
         if probe == key { probe = nil }
@@ -813,9 +820,15 @@ public struct Scheduler: Sendable {
     // MARK: - Snapshot
 
     /// Counts, caps and gates for status and metrics.
+    /// Keeps `flagged` in step with the job's `needsOperator` and `unknownSince`.
+    private mutating func noteFlags(_ key: JobKey) {
+        if let r = records[key], r.needsOperator || r.unknownSince != nil { flagged.insert(key) } else { flagged.remove(key) }
+    }
+
     public var snapshot: SchedulerSnapshot {
         var submitting = 0, inDoubt = 0, pending = 0, running = 0, awaitingOperator = 0, unknown = 0
-        for rec in records.values where rec.needsOperator || rec.unknownSince != nil {
+        // The few flagged jobs, not every record: a snapshot is taken for every status request.
+        for rec in flagged.compactMap({ records[$0] }) where rec.needsOperator || rec.unknownSince != nil {
             if rec.needsOperator { awaitingOperator += 1 }
             if rec.unknownSince != nil, case .remote = rec.phase { unknown += 1 }
         }
