@@ -181,13 +181,9 @@ extension Sandbox {
         return state.withLock { s -> HTTPResponse in
             let t = sandboxNow(s)
             s.settle(at: t, concurrency: options.concurrency)
-            let task = s.tasks[id].flatMap { $0.account == caller.account && $0.via == .gateway ? $0 : nil }
+            let (task, fired) = s.queried(id, account: caller.account, via: .gateway, entry: &entry)
             entry.model = task?.model.gatewayModelID
-            let fired = s.faults.fire(.query, prompt: task?.prompt, model: task?.model.rawValue, account: caller.account,
-                                      random: &s.random)
             func has(_ f: FaultName) -> FiredFault? { fired.first { $0.name == f } }
-            entry.fault = fired.map(\.name.rawValue).joined(separator: ",").nilIfEmpty
-            for f in fired { s.count("fault." + f.name.rawValue) }
             if let f = has(.queryThrottle) {
                 return Self.gatewayResponse(.throttled("Throttling.RateQuota", retryAfter: f.rule?.retryAfter))
             }

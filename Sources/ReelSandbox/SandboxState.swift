@@ -196,6 +196,19 @@ struct SandboxState {
 
     mutating func count(_ name: String, by n: Int = 1) { counters[name, default: 0] += n }
 
+    /// The start of a task query, the same for both protocols: the task if `account` may see it through `via` (an
+    /// account sees only its own tasks, and only those of the protocol asking), and the query faults that fire for
+    /// it, counted and named in the journal entry.
+    mutating func queried(_ id: String, account: String, via: TaskProtocol,
+                          entry: inout JournalEntry) -> (task: SandboxTask?, fired: [FiredFault]) {
+        let task = tasks[id].flatMap { $0.account == account && $0.via == via ? $0 : nil }
+        let fired = faults.fire(.query, prompt: task?.prompt, model: task?.model.rawValue, account: account,
+                                random: &random)
+        entry.fault = fired.map(\.name.rawValue).joined(separator: ",").nilIfEmpty
+        for f in fired { count("fault." + f.name.rawValue) }
+        return (task, fired)
+    }
+
     /// Admits queued tasks whose slot in their pool has freed by `t`, at the instant it freed; each pool's queue
     /// is first come, first served, and a full pool holds up no other.
     mutating func settle(at t: Double, concurrency: Int) {
