@@ -11,6 +11,7 @@
 # The jobs are ingested through the spool while reeld is paused (so nothing is submitted), 10,000 per manifest.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/lib/reel-toml.sh
 jobs=${1:-100000}; clients=${2:-8}; requests=${3:-500}
 bin=${BIN_DIR:-}
 if [ -z "$bin" ]; then
@@ -30,18 +31,7 @@ if [ "${RUNNING:-0}" = 1 ]; then
   for _ in $(seq 100); do grep -q '^listening on ' "$work/sandbox.out" 2>/dev/null && break; sleep 0.1; done
   provider_url=$(sed -n 's/^listening on //p' "$work/sandbox.out" | head -1)
 fi
-cat >"$work/reel.toml" <<TOML
-[paths]
-spool = "$work/spool"
-output = "$work/output"
-state = "$work/state"
-socket = "$work/reel.sock"
-[provider]
-kind = "sandbox"
-base_url = "$provider_url"
-[log]
-level = "warning"
-TOML
+reel_toml "$work" "$provider_url" >"$work/reel.toml"
 if [ "${RUNNING:-0}" = 1 ]; then
   cat >>"$work/reel.toml" <<TOML
 [polling]

@@ -7,6 +7,7 @@
 # NOTIFY=1 runs reeld under a fake $NOTIFY_SOCKET with WATCHDOG_USEC=10 s, as systemd would.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/lib/reel-toml.sh
 bin="${BIN:-}"
 if [ -z "$bin" ]; then
     bin=.build-release/release
@@ -19,18 +20,7 @@ pid=""
 notify_pid=""
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$notify_pid" ] && kill "$notify_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/spool" "$work/output" "$work/state"
-cat >"$work/reel.toml" <<TOML
-[paths]
-spool = "$work/spool"
-output = "$work/output"
-state = "$work/state"
-socket = "$work/reel.sock"
-[provider]
-kind = "sandbox"
-base_url = "http://127.0.0.1:9"
-[log]
-level = "warning"
-TOML
+reel_toml "$work" "http://127.0.0.1:9" >"$work/reel.toml"
 env_extra=()
 if [ "${NOTIFY:-0}" = 1 ]; then
   python3 -c '

@@ -9,6 +9,7 @@
 #   BIN_DIR=.build-release/release   the binaries to use (default: release build if present, else .build/debug)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/lib/reel-toml.sh
 jobs=${1:-100000}
 bin=${BIN_DIR:-}
 if [ -z "$bin" ]; then
@@ -19,18 +20,7 @@ work=$(mktemp -d /tmp/reel-bench.XXXXXX)
 pid=""
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/spool/tmp" "$work/spool/incoming" "$work/output" "$work/state"
-cat >"$work/reel.toml" <<TOML
-[paths]
-spool = "$work/spool"
-output = "$work/output"
-state = "$work/state"
-socket = "$work/reel.sock"
-[provider]
-kind = "sandbox"
-base_url = "http://127.0.0.1:9"
-[log]
-level = "warning"
-TOML
+reel_toml "$work" "http://127.0.0.1:9" >"$work/reel.toml"
 sock="$work/reel.sock"
 
 kib() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$pid/status"; }
